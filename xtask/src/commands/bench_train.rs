@@ -1,0 +1,10 @@
+//! `bench_train` (not implemented yet).
+
+/// Command-line flags.
+#[derive(clap::Args)]
+pub struct Args {}
+
+/// Run the command.
+pub fn run(_args: Args) -> anyhow::Result<()> {
+    anyhow::bail!("`bench_train` is not implemented yet")
+}

@@ -1,0 +1,10 @@
+//! `plot` (not implemented yet).
+
+/// Command-line flags.
+#[derive(clap::Args)]
+pub struct Args {}
+
+/// Run the command.
+pub fn run(_args: Args) -> anyhow::Result<()> {
+    anyhow::bail!("`plot` is not implemented yet")
+}

@@ -1,0 +1,56 @@
+//! `cargo xtask COMMAND`: thin commands over the workspace crates. This file
+//! only parses the command line and dispatches; each command lives in its own
+//! module under `commands/`.
+
+mod commands;
+
+use clap::{Parser, Subcommand};
+use commands::*;
+
+/// cifar-clr: train and study a two-layer network on CIFAR-10 with cyclical learning rates.
+#[derive(Parser)]
+#[command(name = "cargo xtask", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Get CIFAR-10 onto disk (download, or --from a local archive/dir), verified.
+    FetchData(fetch_data::Args),
+    /// Check analytic gradients against centred finite differences (f64).
+    Gradcheck(gradcheck::Args),
+    /// Overfit 100 images with lambda 0: the training loss must reach ~0.
+    Sanity(sanity::Args),
+    /// Run one training described by a TOML config.
+    Train(train::Args),
+    /// Coarse lambda search (report's table 1).
+    CoarseSearch(coarse_search::Args),
+    /// Fine lambda search around the coarse best (report's table 2).
+    FineSearch(fine_search::Args),
+    /// Final training with the best lambda over several seeds (report's figure 4).
+    FinalTrain(final_train::Args),
+    /// Redraw the pictures of a results directory from its CSV files.
+    Plot(plot::Args),
+    /// Everything, from data check to results/REPORT.md.
+    Reproduce(reproduce::Args),
+    /// Benchmarks: `kernels` (matmul GFLOP/s) or `train` (epoch time vs matmul time).
+    #[command(subcommand)]
+    Bench(bench::Bench),
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::FetchData(args) => fetch_data::run(args),
+        Command::Gradcheck(args) => gradcheck::run(args),
+        Command::Sanity(args) => sanity::run(args),
+        Command::Train(args) => train::run(args),
+        Command::CoarseSearch(args) => coarse_search::run(args),
+        Command::FineSearch(args) => fine_search::run(args),
+        Command::FinalTrain(args) => final_train::run(args),
+        Command::Plot(args) => plot::run(args),
+        Command::Reproduce(args) => reproduce::run(args),
+        Command::Bench(bench) => bench::run(bench),
+    }
+}
