@@ -131,7 +131,52 @@ impl Cifar10 {
 /// Copy the rows `indices` of `images` into `out` (a preallocated mini-batch buffer).
 ///
 /// **Panics** if `out` has not `indices.len()` rows of the same width.
+#[track_caller]
 pub fn gather_rows<T: Element>(images: &ArrayView2<'_, T>, indices: &[usize], out: &mut Array2<T>) {
-    let _ = (images, indices, out);
-    todo!("issue 2")
+    assert_eq!(
+        out.dim(),
+        (indices.len(), images.ncols()),
+        "mini-batch buffer shape"
+    );
+    for (mut dst, &idx) in out.rows_mut().into_iter().zip(indices) {
+        dst.assign(&images.row(idx));
+    }
+}
+
+/// A seeded, reshuffled order of `0..n` cut into mini-batches of `batch_size`
+/// (the last one shorter when `batch_size` does not divide `n`). Only the
+/// index order is shuffled: the data itself is never copied per epoch.
+#[derive(Clone, Debug)]
+pub struct MiniBatches {
+    order: Vec<usize>,
+    batch_size: usize,
+}
+
+impl MiniBatches {
+    /// The identity order of `0..n`; call [`MiniBatches::shuffle`] before each epoch.
+    ///
+    /// **Panics** if `batch_size == 0`.
+    pub fn new(n: usize, batch_size: usize) -> Self {
+        assert!(batch_size > 0, "batch_size must be positive");
+        Self {
+            order: (0..n).collect(),
+            batch_size,
+        }
+    }
+
+    /// Reshuffle the order (Fisher-Yates) with `rng`.
+    pub fn shuffle<R: rand::Rng>(&mut self, rng: &mut R) {
+        use rand::seq::SliceRandom;
+        self.order.shuffle(rng);
+    }
+
+    /// Number of mini-batches per epoch.
+    pub fn n_batches(&self) -> usize {
+        self.order.len().div_ceil(self.batch_size)
+    }
+
+    /// The mini-batches of the current order, as index slices.
+    pub fn iter(&self) -> std::slice::Chunks<'_, usize> {
+        self.order.chunks(self.batch_size)
+    }
 }

@@ -17,7 +17,11 @@ pub struct WeightsError {
 }
 
 /// Write `model` and `metadata` to `path` atomically (temp file, then rename).
-pub fn save(path: &Path, model: &Mlp<f32>, metadata: &BTreeMap<String, String>) -> Result<(), WeightsError> {
+pub fn save(
+    path: &Path,
+    model: &Mlp<f32>,
+    metadata: &BTreeMap<String, String>,
+) -> Result<(), WeightsError> {
     let _ = (path, model, metadata);
     todo!("issue 4")
 }

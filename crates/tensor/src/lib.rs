@@ -49,7 +49,11 @@ pub fn gemm<T: Element>(
 /// **Panics** if `bias.len() != z.ncols()`.
 #[track_caller]
 pub fn add_bias_relu<T: Element>(z: &mut ArrayViewMut2<'_, T>, bias: &ArrayView1<'_, T>) {
-    assert_eq!(bias.len(), z.ncols(), "bias length must equal the number of columns");
+    assert_eq!(
+        bias.len(),
+        z.ncols(),
+        "bias length must equal the number of columns"
+    );
     for mut row in z.rows_mut() {
         for (v, &b) in row.iter_mut().zip(bias.iter()) {
             let s = *v + b;
@@ -64,9 +68,13 @@ pub fn add_bias_relu<T: Element>(z: &mut ArrayViewMut2<'_, T>, bias: &ArrayView1
 /// **Panics** if `bias.len() != z.ncols()`.
 #[track_caller]
 pub fn add_bias<T: Element>(z: &mut ArrayViewMut2<'_, T>, bias: &ArrayView1<'_, T>) {
-    assert_eq!(bias.len(), z.ncols(), "bias length must equal the number of columns");
+    assert_eq!(
+        bias.len(),
+        z.ncols(),
+        "bias length must equal the number of columns"
+    );
     for mut row in z.rows_mut() {
-        row += bias;
+        row.zip_mut_with(bias, |v, &b| *v = *v + b);
     }
 }
 
@@ -75,7 +83,11 @@ pub fn add_bias<T: Element>(z: &mut ArrayViewMut2<'_, T>, bias: &ArrayView1<'_, 
 /// **Panics** if the shapes differ.
 #[track_caller]
 pub fn relu_backward<T: Element>(grad: &mut ArrayViewMut2<'_, T>, activation: &ArrayView2<'_, T>) {
-    assert_eq!(grad.dim(), activation.dim(), "gradient and activation shapes differ");
+    assert_eq!(
+        grad.dim(),
+        activation.dim(),
+        "gradient and activation shapes differ"
+    );
     ndarray::Zip::from(grad).and(activation).for_each(|g, &a| {
         if a <= T::zero() {
             *g = T::zero();
@@ -88,17 +100,24 @@ pub fn relu_backward<T: Element>(grad: &mut ArrayViewMut2<'_, T>, activation: &A
 /// **Panics** if `out.len() != g.ncols()`.
 #[track_caller]
 pub fn column_sums<T: Element>(g: &ArrayView2<'_, T>, out: &mut ArrayViewMut1<'_, T>) {
-    assert_eq!(out.len(), g.ncols(), "output length must equal the number of columns");
+    assert_eq!(
+        out.len(),
+        g.ncols(),
+        "output length must equal the number of columns"
+    );
     out.fill(T::zero());
     for row in g.rows() {
-        *out += &row;
+        out.zip_mut_with(&row, |o, &v| *o = *o + v);
     }
 }
 
 /// Numerically stable softmax of each row, in place.
 pub fn softmax_rows<T: Element>(z: &mut ArrayViewMut2<'_, T>) {
     for mut row in z.rows_mut() {
-        let max = row.iter().fold(T::neg_infinity(), |m, &v| if v > m || v.is_nan() { v } else { m });
+        let max = row.iter().fold(
+            T::neg_infinity(),
+            |m, &v| if v > m || v.is_nan() { v } else { m },
+        );
         let mut sum = T::zero();
         for v in row.iter_mut() {
             *v = (*v - max).exp();
@@ -164,7 +183,10 @@ pub fn softmax_cross_entropy<T: Element>(
         }
         row[label] = row[label] - T::one();
     }
-    LossSum { loss_sum, n_correct }
+    LossSum {
+        loss_sum,
+        n_correct,
+    }
 }
 
 /// Index of the largest entry of each row (first one on ties) into `out`.
