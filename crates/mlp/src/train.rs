@@ -164,6 +164,127 @@ fn check_dataset(name: &str, data: &cifar::Dataset<f32>, n_input: usize) -> Resu
     Ok(())
 }
 
+/// The update loop without the curves: a model, its work buffers and the
+/// seeded mini-batch order, advanced one update at a time. [`train`] drives
+/// it; benchmarks and custom loops can too.
+pub struct Trainer<'a> {
+    data: &'a cifar::Dataset<f32>,
+    model: Mlp<f32>,
+    ws: Workspace<f32>,
+    rng: rand_chacha::ChaCha8Rng,
+    batches: cifar::MiniBatches,
+    full_batch: Array2<f32>,
+    last_batch: Array2<f32>,
+    batch_labels: Vec<u8>,
+    next_batch: usize,
+    lambda: f64,
+    t: u64,
+}
+
+impl<'a> Trainer<'a> {
+    /// A fresh network ([`Mlp::init`] with `config.seed`) ready to train on
+    /// `data`; checks the config and the data.
+    pub fn new(data: &'a cifar::Dataset<f32>, config: &TrainConfig) -> Result<Self, TrainError> {
+        config.validate()?;
+        let n_input = data.images.ncols();
+        check_dataset("training", data, n_input)?;
+        let model = Mlp::<f32>::init(n_input, config.n_hidden, cifar::N_CLASSES, config.seed);
+        Self::with_model(data, model, config.batch_size, config.lambda, config.seed)
+    }
+
+    /// Continue training `model` on `data` with mini-batches of `batch_size`,
+    /// L2 strength `lambda`, shuffles seeded from `seed`.
+    pub fn with_model(
+        data: &'a cifar::Dataset<f32>,
+        model: Mlp<f32>,
+        batch_size: usize,
+        lambda: f64,
+        seed: u64,
+    ) -> Result<Self, TrainError> {
+        let n_train = data.images.nrows();
+        let n_input = data.images.ncols();
+        check_dataset("training", data, model.n_input())?;
+        if batch_size == 0 || batch_size > n_train {
+            return Err(TrainError::InvalidConfig(format!(
+                "batch_size ({batch_size}) must be between 1 and the training split's size ({n_train} images)"
+            )));
+        }
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        rng.set_stream(SHUFFLE_STREAM);
+        let batches = cifar::MiniBatches::new(n_train, batch_size);
+        Ok(Self {
+            data,
+            ws: Workspace::for_model(&model, batch_size),
+            model,
+            rng,
+            next_batch: batches.n_batches(),
+            batches,
+            full_batch: Array2::zeros((batch_size, n_input)),
+            last_batch: Array2::zeros((n_train % batch_size, n_input)),
+            batch_labels: Vec::with_capacity(batch_size),
+            lambda,
+            t: 0,
+        })
+    }
+
+    /// One update with learning rate `eta` on the next mini-batch (the order
+    /// is reshuffled when an epoch is used up). Returns the mini-batch's
+    /// summed loss before the update, or [`TrainError::Diverged`] if it is
+    /// not finite. Allocates nothing.
+    pub fn step(&mut self, eta: f64) -> Result<tensor::LossSum, TrainError> {
+        if self.next_batch == self.batches.n_batches() {
+            self.batches.shuffle(&mut self.rng);
+            self.next_batch = 0;
+        }
+        let indices = self
+            .batches
+            .iter()
+            .nth(self.next_batch)
+            .expect("batch index within the epoch");
+        self.next_batch += 1;
+        let batch = if indices.len() == self.full_batch.nrows() {
+            &mut self.full_batch
+        } else {
+            &mut self.last_batch
+        };
+        cifar::gather_rows(&self.data.images.view(), indices, batch);
+        self.batch_labels.clear();
+        self.batch_labels
+            .extend(indices.iter().map(|&i| self.data.labels[i]));
+        let sums = self.model.sgd_step(
+            &batch.view(),
+            &self.batch_labels,
+            self.lambda,
+            eta,
+            &mut self.ws,
+        );
+        if !sums.loss_sum.is_finite() {
+            return Err(TrainError::Diverged {
+                step: self.t,
+                eta,
+                value: sums.loss_sum,
+            });
+        }
+        self.t += 1;
+        Ok(sums)
+    }
+
+    /// Updates done so far.
+    pub fn steps_done(&self) -> u64 {
+        self.t
+    }
+
+    /// The current model.
+    pub fn model(&self) -> &Mlp<f32> {
+        &self.model
+    }
+
+    /// The model, giving up the trainer.
+    pub fn into_model(self) -> Mlp<f32> {
+        self.model
+    }
+}
+
 /// Train a fresh network on `train`, recording curves on `train` and `validation`.
 ///
 /// Mini-batch gradient descent: the initial weights come from
@@ -171,7 +292,8 @@ fn check_dataset(name: &str, data: &cifar::Dataset<f32>, n_input: usize) -> Resu
 /// reshuffled from a ChaCha8 stream seeded with `config.seed`; update `t`
 /// uses `eta(t)` of the schedule, which also fixes the number of updates (an
 /// epoch may be cut short by the end of the schedule). Each update runs on a
-/// preallocated batch buffer and work buffers and allocates nothing.
+/// preallocated batch buffer and work buffers and allocates nothing
+/// ([`Trainer`]).
 ///
 /// Curves are recorded at [`record_steps`]; evaluations use the caller's
 /// rayon pool, the updates run in the calling thread. Results are
@@ -185,31 +307,11 @@ pub fn train(
     config: &TrainConfig,
     observer: &mut dyn Observer,
 ) -> Result<Trained, TrainError> {
-    config.validate()?;
-    let n_input = train.images.ncols();
-    check_dataset("training", train, n_input)?;
-    check_dataset("validation", validation, n_input)?;
-    let n_train = train.images.nrows();
-    if config.batch_size > n_train {
-        return Err(TrainError::InvalidConfig(format!(
-            "batch_size ({}) is larger than the training split ({n_train} images)",
-            config.batch_size
-        )));
-    }
-
+    let mut trainer = Trainer::new(train, config)?;
+    check_dataset("validation", validation, train.images.ncols())?;
     let schedule = config.schedule.build();
     let n_steps = schedule.n_steps();
     let records = record_steps(schedule.as_ref(), config.records_per_cycle);
-    let mut next_record = 0;
-
-    let mut model = Mlp::<f32>::init(n_input, config.n_hidden, cifar::N_CLASSES, config.seed);
-    let mut ws = Workspace::for_model(&model, config.batch_size);
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(config.seed);
-    rng.set_stream(SHUFFLE_STREAM);
-    let mut batches = cifar::MiniBatches::new(n_train, config.batch_size);
-    let mut full_batch = Array2::<f32>::zeros((config.batch_size, n_input));
-    let mut last_batch = Array2::<f32>::zeros((n_train % config.batch_size, n_input));
-    let mut batch_labels: Vec<u8> = Vec::with_capacity(config.batch_size);
     let mut curve = Vec::with_capacity(records.len());
 
     let record =
@@ -236,41 +338,22 @@ pub fn train(
             }
         };
 
-    let mut t = 0u64;
+    let mut next_record = 0;
     if records.first() == Some(&0) {
-        record(&model, 0, &mut curve, observer)?;
+        record(trainer.model(), 0, &mut curve, observer)?;
         next_record = 1;
     }
-    'epochs: while t < n_steps {
-        batches.shuffle(&mut rng);
-        for indices in batches.iter() {
-            if t == n_steps {
-                break 'epochs;
-            }
-            let eta = schedule.eta(t);
-            let batch = if indices.len() == config.batch_size {
-                &mut full_batch
-            } else {
-                &mut last_batch
-            };
-            cifar::gather_rows(&train.images.view(), indices, batch);
-            batch_labels.clear();
-            batch_labels.extend(indices.iter().map(|&i| train.labels[i]));
-            let sums = model.sgd_step(&batch.view(), &batch_labels, config.lambda, eta, &mut ws);
-            if !sums.loss_sum.is_finite() {
-                return Err(TrainError::Diverged {
-                    step: t,
-                    eta,
-                    value: sums.loss_sum,
-                });
-            }
-            t += 1;
-            observer.on_step(t, n_steps, eta);
-            if records.get(next_record) == Some(&t) {
-                record(&model, t, &mut curve, observer)?;
-                next_record += 1;
-            }
+    for t in 0..n_steps {
+        let eta = schedule.eta(t);
+        trainer.step(eta)?;
+        observer.on_step(t + 1, n_steps, eta);
+        if records.get(next_record) == Some(&(t + 1)) {
+            record(trainer.model(), t + 1, &mut curve, observer)?;
+            next_record += 1;
         }
     }
-    Ok(Trained { model, curve })
+    Ok(Trained {
+        model: trainer.into_model(),
+        curve,
+    })
 }
