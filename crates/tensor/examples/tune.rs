@@ -43,6 +43,19 @@ fn main() {
     let bv = if tb { b_s.t() } else { b_s.view() };
     let mut c = Array2::<f32>::zeros((m, n));
     let flops = 2.0 * (m * n * k) as f64;
+    if let Some(calls) = std::env::var("FIXED")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        // For `perf stat -e task-clock`: a fixed amount of work only.
+        pool.install(|| {
+            for _ in 0..calls {
+                tensor::gemm(1.0, &av, &bv, 0.0, &mut c.view_mut());
+            }
+        });
+        println!("{}", flops * calls as f64);
+        return;
+    }
     let ours = pool.install(|| {
         best(flops, || {
             tensor::gemm(1.0, &av, &bv, 0.0, &mut c.view_mut())

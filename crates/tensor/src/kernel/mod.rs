@@ -208,6 +208,27 @@ pub(crate) trait MicroKernel<T>: Copy + Send + Sync + 'static {
     /// 4. The `m_eff x n_eff` C tile is valid for writes (and reads when
     ///    `beta != 0`), and aliases neither A nor B.
     unsafe fn tile(self, layout: ALayout, t: &Tile<T>);
+
+    /// Packs one panel of a transposed B (columns contiguous) with SIMD, if
+    /// this kernel has a routine for it: `dst[p * NR + j] = src[p + j * csb]`
+    /// for `p < k`, `j < width`, and zero for `width <= j < NR`. Returns
+    /// `false` (writing nothing) when it has none; the caller then packs with
+    /// scalar code.
+    ///
+    /// # Safety
+    /// The CPU supports the kernel; `src + p + j * csb` is readable for all
+    /// `p < k`, `j < width <= NR`; `dst.len() >= k * NR`.
+    unsafe fn pack_b_transposed(
+        self,
+        src: *const T,
+        csb: isize,
+        k: usize,
+        width: usize,
+        dst: &mut [T],
+    ) -> bool {
+        let _ = (src, csb, k, width, dst);
+        false
+    }
 }
 
 /// Flops of one round of [`fma_rounds`]: 16 FMAs (2 flops per lane).

@@ -8,10 +8,13 @@ use std::arch::x86_64::*;
 
 use super::{ALayout, MicroKernel, Tile};
 
+/// Software prefetch distance for packed A (elements ahead).
+const PF_A: usize = 160;
+
 /// Defines `$name::<MR, NV, ROWS>`: an `MR x (NV * lanes)` register tile.
 macro_rules! simd_body {
     ($name:ident, $t:ty, $lanes:expr, $zero:ident, $set1:ident, $load:ident, $store:ident,
-     $fmadd:ident, $mul:ident) => {
+     $fmadd:ident, $mul:ident, $load_n:ident, $store_n:ident) => {
         /// The SIMD micro-kernel body for one vector type (see [`MicroKernel::tile`]).
         ///
         /// # Safety
@@ -45,6 +48,7 @@ macro_rules! simd_body {
                 }
                 bp = bp.offset(t.rsb);
                 if !ROWS {
+                    _mm_prefetch::<_MM_HINT_T0>(ap.wrapping_add(PF_A) as *const i8);
                     ap = ap.offset(t.csa);
                 }
             }
@@ -64,8 +68,31 @@ macro_rules! simd_body {
                         $store(cp, y);
                     }
                 }
+            } else if t.csc == 1 {
+                // Edge tile of a row-contiguous C: the same arithmetic with
+                // partial (masked) loads and stores.
+                // (Loops over the full constant ranges, so the accumulators
+                // keep constant indices and stay in registers.)
+                for (r, acc_row) in acc.iter().enumerate() {
+                    if r >= t.m_eff {
+                        continue;
+                    }
+                    let c_row = t.c.offset(r as isize * t.rsc);
+                    for (v, &x) in acc_row.iter().enumerate() {
+                        let lanes = t.n_eff.saturating_sub(v * $lanes).min($lanes);
+                        if lanes == 0 {
+                            continue;
+                        }
+                        let cp = c_row.add(v * $lanes);
+                        let mut y = $mul(x, alpha);
+                        if !beta_is_zero {
+                            y = $fmadd($load_n(cp, lanes), beta, y);
+                        }
+                        $store_n(cp, lanes, y);
+                    }
+                }
             } else {
-                // Edge or strided C: the same vector arithmetic through a
+                // Strided C: the same vector arithmetic through a
                 // stack buffer, so every element gets identical rounding.
                 let mut buf = [[[0.0 as $t; $lanes]; NV]; MR];
                 let c_at = |r: usize, j: usize| t.c.offset(r as isize * t.rsc + j as isize * t.csc);
@@ -95,6 +122,69 @@ macro_rules! simd_body {
     };
 }
 
+/// Loads the first `n` (1..=16) lanes, zeroing the rest, reading nothing beyond.
+#[inline(always)]
+unsafe fn load_n_512_f32(p: *const f32, n: usize) -> __m512 {
+    _mm512_maskz_loadu_ps(lane_mask(n), p)
+}
+
+/// Stores the first `n` (1..=16) lanes, writing nothing beyond.
+#[inline(always)]
+unsafe fn store_n_512_f32(p: *mut f32, n: usize, v: __m512) {
+    _mm512_mask_storeu_ps(p, lane_mask(n), v)
+}
+
+/// Loads the first `n` (1..=8) lanes, zeroing the rest, reading nothing beyond.
+#[inline(always)]
+unsafe fn load_n_512_f64(p: *const f64, n: usize) -> __m512d {
+    _mm512_maskz_loadu_pd(lane_mask(n) as u8, p)
+}
+
+/// Stores the first `n` (1..=8) lanes, writing nothing beyond.
+#[inline(always)]
+unsafe fn store_n_512_f64(p: *mut f64, n: usize, v: __m512d) {
+    _mm512_mask_storeu_pd(p, lane_mask(n) as u8, v)
+}
+
+/// AVX2 lane mask of the first `n` of 8 32-bit lanes.
+#[inline(always)]
+unsafe fn mask_256_32(n: usize) -> __m256i {
+    _mm256_cmpgt_epi32(
+        _mm256_set1_epi32(n as i32),
+        _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+    )
+}
+
+/// AVX2 lane mask of the first `n` of 4 64-bit lanes.
+#[inline(always)]
+unsafe fn mask_256_64(n: usize) -> __m256i {
+    _mm256_cmpgt_epi64(_mm256_set1_epi64x(n as i64), _mm256_setr_epi64x(0, 1, 2, 3))
+}
+
+/// Loads the first `n` (1..=8) lanes, zeroing the rest, reading nothing beyond.
+#[inline(always)]
+unsafe fn load_n_256_f32(p: *const f32, n: usize) -> __m256 {
+    _mm256_maskload_ps(p, mask_256_32(n))
+}
+
+/// Stores the first `n` (1..=8) lanes, writing nothing beyond.
+#[inline(always)]
+unsafe fn store_n_256_f32(p: *mut f32, n: usize, v: __m256) {
+    _mm256_maskstore_ps(p, mask_256_32(n), v)
+}
+
+/// Loads the first `n` (1..=4) lanes, zeroing the rest, reading nothing beyond.
+#[inline(always)]
+unsafe fn load_n_256_f64(p: *const f64, n: usize) -> __m256d {
+    _mm256_maskload_pd(p, mask_256_64(n))
+}
+
+/// Stores the first `n` (1..=4) lanes, writing nothing beyond.
+#[inline(always)]
+unsafe fn store_n_256_f64(p: *mut f64, n: usize, v: __m256d) {
+    _mm256_maskstore_pd(p, mask_256_64(n), v)
+}
+
 simd_body!(
     body_512_f32,
     f32,
@@ -104,7 +194,9 @@ simd_body!(
     _mm512_loadu_ps,
     _mm512_storeu_ps,
     _mm512_fmadd_ps,
-    _mm512_mul_ps
+    _mm512_mul_ps,
+    load_n_512_f32,
+    store_n_512_f32
 );
 simd_body!(
     body_512_f64,
@@ -115,7 +207,9 @@ simd_body!(
     _mm512_loadu_pd,
     _mm512_storeu_pd,
     _mm512_fmadd_pd,
-    _mm512_mul_pd
+    _mm512_mul_pd,
+    load_n_512_f64,
+    store_n_512_f64
 );
 simd_body!(
     body_256_f32,
@@ -126,7 +220,9 @@ simd_body!(
     _mm256_loadu_ps,
     _mm256_storeu_ps,
     _mm256_fmadd_ps,
-    _mm256_mul_ps
+    _mm256_mul_ps,
+    load_n_256_f32,
+    store_n_256_f32
 );
 simd_body!(
     body_256_f64,
@@ -137,7 +233,9 @@ simd_body!(
     _mm256_loadu_pd,
     _mm256_storeu_pd,
     _mm256_fmadd_pd,
-    _mm256_mul_pd
+    _mm256_mul_pd,
+    load_n_256_f64,
+    store_n_256_f64
 );
 
 /// AVX-512F kernels: 10 x 32 tiles for f32, 10 x 16 for f64 (20 accumulators).
@@ -151,7 +249,7 @@ pub(crate) struct Avx2;
 /// Defines the `#[target_feature]` wrappers and the `MicroKernel` impl.
 macro_rules! wrappers {
     ($kernel:ident, $t:ty, $features:literal, $body:ident, $mr:literal, $nv:literal, $lanes:literal,
-     $rows:ident, $cols:ident) => {
+     $rows:ident, $cols:ident, $pack:ident) => {
         #[target_feature(enable = $features)]
         unsafe fn $rows(t: &Tile<$t>) {
             // SAFETY: forwarded contract of `MicroKernel::tile`; this function
@@ -168,6 +266,18 @@ macro_rules! wrappers {
         impl MicroKernel<$t> for $kernel {
             const MR: usize = $mr;
             const NR: usize = $nv * $lanes;
+
+            #[inline]
+            unsafe fn pack_b_transposed(
+                self,
+                src: *const $t,
+                csb: isize,
+                k: usize,
+                width: usize,
+                dst: &mut [$t],
+            ) -> bool {
+                $pack(src, csb, k, width, dst)
+            }
 
             #[inline]
             unsafe fn tile(self, layout: ALayout, t: &Tile<$t>) {
@@ -193,7 +303,8 @@ wrappers!(
     2,
     16,
     avx512_f32_rows,
-    avx512_f32_cols
+    avx512_f32_cols,
+    pack_bt_512_f32
 );
 wrappers!(
     Avx512,
@@ -204,7 +315,8 @@ wrappers!(
     2,
     8,
     avx512_f64_rows,
-    avx512_f64_cols
+    avx512_f64_cols,
+    pack_bt_512_f64
 );
 wrappers!(
     Avx2,
@@ -215,7 +327,8 @@ wrappers!(
     2,
     8,
     avx2_f32_rows,
-    avx2_f32_cols
+    avx2_f32_cols,
+    no_pack
 );
 wrappers!(
     Avx2,
@@ -226,7 +339,8 @@ wrappers!(
     2,
     4,
     avx2_f64_rows,
-    avx2_f64_cols
+    avx2_f64_cols,
+    no_pack
 );
 
 /// Defines `$name(iters) -> checksum`: `iters` rounds of 16 independent
@@ -296,3 +410,128 @@ fma_loop!(
     _mm256_storeu_pd,
     4
 );
+
+/// No SIMD packer: the driver packs with scalar code.
+#[inline]
+unsafe fn no_pack<T>(_: *const T, _: isize, _: usize, _: usize, _: &mut [T]) -> bool {
+    false
+}
+
+/// Gather indices `j * csb` for `j` in `0..16`, or `None` if a panel's
+/// offsets (up to `31 * csb`) overflow `i32`.
+fn gather_index(csb: isize) -> Option<[i32; 16]> {
+    let step = i32::try_from(csb).ok()?;
+    step.checked_mul(31)?;
+    Some(std::array::from_fn(|j| j as i32 * step))
+}
+
+/// Lane mask of the first `width` lanes (saturating at 16).
+fn lane_mask(width: usize) -> u16 {
+    if width >= 16 {
+        u16::MAX
+    } else {
+        ((1u32 << width) - 1) as u16
+    }
+}
+
+/// AVX-512 transposing packer for f32 panels of 32 columns: two masked
+/// 16-lane gathers per reduction row.
+///
+/// # Safety
+/// The contract of [`MicroKernel::pack_b_transposed`].
+unsafe fn pack_bt_512_f32(
+    src: *const f32,
+    csb: isize,
+    k: usize,
+    width: usize,
+    dst: &mut [f32],
+) -> bool {
+    let Some(idx) = gather_index(csb) else {
+        return false;
+    };
+    if dst.len() < k * 32 || width > 32 {
+        return false;
+    }
+    // SAFETY: the caller guarantees the features and the readable source
+    // elements (j < width, enforced by the lane masks); dst's length is checked.
+    unsafe { pack_bt_512_f32_inner(src, csb, k, width, dst.as_mut_ptr(), idx) };
+    true
+}
+
+#[target_feature(enable = "avx512f")]
+unsafe fn pack_bt_512_f32_inner(
+    src: *const f32,
+    csb: isize,
+    k: usize,
+    width: usize,
+    dst: *mut f32,
+    idx: [i32; 16],
+) {
+    // SAFETY: `idx` holds 16 i32 (64 bytes).
+    let idx = unsafe { _mm512_loadu_si512(idx.as_ptr().cast()) };
+    let lo_mask = lane_mask(width);
+    let hi_mask = lane_mask(width.saturating_sub(16));
+    let zero = _mm512_setzero_ps();
+    let src_hi = src.wrapping_offset(16 * csb);
+    for p in 0..k {
+        // SAFETY: masked-off lanes are not read; enabled lanes address
+        // `src + p + j * csb` with j < width (caller's contract); row p of
+        // dst is inside its k * 32 elements.
+        unsafe {
+            let lo = _mm512_mask_i32gather_ps::<4>(zero, lo_mask, idx, src.add(p).cast());
+            let hi =
+                _mm512_mask_i32gather_ps::<4>(zero, hi_mask, idx, src_hi.wrapping_add(p).cast());
+            _mm512_storeu_ps(dst.add(p * 32), lo);
+            _mm512_storeu_ps(dst.add(p * 32 + 16), hi);
+        }
+    }
+}
+
+/// AVX-512 transposing packer for f64 panels of 16 columns.
+///
+/// # Safety
+/// The contract of [`MicroKernel::pack_b_transposed`].
+unsafe fn pack_bt_512_f64(
+    src: *const f64,
+    csb: isize,
+    k: usize,
+    width: usize,
+    dst: &mut [f64],
+) -> bool {
+    let Some(idx) = gather_index(csb) else {
+        return false;
+    };
+    if dst.len() < k * 16 || width > 16 {
+        return false;
+    }
+    // SAFETY: as for `pack_bt_512_f32`.
+    unsafe { pack_bt_512_f64_inner(src, csb, k, width, dst.as_mut_ptr(), idx) };
+    true
+}
+
+#[target_feature(enable = "avx512f")]
+unsafe fn pack_bt_512_f64_inner(
+    src: *const f64,
+    csb: isize,
+    k: usize,
+    width: usize,
+    dst: *mut f64,
+    idx: [i32; 16],
+) {
+    // SAFETY: the first 8 of `idx`'s 16 i32 (32 bytes).
+    let idx = unsafe { _mm256_loadu_si256(idx.as_ptr().cast()) };
+    let lo_mask = lane_mask(width.min(8)) as u8;
+    let hi_mask = lane_mask(width.saturating_sub(8).min(8)) as u8;
+    let zero = _mm512_setzero_pd();
+    let src_hi = src.wrapping_offset(8 * csb);
+    for p in 0..k {
+        // SAFETY: as in the f32 version.
+        unsafe {
+            let lo = _mm512_mask_i32gather_pd::<8>(zero, lo_mask, idx, src.add(p).cast());
+            let hi =
+                _mm512_mask_i32gather_pd::<8>(zero, hi_mask, idx, src_hi.wrapping_add(p).cast());
+            _mm512_storeu_pd(dst.add(p * 16), lo);
+            _mm512_storeu_pd(dst.add(p * 16 + 8), hi);
+        }
+    }
+}

@@ -121,7 +121,8 @@ fn run_case<T: Element>(
             c_before[[i, j]].to_f64().unwrap().abs()
         };
         let tol = (k as f64 + 2.0) * u * (alpha.abs() * scale[[i, j]] + beta.abs() * old) + 1e-30;
-        if !((g - w).abs() <= tol) {
+        let within = (g - w).abs() <= tol;
+        if !within {
             return Err(format!(
                 "{kernel:?} {}: m={m} k={k} n={n} layouts={layouts:?} alpha={alpha} beta={beta}: \
                  C[{i},{j}] = {g}, want {w} (tol {tol:e})",
