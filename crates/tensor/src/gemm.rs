@@ -32,7 +32,7 @@ const FEW_PANELS: usize = 3;
 /// Bytes of all B micro-panels of a thin block's `KC` slice (kept in L1).
 const KC_FEW_BYTES: usize = 32 << 10;
 /// Bytes of one `KC x NR` micro-panel of packed B (kept in L1).
-const KC_BYTES: usize = 24 << 10;
+const KC_BYTES: usize = 32 << 10;
 /// Reduction rows per block of the transposing B packer.
 const PACK_ROWS: usize = 64;
 /// Pack A when a column block has at least this many `NR` panels.
@@ -40,7 +40,7 @@ const PACK_A_MIN_PANELS: usize = 4;
 /// Bytes of packed B per block (kept in L2).
 const B_BLOCK_BYTES: usize = 1 << 20;
 /// Bytes of the A rows one `ic` block spans (kept in L2).
-const A_BLOCK_BYTES: usize = 256 << 10;
+const A_BLOCK_BYTES: usize = 64 << 10;
 
 /// The element-type hooks behind [`Element`]: per-type kernel dispatch and
 /// per-thread scratch buffers. Sealed: only `f32` and `f64` implement it.
@@ -167,14 +167,11 @@ pub(crate) fn tune(name: &str, default: usize) -> usize {
 
 fn blocking<T>(m: usize, n: usize, k: usize, mr: usize, nr: usize) -> Blocking {
     let size = std::mem::size_of::<T>();
-    // The packed `k x NC` block of B stays in L2.
-    let nc = (tune("BBYTES", B_BLOCK_BYTES) / (k * size) / nr).max(1) * nr;
-    let nc = nc.min(n.div_ceil(nr) * nr);
-    let n_panels = nc / nr;
     // Few B panels (thin C, like the hidden layer's 50 columns): all of a
     // KC block's B micro-panels stay in L1 and each A micro-panel meets them
     // all while it is hot. Otherwise one `KC x NR` micro-panel of B stays in
     // L1 while it meets every A micro-panel of an `ic` block.
+    let n_panels = n.div_ceil(nr);
     let few = n_panels <= tune("FEWPANELS", FEW_PANELS);
     let kc = if few {
         tune("KCFEWBYTES", KC_FEW_BYTES) / (n_panels * nr * size)
@@ -183,6 +180,13 @@ fn blocking<T>(m: usize, n: usize, k: usize, mr: usize, nr: usize) -> Blocking {
     };
     let kc = kc.max(32);
     let kc = if k <= kc + kc / 2 { k } else { kc };
+    // A `KC x NC` slice of packed B stays in L2.
+    let nc = if few {
+        n_panels * nr
+    } else {
+        let nc = (tune("BBYTES", B_BLOCK_BYTES) / (kc * size) / nr).max(1) * nr;
+        nc.min(n_panels * nr)
+    };
     // The `MC x KC` block of A stays in L2.
     let mc = (tune("ABYTES", A_BLOCK_BYTES) / (kc * size) / mr).max(1) * mr;
     let mc = mc.min(m.div_ceil(mr) * mr);
@@ -235,29 +239,60 @@ fn gemm_driver<T: Element, K: MicroKernel<T>>(
     // and shared.
     let b_local = m <= blk.mc && tune("LOCALB", 1) == 1;
 
+    // Large problems with a shared B: pack one `KC x NC` slice of B at a
+    // time and run all threads over it (BLIS order `jc, pc, ic`); the
+    // packed slice stays in L2. (Same `KC` blocks in the same order as the
+    // other paths, so the arithmetic per element is unchanged.)
+    let pc_outer = !b_local && !blk.a_outer && tune("PCOUTER", 1) == 1;
+    let job = Job {
+        kernel,
+        alpha,
+        beta,
+        blk,
+        pack_a,
+    };
     for jc in (0..n).step_by(blk.nc) {
         let nb = blk.nc.min(n - jc);
         let n_panels = nb.div_ceil(nr);
         let b_blk = b.slice(s![.., jc..jc + nb]);
-        let c_blk = c.slice_mut(s![.., jc..jc + nb]);
-        let pack_len = if b_local { 0 } else { n_panels * k * nr };
-        with_scratch(Slot::B, pack_len, |packed: &mut [T]| {
-            pack_b_panels(kernel, &b_blk, packed, 0, nr, n_threads);
-            let job = Job {
-                kernel,
-                alpha,
-                beta,
-                blk,
-                pack_a,
-            };
-            let b_panels = BPanels {
-                b: b_blk.view(),
-                packed,
-                local: b_local,
-                nr,
-            };
-            job.run_parallel(a.view(), b_panels, c_blk, n_threads);
-        });
+        let mut c_blk = c.slice_mut(s![.., jc..jc + nb]);
+        if pc_outer {
+            for pc in (0..k).step_by(blk.kc) {
+                let kb = blk.kc.min(k - pc);
+                let b_slice = b_blk.slice(s![pc..pc + kb, ..]);
+                with_scratch(Slot::B, n_panels * kb * nr, |packed: &mut [T]| {
+                    pack_b_panels(kernel, &b_slice, packed, 0, nr, n_threads);
+                    let job = Job {
+                        beta: if pc == 0 { beta } else { T::one() },
+                        ..job
+                    };
+                    let b_panels = BPanels {
+                        b: b_slice.view(),
+                        packed,
+                        local: false,
+                        nr,
+                    };
+                    job.run_parallel(
+                        a.slice(s![.., pc..pc + kb]),
+                        b_panels,
+                        c_blk.view_mut(),
+                        n_threads,
+                    );
+                });
+            }
+        } else {
+            let pack_len = if b_local { 0 } else { n_panels * k * nr };
+            with_scratch(Slot::B, pack_len, |packed: &mut [T]| {
+                pack_b_panels(kernel, &b_blk, packed, 0, nr, n_threads);
+                let b_panels = BPanels {
+                    b: b_blk.view(),
+                    packed,
+                    local: b_local,
+                    nr,
+                };
+                job.run_parallel(a.view(), b_panels, c_blk, n_threads);
+            });
+        }
     }
 }
 

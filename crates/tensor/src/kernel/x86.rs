@@ -48,7 +48,9 @@ macro_rules! simd_body {
                 }
                 bp = bp.offset(t.rsb);
                 if !ROWS {
-                    _mm_prefetch::<_MM_HINT_T0>(ap.wrapping_add(PF_A) as *const i8);
+                    if PF_A > 0 {
+                        _mm_prefetch::<_MM_HINT_T0>(ap.wrapping_add(PF_A) as *const i8);
+                    }
                     ap = ap.offset(t.csa);
                 }
             }
