@@ -36,7 +36,7 @@ const KC_BYTES: usize = 32 << 10;
 /// Reduction rows per block of the transposing B packer.
 const PACK_ROWS: usize = 64;
 /// Pack A when a column block has at least this many `NR` panels.
-const PACK_A_MIN_PANELS: usize = 4;
+const PACK_A_MIN_PANELS: usize = 8;
 /// Bytes of packed B per block (kept in L2).
 const B_BLOCK_BYTES: usize = 1 << 20;
 /// Bytes of the A rows one `ic` block spans (kept in L2).
@@ -569,7 +569,12 @@ impl<T: Element, K: MicroKernel<T>> Job<K, T> {
                         let beta = if pc == 0 { self.beta } else { T::one() };
                         let a_blk = a.slice(s![ic..ic + mb, pc..pc + kb]);
                         if needs_pack {
-                            pack_a(&a_blk, &mut a_packed[..mb.div_ceil(mr) * mr * kb], mr);
+                            pack_a(
+                                self.kernel,
+                                &a_blk,
+                                &mut a_packed[..mb.div_ceil(mr) * mr * kb],
+                                mr,
+                            );
                         }
                         let a_panel = |i0: usize| match (needs_pack, in_place) {
                             (true, _) | (false, None) => {
@@ -640,12 +645,29 @@ impl<T: Element, K: MicroKernel<T>> Job<K, T> {
 
 /// Packs rows of `a` into `MR`-row panels, k-major (`rsa = 1, csa = MR`),
 /// zero-padding the last panel.
-fn pack_a<T: Element>(a: &ArrayView2<'_, T>, packed: &mut [T], mr: usize) {
+fn pack_a<T: Element, K: MicroKernel<T>>(
+    kernel: K,
+    a: &ArrayView2<'_, T>,
+    packed: &mut [T],
+    mr: usize,
+) {
     let kb = a.ncols();
     for (panel, rows) in packed
         .chunks_exact_mut(mr * kb)
         .zip(a.axis_chunks_iter(Axis(0), mr))
     {
+        if rows.strides()[1] == 1 && rows.nrows() > 1 {
+            // SAFETY: `rows` is an r x kb view (r <= MR) with unit column
+            // stride and row stride rsa, so `src + r * rsa + p` is in bounds
+            // for r < rows, p < kb; the panel holds MR * kb elements; the
+            // kernel was checked available.
+            let done = unsafe {
+                kernel.pack_a_rows(rows.as_ptr(), rows.strides()[0], kb, rows.nrows(), panel)
+            };
+            if done {
+                continue;
+            }
+        }
         if rows.nrows() < mr {
             panel.fill(T::zero());
         }

@@ -229,6 +229,26 @@ pub(crate) trait MicroKernel<T>: Copy + Send + Sync + 'static {
         let _ = (src, csb, k, width, dst);
         false
     }
+
+    /// Packs one A micro-panel from rows that are contiguous along k, with
+    /// SIMD, if this kernel has a routine for it: `dst[p * MR + r] =
+    /// src[r * rsa + p]` for `p < k`, `r < rows`, zero for `rows <= r < MR`.
+    /// Returns `false` (writing nothing) when it has none.
+    ///
+    /// # Safety
+    /// The CPU supports the kernel; `src + r * rsa + p` is readable for all
+    /// `r < rows <= MR`, `p < k`; `dst.len() >= k * MR`.
+    unsafe fn pack_a_rows(
+        self,
+        src: *const T,
+        rsa: isize,
+        k: usize,
+        rows: usize,
+        dst: &mut [T],
+    ) -> bool {
+        let _ = (src, rsa, k, rows, dst);
+        false
+    }
 }
 
 /// Flops of one round of [`fma_rounds`]: 16 FMAs (2 flops per lane).

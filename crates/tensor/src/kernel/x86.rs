@@ -251,7 +251,7 @@ pub(crate) struct Avx2;
 /// Defines the `#[target_feature]` wrappers and the `MicroKernel` impl.
 macro_rules! wrappers {
     ($kernel:ident, $t:ty, $features:literal, $body:ident, $mr:literal, $nv:literal, $lanes:literal,
-     $rows:ident, $cols:ident, $pack:ident) => {
+     $rows:ident, $cols:ident, $pack:ident, $pack_a:ident) => {
         #[target_feature(enable = $features)]
         unsafe fn $rows(t: &Tile<$t>) {
             // SAFETY: forwarded contract of `MicroKernel::tile`; this function
@@ -268,6 +268,18 @@ macro_rules! wrappers {
         impl MicroKernel<$t> for $kernel {
             const MR: usize = $mr;
             const NR: usize = $nv * $lanes;
+
+            #[inline]
+            unsafe fn pack_a_rows(
+                self,
+                src: *const $t,
+                rsa: isize,
+                k: usize,
+                rows: usize,
+                dst: &mut [$t],
+            ) -> bool {
+                $pack_a(src, rsa, k, rows, $mr, dst)
+            }
 
             #[inline]
             unsafe fn pack_b_transposed(
@@ -306,7 +318,8 @@ wrappers!(
     16,
     avx512_f32_rows,
     avx512_f32_cols,
-    pack_bt_512_f32
+    pack_bt_512_f32,
+    pack_a_512_f32
 );
 wrappers!(
     Avx512,
@@ -318,7 +331,8 @@ wrappers!(
     8,
     avx512_f64_rows,
     avx512_f64_cols,
-    pack_bt_512_f64
+    pack_bt_512_f64,
+    pack_a_512_f64
 );
 wrappers!(
     Avx2,
@@ -330,7 +344,8 @@ wrappers!(
     8,
     avx2_f32_rows,
     avx2_f32_cols,
-    no_pack
+    no_pack,
+    no_pack_a
 );
 wrappers!(
     Avx2,
@@ -342,7 +357,8 @@ wrappers!(
     4,
     avx2_f64_rows,
     avx2_f64_cols,
-    no_pack
+    no_pack,
+    no_pack_a
 );
 
 /// Defines `$name(iters) -> checksum`: `iters` rounds of 16 independent
@@ -534,6 +550,114 @@ unsafe fn pack_bt_512_f64_inner(
                 _mm512_mask_i32gather_pd::<8>(zero, hi_mask, idx, src_hi.wrapping_add(p).cast());
             _mm512_storeu_pd(dst.add(p * 16), lo);
             _mm512_storeu_pd(dst.add(p * 16 + 8), hi);
+        }
+    }
+}
+
+/// No SIMD A packer: the driver packs with scalar code.
+#[inline]
+unsafe fn no_pack_a<T>(_: *const T, _: isize, _: usize, _: usize, _: usize, _: &mut [T]) -> bool {
+    false
+}
+
+/// AVX-512 A packer for f32 (`MR <= 16`): one masked gather of the `rows`
+/// row values per reduction step.
+///
+/// # Safety
+/// The contract of [`MicroKernel::pack_a_rows`].
+unsafe fn pack_a_512_f32(
+    src: *const f32,
+    rsa: isize,
+    k: usize,
+    rows: usize,
+    mr: usize,
+    dst: &mut [f32],
+) -> bool {
+    let Some(idx) = gather_index(rsa) else {
+        return false;
+    };
+    if mr > 16 || rows > mr || dst.len() < k * mr {
+        return false;
+    }
+    // SAFETY: the caller guarantees the features and the readable rows
+    // (lanes >= rows are masked off); dst's length is checked.
+    unsafe { pack_a_512_f32_inner(src, k, rows, mr, dst.as_mut_ptr(), idx) };
+    true
+}
+
+#[target_feature(enable = "avx512f")]
+unsafe fn pack_a_512_f32_inner(
+    src: *const f32,
+    k: usize,
+    rows: usize,
+    mr: usize,
+    dst: *mut f32,
+    idx: [i32; 16],
+) {
+    // SAFETY: `idx` holds 16 i32 (64 bytes).
+    let idx = unsafe { _mm512_loadu_si512(idx.as_ptr().cast()) };
+    let load = lane_mask(rows);
+    let store = lane_mask(mr);
+    let zero = _mm512_setzero_ps();
+    for p in 0..k {
+        // SAFETY: enabled lanes read `src + r * rsa + p` with r < rows; the
+        // store writes lanes < mr of row p of dst (k * mr elements).
+        unsafe {
+            let v = _mm512_mask_i32gather_ps::<4>(zero, load, idx, src.add(p).cast());
+            _mm512_mask_storeu_ps(dst.add(p * mr), store, v);
+        }
+    }
+}
+
+/// AVX-512 A packer for f64 (`MR <= 16`): two masked 8-lane gathers per step.
+///
+/// # Safety
+/// The contract of [`MicroKernel::pack_a_rows`].
+unsafe fn pack_a_512_f64(
+    src: *const f64,
+    rsa: isize,
+    k: usize,
+    rows: usize,
+    mr: usize,
+    dst: &mut [f64],
+) -> bool {
+    let Some(idx) = gather_index(rsa) else {
+        return false;
+    };
+    if mr > 16 || rows > mr || dst.len() < k * mr {
+        return false;
+    }
+    // SAFETY: as for `pack_a_512_f32`.
+    unsafe { pack_a_512_f64_inner(src, rsa, k, rows, mr, dst.as_mut_ptr(), idx) };
+    true
+}
+
+#[target_feature(enable = "avx512f")]
+unsafe fn pack_a_512_f64_inner(
+    src: *const f64,
+    rsa: isize,
+    k: usize,
+    rows: usize,
+    mr: usize,
+    dst: *mut f64,
+    idx: [i32; 16],
+) {
+    // SAFETY: the first 8 of `idx`'s 16 i32 (32 bytes).
+    let idx = unsafe { _mm256_loadu_si256(idx.as_ptr().cast()) };
+    let load_lo = lane_mask(rows.min(8)) as u8;
+    let load_hi = lane_mask(rows.saturating_sub(8)) as u8;
+    let store_lo = lane_mask(mr.min(8)) as u8;
+    let store_hi = lane_mask(mr.saturating_sub(8)) as u8;
+    let zero = _mm512_setzero_pd();
+    let src_hi = src.wrapping_offset(8 * rsa);
+    for p in 0..k {
+        // SAFETY: as in the f32 version; the high half starts at row 8.
+        unsafe {
+            let lo = _mm512_mask_i32gather_pd::<8>(zero, load_lo, idx, src.add(p).cast());
+            let hi =
+                _mm512_mask_i32gather_pd::<8>(zero, load_hi, idx, src_hi.wrapping_add(p).cast());
+            _mm512_mask_storeu_pd(dst.add(p * mr), store_lo, lo);
+            _mm512_mask_storeu_pd(dst.add(p * mr + 8), store_hi, hi);
         }
     }
 }
