@@ -31,6 +31,10 @@ const PARALLEL_PACK_MIN: usize = 32 * 1024;
 const FEW_PANELS: usize = 3;
 /// Bytes of all B micro-panels of a thin block's `KC` slice (kept in L1).
 const KC_FEW_BYTES: usize = 32 << 10;
+/// Above this many rows a thin product streams A past B in long `KC` runs.
+const FEW_LOCAL_ROWS: usize = 256;
+/// Bytes of a thin block's `KC` slice of B when streaming many rows (L2).
+const KC_FEW_STREAM_BYTES: usize = 256 << 10;
 /// Bytes of one `KC x NR` micro-panel of packed B (kept in L1).
 const KC_BYTES: usize = 32 << 10;
 /// Reduction rows per block of the transposing B packer.
@@ -150,21 +154,6 @@ struct Blocking {
     a_outer: bool,
 }
 
-/// Temporary tuning knobs (read once from `TENSOR_TUNE_<NAME>`).
-pub(crate) fn tune(name: &str, default: usize) -> usize {
-    use std::collections::HashMap;
-    use std::sync::OnceLock;
-    static KNOBS: OnceLock<HashMap<String, usize>> = OnceLock::new();
-    let knobs = KNOBS.get_or_init(|| {
-        std::env::vars()
-            .filter_map(|(k, v)| {
-                Some((k.strip_prefix("TENSOR_TUNE_")?.to_string(), v.parse().ok()?))
-            })
-            .collect()
-    });
-    knobs.get(name).copied().unwrap_or(default)
-}
-
 fn blocking<T>(m: usize, n: usize, k: usize, mr: usize, nr: usize) -> Blocking {
     let size = std::mem::size_of::<T>();
     // Few B panels (thin C, like the hidden layer's 50 columns): all of a
@@ -172,11 +161,15 @@ fn blocking<T>(m: usize, n: usize, k: usize, mr: usize, nr: usize) -> Blocking {
     // all while it is hot. Otherwise one `KC x NR` micro-panel of B stays in
     // L1 while it meets every A micro-panel of an `ic` block.
     let n_panels = n.div_ceil(nr);
-    let few = n_panels <= tune("FEWPANELS", FEW_PANELS);
-    let kc = if few {
-        tune("KCFEWBYTES", KC_FEW_BYTES) / (n_panels * nr * size)
+    let few = n_panels <= FEW_PANELS;
+    let kc = if few && m <= FEW_LOCAL_ROWS {
+        KC_FEW_BYTES / (n_panels * nr * size)
+    } else if few {
+        // Many rows streaming past a thin B (evaluation): long KC blocks,
+        // so each row of A is read in long runs and C is revisited rarely.
+        KC_FEW_STREAM_BYTES / (n_panels * nr * size)
     } else {
-        tune("KCBYTES", KC_BYTES) / (nr * size)
+        KC_BYTES / (nr * size)
     };
     let kc = kc.max(32);
     let kc = if k <= kc + kc / 2 { k } else { kc };
@@ -184,11 +177,11 @@ fn blocking<T>(m: usize, n: usize, k: usize, mr: usize, nr: usize) -> Blocking {
     let nc = if few {
         n_panels * nr
     } else {
-        let nc = (tune("BBYTES", B_BLOCK_BYTES) / (kc * size) / nr).max(1) * nr;
+        let nc = (B_BLOCK_BYTES / (kc * size) / nr).max(1) * nr;
         nc.min(n_panels * nr)
     };
     // The `MC x KC` block of A stays in L2.
-    let mc = (tune("ABYTES", A_BLOCK_BYTES) / (kc * size) / mr).max(1) * mr;
+    let mc = (A_BLOCK_BYTES / (kc * size) / mr).max(1) * mr;
     let mc = mc.min(m.div_ceil(mr) * mr);
     Blocking {
         kc,
@@ -229,21 +222,19 @@ fn gemm_driver<T: Element, K: MicroKernel<T>>(
     };
     // Packing A costs one pass over it per column block; it pays when the
     // packed panels then meet several B panels, or when A has no unit stride.
-    let pack_a = tune("PACKA", 2) == 1
-        || (tune("PACKA", 2) == 2
-            && blk.nc.min(n).div_ceil(nr) >= tune("PACKAMIN", PACK_A_MIN_PANELS));
+    let pack_a = blk.nc.min(n).div_ceil(nr) >= PACK_A_MIN_PANELS;
 
     // When each thread meets every B micro-panel only once (a single `ic`
     // block), the thread packs B itself right before use (hot in L1, no
     // shared buffer, no synchronisation); otherwise B is packed once up front
     // and shared.
-    let b_local = m <= blk.mc && tune("LOCALB", 1) == 1;
+    let b_local = m <= blk.mc;
 
     // Large problems with a shared B: pack one `KC x NC` slice of B at a
     // time and run all threads over it (BLIS order `jc, pc, ic`); the
     // packed slice stays in L2. (Same `KC` blocks in the same order as the
     // other paths, so the arithmetic per element is unchanged.)
-    let pc_outer = !b_local && !blk.a_outer && tune("PCOUTER", 1) == 1;
+    let pc_outer = !b_local && !blk.a_outer;
     let job = Job {
         kernel,
         alpha,

@@ -491,7 +491,25 @@ unsafe fn pack_bt_512_f32_inner(
     let hi_mask = lane_mask(width.saturating_sub(16));
     let zero = _mm512_setzero_ps();
     let src_hi = src.wrapping_offset(16 * csb);
-    for p in 0..k {
+    // Full blocks of 16 reduction rows: 16 x 16 in-register transposes.
+    let k16 = k / 16 * 16;
+    for p in (0..k16).step_by(16) {
+        for half in 0..2 {
+            let cols = width.saturating_sub(16 * half).min(16);
+            let mut r = [zero; 16];
+            for (j, v) in r.iter_mut().enumerate().take(cols) {
+                // SAFETY: column 16 * half + j < width, rows p..p + 16 < k.
+                *v = unsafe { _mm512_loadu_ps(src.offset((16 * half + j) as isize * csb).add(p)) };
+            }
+            // SAFETY: this function is compiled with avx512f.
+            let o = unsafe { transpose_16x16(r) };
+            for (q, v) in o.iter().enumerate() {
+                // SAFETY: row p + q < k of dst (k * 32 elements), lanes 16 * half ..+16.
+                unsafe { _mm512_storeu_ps(dst.add((p + q) * 32 + 16 * half), *v) };
+            }
+        }
+    }
+    for p in k16..k {
         // SAFETY: masked-off lanes are not read; enabled lanes address
         // `src + p + j * csb` with j < width (caller's contract); row p of
         // dst is inside its k * 32 elements.
@@ -659,5 +677,42 @@ unsafe fn pack_a_512_f64_inner(
             _mm512_mask_storeu_pd(dst.add(p * mr), store_lo, lo);
             _mm512_mask_storeu_pd(dst.add(p * mr + 8), store_hi, hi);
         }
+    }
+}
+
+/// Transposes a 16 x 16 block held as 16 rows: `out[p][j] = rows[j][p]`
+/// (unpack, in-lane shuffle, then two 128-bit lane shuffles).
+///
+/// # Safety
+/// The CPU supports AVX-512F; inline only into `avx512f` functions.
+#[inline(always)]
+unsafe fn transpose_16x16(r: [__m512; 16]) -> [__m512; 16] {
+    // SAFETY: register-only AVX-512F operations (caller's contract).
+    unsafe {
+        let mut t = [_mm512_setzero_ps(); 16];
+        for i in 0..8 {
+            t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+            t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+        }
+        // u[4i + q], 128-bit lane L: rows 4i..4i+4 at column 4L + q.
+        let mut u = [_mm512_setzero_ps(); 16];
+        for i in 0..4 {
+            u[4 * i] = _mm512_shuffle_ps::<0x44>(t[4 * i], t[4 * i + 2]);
+            u[4 * i + 1] = _mm512_shuffle_ps::<0xEE>(t[4 * i], t[4 * i + 2]);
+            u[4 * i + 2] = _mm512_shuffle_ps::<0x44>(t[4 * i + 1], t[4 * i + 3]);
+            u[4 * i + 3] = _mm512_shuffle_ps::<0xEE>(t[4 * i + 1], t[4 * i + 3]);
+        }
+        let mut o = [_mm512_setzero_ps(); 16];
+        for q in 0..4 {
+            let v0 = _mm512_shuffle_f32x4::<0x88>(u[q], u[4 + q]);
+            let v1 = _mm512_shuffle_f32x4::<0xDD>(u[q], u[4 + q]);
+            let v2 = _mm512_shuffle_f32x4::<0x88>(u[8 + q], u[12 + q]);
+            let v3 = _mm512_shuffle_f32x4::<0xDD>(u[8 + q], u[12 + q]);
+            o[q] = _mm512_shuffle_f32x4::<0x88>(v0, v2);
+            o[8 + q] = _mm512_shuffle_f32x4::<0xDD>(v0, v2);
+            o[4 + q] = _mm512_shuffle_f32x4::<0x88>(v1, v3);
+            o[12 + q] = _mm512_shuffle_f32x4::<0xDD>(v1, v3);
+        }
+        o
     }
 }
