@@ -4,8 +4,7 @@
 //! (TA / TB = 1: pass that operand as a transposed view). Environment:
 //! `F64=1` for f64; `FIXED=calls` runs exactly that many products of ours
 //! (or of matrixmultiply with `MM=1`) and prints their flops, for
-//! `perf stat -e task-clock` (CPU time is robust on a busy machine);
-//! `TENSOR_TUNE_*` knobs override the blocking constants.
+//! `perf stat -e task-clock` (CPU time is robust on a busy machine).
 
 use ndarray::Array2;
 use std::time::Instant;

@@ -1,20 +1,24 @@
 //! The BLIS-style blocked GEMM driver: cache blocking, packing, threading.
 //!
-//! Loops, outermost first (names as in the BLIS papers):
-//! 1. `jc`: columns of C in blocks of `NC` (the packed B block stays in L2);
-//! 2. `pc`: the reduction in blocks of `KC` (the first block applies `beta`,
-//!    later blocks accumulate with `beta = 1`);
-//!    pack the `KC x NC` block of B into `NR`-wide panels (row-major B panels
-//!    that are full are read in place instead);
-//! 3. threads: the block's tiles are split into contiguous ranges of `MR` rows
-//!    or `NR` columns, one per thread; every thread sees the same tile grid;
-//! 4. `ic`: rows in blocks of `MC` (A is read in place when one of its strides
-//!    is 1, otherwise packed per block);
-//! 5. `jr` / `ir`: `NR` / `MR` micro-panels, one micro-kernel call per tile.
+//! Loops, outermost first (names as in the BLIS papers): `jc` (columns of C
+//! in blocks of `NC`), `pc` (the reduction in blocks of `KC`; the first block
+//! applies `beta`, later ones accumulate with `beta = 1`), `ic` (rows in
+//! blocks of `MC`), `jr` / `ir` (`NR` / `MR` micro-panels, one micro-kernel
+//! call per tile). Which operand is packed where depends on the shape:
 //!
-//! Every C element is produced by the same micro-kernel arithmetic over the
-//! same `KC` blocks in the same order, whatever the thread count, so results
-//! are bit-identical for 1 or N threads.
+//! - thin C (at most `FEW_PANELS` panels, e.g. the 50 hidden units): all B
+//!   micro-panels of a `KC` slice stay in L1 and each A micro-panel visits
+//!   them all (`ir` outside `jr`);
+//! - few rows (`m <= MC`, a mini-batch): each thread packs the B panels it
+//!   needs right before use (no shared buffer, no synchronisation);
+//! - otherwise B is packed once and shared: one `KC x NC` slice at a time
+//!   (`jc, pc, ic`), or for thin C all of `k` at once with `pc` inside `ic`.
+//!
+//! Threads split the tile grid into contiguous ranges of whole `MR`-row or
+//! `NR`-column panels. Every C element is produced by the same micro-kernel
+//! arithmetic over the same `KC` blocks in the same order whatever the
+//! thread count and whichever of the loop orders above runs, so results are
+//! bit-identical for 1 or N threads.
 
 use std::cell::Cell;
 

@@ -251,18 +251,18 @@ pub(crate) trait MicroKernel<T>: Copy + Send + Sync + 'static {
     }
 }
 
-/// Flops of one round of [`fma_rounds`]: 16 FMAs (2 flops per lane).
+/// Flops of one round of [`fma_rounds`]: one FMA (2 flops per lane) per chain.
 fn flops_per_round(kernel: Kernel, is_f64: bool) -> f64 {
-    let lanes = match kernel {
-        Kernel::Avx512 => 16,
-        Kernel::Avx2 => 8,
-        Kernel::Portable => 1,
+    let (lanes, chains) = match kernel {
+        Kernel::Avx512 => (16, 16),
+        Kernel::Avx2 => (8, 12),
+        Kernel::Portable => (1, 16),
     };
     let lanes = if is_f64 { lanes / 2 } else { lanes }.max(1);
-    16.0 * 2.0 * lanes as f64
+    chains as f64 * 2.0 * lanes as f64
 }
 
-/// `iters` rounds of 16 independent register-only multiply-adds with the
+/// `iters` rounds of 12-16 independent register-only multiply-adds with the
 /// kernel's widest vectors; returns a checksum so the work is not elided.
 fn fma_rounds(kernel: Kernel, is_f64: bool, iters: u64) -> f64 {
     match (kernel, is_f64) {
