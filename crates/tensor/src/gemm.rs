@@ -423,9 +423,26 @@ impl<'a, T: Element> BPanels<'a, T> {
         let nr = self.nr;
         if self.local {
             let n = self.b.ncols();
+            let [rsb, csb] = [self.b.strides()[0], self.b.strides()[1]];
             for (q, panel) in (q0..q1).zip(scratch.chunks_exact_mut(kb * nr)) {
                 let j0 = q * nr;
-                let src = self.b.slice(s![p0..p0 + kb, j0..(j0 + nr).min(n)]);
+                let width = nr.min(n - j0);
+                // Fast path for a row-major B: SIMD row copies straight from
+                // the operand, no view slicing per panel.
+                if csb == 1 {
+                    let src = self
+                        .b
+                        .as_ptr()
+                        .wrapping_offset(p0 as isize * rsb + j0 as isize);
+                    // SAFETY: rows p0..p0 + kb and columns j0..j0 + width
+                    // are inside `b` (row stride rsb, unit column stride);
+                    // the panel holds kb * nr elements; the kernel was
+                    // checked available.
+                    if unsafe { kernel.pack_b_rows(src, rsb, kb, width, panel) } {
+                        continue;
+                    }
+                }
+                let src = self.b.slice(s![p0..p0 + kb, j0..j0 + width]);
                 pack_b_panel(kernel, &src, panel, nr);
             }
             MicroPanels {

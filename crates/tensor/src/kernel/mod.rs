@@ -230,6 +230,26 @@ pub(crate) trait MicroKernel<T>: Copy + Send + Sync + 'static {
         false
     }
 
+    /// Copies one panel of a row-major B with SIMD, if this kernel has a
+    /// routine for it: `dst[p * NR + j] = src[p * rsb + j]` for `p < k`,
+    /// `j < width`, and zero for `width <= j < NR`. Returns `false` (writing
+    /// nothing) when it has none.
+    ///
+    /// # Safety
+    /// The CPU supports the kernel; `src + p * rsb + j` is readable for all
+    /// `p < k`, `j < width <= NR`; `dst.len() >= k * NR`.
+    unsafe fn pack_b_rows(
+        self,
+        src: *const T,
+        rsb: isize,
+        k: usize,
+        width: usize,
+        dst: &mut [T],
+    ) -> bool {
+        let _ = (src, rsb, k, width, dst);
+        false
+    }
+
     /// Packs one A micro-panel from rows that are contiguous along k, with
     /// SIMD, if this kernel has a routine for it: `dst[p * MR + r] =
     /// src[r * rsa + p]` for `p < k`, `r < rows`, zero for `rows <= r < MR`.

@@ -251,7 +251,7 @@ pub(crate) struct Avx2;
 /// Defines the `#[target_feature]` wrappers and the `MicroKernel` impl.
 macro_rules! wrappers {
     ($kernel:ident, $t:ty, $features:literal, $body:ident, $mr:literal, $nv:literal, $lanes:literal,
-     $rows:ident, $cols:ident, $pack:ident, $pack_a:ident) => {
+     $rows:ident, $cols:ident, $pack:ident, $pack_a:ident, $pack_rows:ident) => {
         #[target_feature(enable = $features)]
         unsafe fn $rows(t: &Tile<$t>) {
             // SAFETY: forwarded contract of `MicroKernel::tile`; this function
@@ -268,6 +268,18 @@ macro_rules! wrappers {
         impl MicroKernel<$t> for $kernel {
             const MR: usize = $mr;
             const NR: usize = $nv * $lanes;
+
+            #[inline]
+            unsafe fn pack_b_rows(
+                self,
+                src: *const $t,
+                rsb: isize,
+                k: usize,
+                width: usize,
+                dst: &mut [$t],
+            ) -> bool {
+                $pack_rows(src, rsb, k, width, $nv * $lanes, dst)
+            }
 
             #[inline]
             unsafe fn pack_a_rows(
@@ -319,7 +331,8 @@ wrappers!(
     avx512_f32_rows,
     avx512_f32_cols,
     pack_bt_512_f32,
-    pack_a_512_f32
+    pack_a_512_f32,
+    pack_rows_512_f32
 );
 wrappers!(
     Avx512,
@@ -332,7 +345,8 @@ wrappers!(
     avx512_f64_rows,
     avx512_f64_cols,
     pack_bt_512_f64,
-    pack_a_512_f64
+    pack_a_512_f64,
+    pack_rows_512_f64
 );
 wrappers!(
     Avx2,
@@ -345,6 +359,7 @@ wrappers!(
     avx2_f32_rows,
     avx2_f32_cols,
     no_pack,
+    no_pack_a,
     no_pack_a
 );
 wrappers!(
@@ -358,6 +373,7 @@ wrappers!(
     avx2_f64_rows,
     avx2_f64_cols,
     no_pack,
+    no_pack_a,
     no_pack_a
 );
 
@@ -722,3 +738,69 @@ unsafe fn transpose_16x16(r: [__m512; 16]) -> [__m512; 16] {
         o
     }
 }
+
+/// Defines `$name`: an AVX-512 copy of a row-major B panel (`NR` = 2
+/// vectors), masked for `width < NR`.
+macro_rules! pack_rows_512 {
+    ($name:ident, $inner:ident, $t:ty, $lanes:literal, $zero:ident, $loadz:ident,
+     $store:ident, $mask:ty) => {
+        /// AVX-512 row-major B panel copy (see [`MicroKernel::pack_b_rows`]).
+        ///
+        /// # Safety
+        /// The contract of [`MicroKernel::pack_b_rows`].
+        unsafe fn $name(
+            src: *const $t,
+            rsb: isize,
+            k: usize,
+            width: usize,
+            nr: usize,
+            dst: &mut [$t],
+        ) -> bool {
+            if nr != 2 * $lanes || width > nr || dst.len() < k * nr {
+                return false;
+            }
+            // SAFETY: the caller guarantees the features and the readable
+            // source (lanes >= width are masked off); dst's length is checked.
+            unsafe { $inner(src, rsb, k, width, dst.as_mut_ptr()) };
+            true
+        }
+
+        #[target_feature(enable = "avx512f")]
+        unsafe fn $inner(src: *const $t, rsb: isize, k: usize, width: usize, dst: *mut $t) {
+            let lo = lane_mask(width.min($lanes)) as $mask;
+            let hi = lane_mask(width.saturating_sub($lanes)) as $mask;
+            for p in 0..k {
+                // SAFETY: enabled lanes read `src + p * rsb + j`, j < width;
+                // row p of dst holds 2 vectors.
+                unsafe {
+                    let row = src.offset(p as isize * rsb);
+                    let a = $loadz(lo, row);
+                    let b = $loadz(hi, row.wrapping_add($lanes));
+                    $store(dst.add(p * 2 * $lanes), a);
+                    $store(dst.add(p * 2 * $lanes + $lanes), b);
+                }
+            }
+        }
+    };
+}
+
+pack_rows_512!(
+    pack_rows_512_f32,
+    pack_rows_512_f32_inner,
+    f32,
+    16,
+    _mm512_setzero_ps,
+    _mm512_maskz_loadu_ps,
+    _mm512_storeu_ps,
+    u16
+);
+pack_rows_512!(
+    pack_rows_512_f64,
+    pack_rows_512_f64_inner,
+    f64,
+    8,
+    _mm512_setzero_pd,
+    _mm512_maskz_loadu_pd,
+    _mm512_storeu_pd,
+    u8
+);
