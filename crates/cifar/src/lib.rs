@@ -433,9 +433,15 @@ impl MiniBatches {
     }
 
     /// Reshuffle the order (Fisher-Yates) with `rng`.
+    ///
+    /// The draw is ours (one `next_u64` per swap, unbiased bounded sampling),
+    /// not `rand`'s `SliceRandom::shuffle`, so a seeded ChaCha stream gives the
+    /// same order on every platform and `rand` release.
     pub fn shuffle<R: rand::Rng>(&mut self, rng: &mut R) {
-        use rand::seq::SliceRandom;
-        self.order.shuffle(rng);
+        for i in (1..self.order.len()).rev() {
+            let j = split::bounded(rng, i as u64 + 1) as usize;
+            self.order.swap(i, j);
+        }
     }
 
     /// Number of mini-batches per epoch.

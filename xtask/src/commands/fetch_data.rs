@@ -172,8 +172,16 @@ pub(crate) fn is_interruption(e: &io::Error) -> bool {
 
 /// Run the command.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    // Ctrl-C: stop at the next read, let the temp dir be removed, exit non-zero.
-    let _ = ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::Relaxed));
+    // Ctrl-C: stop at the next read, let the temp dir be removed, exit
+    // non-zero. A second Ctrl-C (e.g. while a read waits for a stalled host)
+    // exits at once; the temp dir is then removed by the next run.
+    let _ = ctrlc::set_handler(|| {
+        if INTERRUPTED.swap(true, Ordering::Relaxed) {
+            eprintln!("interrupted twice: exiting now");
+            std::process::exit(130);
+        }
+        eprintln!("interrupted: cleaning up (Ctrl-C again to exit at once)");
+    });
     let data_dir = std::path::absolute(super::paths::data_dir(args.data_dir))?;
     println!("data dir: {}", data_dir.display());
     let source = match args.from {
