@@ -574,6 +574,17 @@ fn download_cut_off_half_way_is_refused() {
 }
 
 #[test]
+fn failed_download_leaves_an_existing_data_dir_as_it_was() {
+    let bytes = tar_gz(&entries(&Cifar10::synthetic(RECORDS, RECORDS, 24)));
+    let url = serve(vec![ok(bytes.len(), &bytes[..bytes.len() / 3])]);
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("notes.txt"), "mine").unwrap();
+    let e = fetch(&download_request(tmp.path(), url, expected_of(&bytes))).unwrap_err();
+    assert!(format!("{e:#}").contains("cut off"));
+    assert_eq!(listing(tmp.path()), vec!["notes.txt".to_string()]);
+}
+
+#[test]
 fn download_with_wrong_checksum_is_refused() {
     let bytes = tar_gz(&entries(&Cifar10::synthetic(RECORDS, RECORDS, 22)));
     let mut wrong = expected_of(&bytes);
