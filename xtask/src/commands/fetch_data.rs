@@ -153,21 +153,20 @@ pub enum Outcome {
 /// Set by the Ctrl-C handler; long loops check it and stop cleanly.
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
-/// An error if Ctrl-C was pressed.
+/// An error if Ctrl-C was pressed. (Not `ErrorKind::Interrupted`: `io::copy`
+/// and `write_all` retry those forever.)
 pub(crate) fn check_interrupted() -> io::Result<()> {
     if INTERRUPTED.load(Ordering::Relaxed) {
-        Err(io::Error::new(
-            io::ErrorKind::Interrupted,
-            "interrupted by Ctrl-C",
-        ))
+        Err(io::Error::other("interrupted by Ctrl-C"))
     } else {
         Ok(())
     }
 }
 
-/// True for the error [`check_interrupted`] returns.
-pub(crate) fn is_interruption(e: &io::Error) -> bool {
-    e.kind() == io::ErrorKind::Interrupted && INTERRUPTED.load(Ordering::Relaxed)
+/// True once Ctrl-C was pressed: any error from then on is reported as the
+/// interruption, not as a corrupt archive.
+pub(crate) fn is_interrupted() -> bool {
+    INTERRUPTED.load(Ordering::Relaxed)
 }
 
 /// Run the command.
@@ -301,8 +300,7 @@ fn fetch_inner(req: &Request) -> anyhow::Result<Outcome> {
             let file = File::open(path).with_context(|| format!("cannot read {shown}"))?;
             let size = file.metadata()?.len();
             let mut progress = progress::Progress::new("extracting", Some(size), req.display);
-            let reader = digest::HashingReader::new(file, |n| progress.inc(n));
-            let mut reader = reader;
+            let mut reader = digest::HashingReader::new(file, |n| progress.inc(n));
             let extracted = archive::extract(&mut reader, &staged, &shown, req.records_per_file)?;
             let digests = reader
                 .finish()

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeSet;
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
+use std::io::{self, BufRead, BufReader, BufWriter, Read};
 use std::path::{Component, Path};
 
 use anyhow::{bail, Context};
@@ -90,8 +90,8 @@ pub fn extract<R: Read>(
         );
     }
     let corrupt = |e: io::Error| {
-        if super::is_interruption(&e) {
-            return anyhow::anyhow!("interrupted");
+        if super::is_interrupted() {
+            return anyhow::anyhow!("interrupted by Ctrl-C; nothing was kept");
         }
         anyhow::anyhow!(
             "{what} is truncated or corrupt ({e}): a cut-off download or not a .tar.gz; \
@@ -131,7 +131,7 @@ pub fn extract<R: Read>(
             .with_context(|| format!("cannot create {}", target.display()))?;
         let mut out = HashingWriter::new(BufWriter::with_capacity(1 << 20, file));
         io::copy(&mut entry, &mut out).map_err(corrupt)?;
-        let (digest, out) = out.finish();
+        let (bytes, sha256, out) = out.finish();
         out.into_inner()
             .map_err(|e| e.into_error())
             .and_then(|f| f.sync_all())
@@ -139,8 +139,8 @@ pub fn extract<R: Read>(
         if DATA_FILES.contains(&name) {
             files.push(FileDigest {
                 name: name.to_string(),
-                bytes: digest.size,
-                sha256: digest.sha256,
+                bytes,
+                sha256,
             });
         }
     }
@@ -185,7 +185,8 @@ pub fn copy_dir(
     for name in DATA_FILES {
         let from = src.join(name);
         let to = dest.join(name);
-        let input = File::open(&from).with_context(|| format!("cannot read {}", from.display()))?;
+        let mut input =
+            File::open(&from).with_context(|| format!("cannot read {}", from.display()))?;
         let size = input.metadata()?.len();
         let limit = cap(name, records_per_file);
         if size > limit {
@@ -197,18 +198,17 @@ pub fn copy_dir(
         let out =
             File::create_new(&to).with_context(|| format!("cannot create {}", to.display()))?;
         let mut out = HashingWriter::new(BufWriter::with_capacity(1 << 20, out));
-        let mut input = super::digest::HashingReader::new(input, |_| {});
         io::copy(&mut input, &mut out)
             .with_context(|| format!("cannot copy {}", from.display()))?;
-        let (digest, out) = out.finish();
-        let mut f = out.into_inner().map_err(|e| e.into_error())?;
-        f.flush()?;
-        f.sync_all()
+        let (bytes, sha256, out) = out.finish();
+        out.into_inner()
+            .map_err(|e| e.into_error())
+            .and_then(|f| f.sync_all())
             .with_context(|| format!("cannot write {}", to.display()))?;
         files.push(FileDigest {
             name: name.to_string(),
-            bytes: digest.size,
-            sha256: digest.sha256,
+            bytes,
+            sha256,
         });
     }
     Ok(files)

@@ -96,11 +96,12 @@ impl<R: Read, F: FnMut(u64)> Read for HashingReader<R, F> {
     }
 }
 
-/// A writer that hashes (sha256 only is needed, md5 comes along) what is
-/// written through it.
+/// A writer that computes the size and sha256 of what is written through it
+/// (the extracted files need no md5).
 pub struct HashingWriter<W> {
     inner: W,
-    hasher: Hasher,
+    sha256: Sha256,
+    size: u64,
 }
 
 impl<W: Write> HashingWriter<W> {
@@ -108,20 +109,23 @@ impl<W: Write> HashingWriter<W> {
     pub fn new(inner: W) -> Self {
         Self {
             inner,
-            hasher: Hasher::default(),
+            sha256: Sha256::new(),
+            size: 0,
         }
     }
 
-    /// The digests of what was written, and the inner writer.
-    pub fn finish(self) -> (Digests, W) {
-        (self.hasher.finish(), self.inner)
+    /// Size and sha256 (hex) of what was written, and the inner writer.
+    pub fn finish(self) -> (u64, String, W) {
+        (self.size, hex(&self.sha256.finalize()), self.inner)
     }
 }
 
 impl<W: Write> Write for HashingWriter<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        super::check_interrupted()?;
         let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
+        self.sha256.update(&buf[..n]);
+        self.size += n as u64;
         Ok(n)
     }
 
