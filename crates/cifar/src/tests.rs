@@ -77,6 +77,23 @@ fn load_dir_reads_back_what_was_written() {
 }
 
 #[test]
+fn several_files_concatenate_in_order() {
+    let (tmp, data) = written(3, 2, 17);
+    let dir = tmp.path().join(BATCHES_DIR);
+    let paths = [dir.join("data_batch_2.bin"), dir.join(TEST_FILE)];
+    let all = read_batch_files(&paths, None).unwrap();
+    assert_eq!(all.len(), 5);
+    assert_eq!(&all.labels[..3], &data.train_batches[1].labels[..]);
+    assert_eq!(&all.labels[3..], &data.test.labels[..]);
+    assert_eq!(all.image(4), data.test.image(1));
+    let m = message(&read_batch_files(&paths, Some(3)).unwrap_err());
+    assert!(
+        m.contains("test_batch.bin") && m.contains("expected 3 records"),
+        "{m}"
+    );
+}
+
+#[test]
 fn standard_load_requires_10000_records() {
     let (tmp, _) = written(20, 20, 2);
     let e = load_dir(tmp.path()).unwrap_err();
