@@ -15,8 +15,8 @@ use flate2::read::GzDecoder;
 
 use super::digest::HashingWriter;
 
-/// Other files the official archive holds that we keep.
-const OPTIONAL_FILES: [&str; 1] = ["readme.txt"];
+/// Other files archives hold that we keep (not needed, not validated).
+const OPTIONAL_FILES: [&str; 2] = ["readme.html", "readme.txt"];
 /// Size cap of the text files.
 const TEXT_CAP: u64 = 1 << 20;
 /// Size cap of a batch file when the record count is not fixed (tests).
