@@ -284,6 +284,9 @@ fn fetch_inner(req: &Request) -> anyhow::Result<Outcome> {
             );
             let file = File::open(&archive_path)?;
             let extracted = archive::extract(file, &staged, url, req.records_per_file)?;
+            for s in &extracted.skipped {
+                println!("skipped unexpected archive entry {s}");
+            }
             std::fs::remove_file(&archive_path)?;
             let official = digests.sha256 == req.official_sha256;
             (
@@ -301,26 +304,34 @@ fn fetch_inner(req: &Request) -> anyhow::Result<Outcome> {
             let size = file.metadata()?.len();
             let mut progress = progress::Progress::new("extracting", Some(size), req.display);
             let mut reader = digest::HashingReader::new(file, |n| progress.inc(n));
-            let extracted = archive::extract(&mut reader, &staged, &shown, req.records_per_file)?;
+            let extracted = archive::extract(&mut reader, &staged, &shown, req.records_per_file);
+            // Hash to the end even when extraction failed, so the sha256 is
+            // always printed and a sidecar mismatch explains a bad archive.
             let digests = reader
                 .finish()
-                .with_context(|| format!("cannot read {shown}"))?;
+                .with_context(|| format!("cannot read {shown}"));
             progress.finish();
+            let (digests, extracted) = match (digests, extracted) {
+                (Ok(d), extracted) => {
+                    println!("sha256 of {shown}: {}", d.sha256);
+                    if d.sha256 == req.official_sha256 {
+                        println!("this is the official CIFAR-10 archive");
+                    } else {
+                        println!(
+                            "this is not the official archive (official sha256 {}); accepted if \
+                             its contents validate",
+                            req.official_sha256
+                        );
+                    }
+                    check_sidecar(path, &d)?;
+                    (d, extracted?)
+                }
+                (Err(e), Ok(_)) | (Err(_), Err(e)) => return Err(e),
+            };
             for s in &extracted.skipped {
                 println!("skipped unexpected archive entry {s}");
             }
             let official = digests.sha256 == req.official_sha256;
-            println!("sha256 of {shown}: {}", digests.sha256);
-            if official {
-                println!("this is the official CIFAR-10 archive");
-            } else {
-                println!(
-                    "this is not the official archive (official sha256 {}); accepted if its \
-                     contents validate",
-                    req.official_sha256
-                );
-            }
-            check_sidecar(path, &digests)?;
             let source = std::path::absolute(path).unwrap_or_else(|_| path.clone());
             (
                 extracted.files,
