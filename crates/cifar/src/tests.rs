@@ -602,3 +602,47 @@ fn load_shared_returns_one_copy() {
         Err(CifarError::MissingData { .. })
     ));
 }
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn hold_out_splits_partition_the_training_images(
+            per_batch in 1usize..30,
+            frac in 0.0f64..1.0,
+            seed in any::<u64>(),
+        ) {
+            let data = Cifar10::synthetic(per_batch, 1, 0);
+            let n = 5 * per_batch;
+            let n_validation = ((n - 1) as f64 * frac) as usize;
+            let idx = data
+                .split_indices(&SplitSpec::HoldOut { n_validation, seed })
+                .unwrap();
+            prop_assert_eq!(idx.validation.len(), n_validation);
+            prop_assert_eq!(idx.train.len(), n - n_validation);
+            let mut all: Vec<usize> = idx.train.iter().chain(&idx.validation).copied().collect();
+            all.sort_unstable();
+            prop_assert_eq!(all, (0..n).collect::<Vec<_>>());
+        }
+
+        #[test]
+        fn batch_bytes_round_trip(n in 1usize..6, seed in any::<u64>()) {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            let raw = RawImages::random(n, &mut rng);
+            let back = parse_batch(raw.to_file_bytes(), Path::new("x.bin"), Some(n)).unwrap();
+            prop_assert_eq!(back, raw);
+        }
+
+        #[test]
+        fn any_non_record_length_is_refused(len in 1usize..4 * RECORD_BYTES) {
+            prop_assume!(len % RECORD_BYTES != 0);
+            let e = parse_batch(vec![0; len], Path::new("x.bin"), None).unwrap_err();
+            prop_assert!(e.to_string().contains("not a whole number"));
+        }
+    }
+}
