@@ -93,7 +93,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let print_every = (args.epochs / 10).max(1);
     for p in &trained.curve {
         let epoch = p.step / steps_per_epoch;
-        if epoch % print_every == 0 || p.step == config.schedule.n_steps() {
+        if epoch.is_multiple_of(print_every) || p.step == config.schedule.n_steps() {
             println!(
                 "{:>6} {:>7} {:>11.5} {:>9.3} {:>11.5} {:>9.3}",
                 epoch,
