@@ -28,33 +28,55 @@ pub enum Scenario {
     All,
 }
 
-/// Command-line flags.
-#[derive(clap::Args)]
+/// Command-line flags. Fields are public and [`Default`] gives the same
+/// values as the command line, so other commands (`reproduce`) can build one:
+/// `gradcheck::Args { data_dir, results_dir, ..Default::default() }`.
+#[derive(Clone, Debug, PartialEq, clap::Args)]
 pub struct Args {
     /// Data dir (holding `cifar-10-batches-bin/`); default `$CIFAR10_DIR`, else `data/`.
     #[arg(long)]
-    data_dir: Option<PathBuf>,
+    pub data_dir: Option<PathBuf>,
     /// Results dir; the table goes to `<dir>/gradcheck/gradcheck.csv`.
     #[arg(long)]
-    results_dir: Option<PathBuf>,
+    pub results_dir: Option<PathBuf>,
     /// Scenario to run.
     #[arg(long, value_enum, default_value_t = Scenario::All)]
-    scenario: Scenario,
+    pub scenario: Scenario,
     /// Seed of the network's initialisation.
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
+    #[arg(long, default_value_t = DEFAULT_SEED)]
+    pub seed: u64,
     /// Hidden units.
-    #[arg(long, default_value_t = 50)]
-    n_hidden: usize,
+    #[arg(long, default_value_t = DEFAULT_N_HIDDEN)]
+    pub n_hidden: usize,
     /// L2 strength.
-    #[arg(long, default_value_t = 0.01)]
-    lambda: f64,
+    #[arg(long, default_value_t = DEFAULT_LAMBDA)]
+    pub lambda: f64,
     /// Finite-difference step.
     #[arg(long, default_value_t = gradcheck::DEFAULT_H)]
-    h: f64,
+    pub h: f64,
     /// Fail when a max elementwise relative error (kinks apart) is above this.
-    #[arg(long, default_value_t = 1e-6)]
-    limit: f64,
+    #[arg(long, default_value_t = DEFAULT_LIMIT)]
+    pub limit: f64,
+}
+
+const DEFAULT_SEED: u64 = 1;
+const DEFAULT_N_HIDDEN: usize = 50;
+const DEFAULT_LAMBDA: f64 = 0.01;
+const DEFAULT_LIMIT: f64 = 1e-6;
+
+impl Default for Args {
+    fn default() -> Self {
+        Self {
+            data_dir: None,
+            results_dir: None,
+            scenario: Scenario::All,
+            seed: DEFAULT_SEED,
+            n_hidden: DEFAULT_N_HIDDEN,
+            lambda: DEFAULT_LAMBDA,
+            h: gradcheck::DEFAULT_H,
+            limit: DEFAULT_LIMIT,
+        }
+    }
 }
 
 /// One row of the table.
@@ -222,4 +244,22 @@ fn csv_bytes(rows: &[Row]) -> anyhow::Result<Vec<u8>> {
         ])?;
     }
     Ok(w.into_inner()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    #[test]
+    fn default_matches_the_command_line_defaults() {
+        let parsed = Cli::try_parse_from(["x"]).unwrap().args;
+        assert_eq!(parsed, Args::default());
+    }
 }

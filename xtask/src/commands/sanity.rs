@@ -12,33 +12,57 @@ use mlp::train::{CurvePoint, Silent, TrainConfig};
 
 use super::paths;
 
-/// Command-line flags.
-#[derive(clap::Args)]
+/// Command-line flags. Fields are public and [`Default`] gives the same
+/// values as the command line, so other commands (`reproduce`) can build one:
+/// `sanity::Args { data_dir, results_dir, ..Default::default() }`.
+#[derive(Clone, Debug, PartialEq, clap::Args)]
 pub struct Args {
     /// Data dir (holding `cifar-10-batches-bin/`); default `$CIFAR10_DIR`, else `data/`.
     #[arg(long)]
-    data_dir: Option<PathBuf>,
+    pub data_dir: Option<PathBuf>,
     /// Results dir; the curve goes to `<dir>/sanity/curve.csv`.
     #[arg(long)]
-    results_dir: Option<PathBuf>,
+    pub results_dir: Option<PathBuf>,
     /// Training images (the first ones of batch 1).
-    #[arg(long, default_value_t = 100)]
-    n_images: usize,
+    #[arg(long, default_value_t = DEFAULT_N_IMAGES)]
+    pub n_images: usize,
     /// Epochs.
-    #[arg(long, default_value_t = 200)]
-    epochs: u64,
+    #[arg(long, default_value_t = DEFAULT_EPOCHS)]
+    pub epochs: u64,
     /// Mini-batch size.
-    #[arg(long, default_value_t = 10)]
-    batch_size: usize,
+    #[arg(long, default_value_t = DEFAULT_BATCH_SIZE)]
+    pub batch_size: usize,
     /// The fixed learning rate.
-    #[arg(long, default_value_t = 0.02)]
-    eta: f64,
+    #[arg(long, default_value_t = DEFAULT_ETA)]
+    pub eta: f64,
     /// Hidden units.
-    #[arg(long, default_value_t = 50)]
-    n_hidden: usize,
+    #[arg(long, default_value_t = DEFAULT_N_HIDDEN)]
+    pub n_hidden: usize,
     /// Seed of the initialisation and the shuffles.
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
+    #[arg(long, default_value_t = DEFAULT_SEED)]
+    pub seed: u64,
+}
+
+const DEFAULT_N_IMAGES: usize = 100;
+const DEFAULT_EPOCHS: u64 = 200;
+const DEFAULT_BATCH_SIZE: usize = 10;
+const DEFAULT_ETA: f64 = 0.02;
+const DEFAULT_N_HIDDEN: usize = 50;
+const DEFAULT_SEED: u64 = 1;
+
+impl Default for Args {
+    fn default() -> Self {
+        Self {
+            data_dir: None,
+            results_dir: None,
+            n_images: DEFAULT_N_IMAGES,
+            epochs: DEFAULT_EPOCHS,
+            batch_size: DEFAULT_BATCH_SIZE,
+            eta: DEFAULT_ETA,
+            n_hidden: DEFAULT_N_HIDDEN,
+            seed: DEFAULT_SEED,
+        }
+    }
 }
 
 /// Pass when the final training loss is below this...
@@ -154,4 +178,22 @@ fn curve_csv(curve: &[CurvePoint], steps_per_epoch: u64) -> anyhow::Result<Vec<u
         ])?;
     }
     Ok(w.into_inner()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    #[test]
+    fn default_matches_the_command_line_defaults() {
+        let parsed = Cli::try_parse_from(["x"]).unwrap().args;
+        assert_eq!(parsed, Args::default());
+    }
 }
