@@ -87,9 +87,13 @@ struct Row {
 
 /// Run the command.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let data_dir = paths::data_dir(args.data_dir.clone());
+    let data = cifar::load_dir(&paths::data_dir(args.data_dir.clone()))?;
+    run_with(data, &args)
+}
+
+/// [`run`] on data already loaded (tests pass a small generated set).
+pub fn run_with(data: cifar::Cifar10, args: &Args) -> anyhow::Result<()> {
     let out_dir = paths::results_dir(args.results_dir.clone()).join("gradcheck");
-    let data = cifar::load_dir(&data_dir)?;
     // Batch 1, z-scored with its own statistics (it is the training split here).
     let batch1: Vec<usize> = (0..data.train_batches[0].len()).collect();
     let stats = data.feature_stats(&batch1);
@@ -255,6 +259,30 @@ mod tests {
     struct Cli {
         #[command(flatten)]
         args: Args,
+    }
+
+    #[test]
+    fn runs_on_a_small_generated_set_and_writes_the_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let args = Args {
+            results_dir: Some(dir.path().to_path_buf()),
+            n_hidden: 8,
+            ..Args::default()
+        };
+        run_with(cifar::Cifar10::synthetic(12, 2, 3), &args).unwrap();
+        let table = std::fs::read_to_string(dir.path().join("gradcheck/gradcheck.csv")).unwrap();
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines[0], HEADER.join(","));
+        // Three scenarios times four parameters.
+        assert_eq!(lines.len(), 1 + 12);
+        assert!(lines[9].starts_with("c,W1,24576,"), "{}", lines[9]);
+        // A limit nobody meets makes the command fail.
+        let strict = Args {
+            limit: 0.0,
+            scenario: Scenario::A,
+            ..args
+        };
+        assert!(run_with(cifar::Cifar10::synthetic(12, 2, 3), &strict).is_err());
     }
 
     #[test]
