@@ -1,10 +1,17 @@
 //! Trained weights as safetensors (W1, b1, W2, b2) with string metadata
 //! (the resolved config), written atomically; non-finite values are refused on load.
 
-use std::collections::BTreeMap;
-use std::path::Path;
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use ndarray::{Array1, Array2};
+use safetensors::{Dtype, SafeTensors};
 
 use crate::Mlp;
+
+/// Tensor names in the file, in order.
+pub const TENSOR_NAMES: [&str; 4] = ["W1", "b1", "W2", "b2"];
 
 /// Errors saving or loading weights; each names the file.
 #[derive(Debug, thiserror::Error)]
@@ -16,18 +23,256 @@ pub struct WeightsError {
     pub message: String,
 }
 
+fn err(path: &Path, message: impl Into<String>) -> WeightsError {
+    WeightsError {
+        path: path.to_path_buf(),
+        message: message.into(),
+    }
+}
+
+fn le_bytes(values: impl Iterator<Item = f32>) -> Vec<u8> {
+    values.flat_map(f32::to_le_bytes).collect()
+}
+
 /// Write `model` and `metadata` to `path` atomically (temp file, then rename).
+///
+/// Refuses a model with non-finite values (it could not be loaded back).
 pub fn save(
     path: &Path,
     model: &Mlp<f32>,
     metadata: &BTreeMap<String, String>,
 ) -> Result<(), WeightsError> {
-    let _ = (path, model, metadata);
-    todo!("issue 4")
+    if !model.is_finite() {
+        return Err(err(
+            path,
+            "refusing to save a model with NaN or infinite weights",
+        ));
+    }
+    let buffers = [
+        (
+            model.w1.shape().to_vec(),
+            le_bytes(model.w1.iter().copied()),
+        ),
+        (
+            model.b1.shape().to_vec(),
+            le_bytes(model.b1.iter().copied()),
+        ),
+        (
+            model.w2.shape().to_vec(),
+            le_bytes(model.w2.iter().copied()),
+        ),
+        (
+            model.b2.shape().to_vec(),
+            le_bytes(model.b2.iter().copied()),
+        ),
+    ];
+    let mut views = Vec::with_capacity(4);
+    for (name, (shape, bytes)) in TENSOR_NAMES.iter().zip(&buffers) {
+        let view = safetensors::tensor::TensorView::new(Dtype::F32, shape.clone(), bytes)
+            .map_err(|e| err(path, format!("tensor {name}: {e}")))?;
+        views.push((*name, view));
+    }
+    let meta: HashMap<String, String> = metadata.clone().into_iter().collect();
+    let bytes = safetensors::serialize(views, &Some(meta))
+        .map_err(|e| err(path, format!("cannot serialise: {e}")))?;
+    write_atomic(path, &bytes)
+}
+
+/// Write `bytes` to a temporary file next to `path`, sync it, then rename it
+/// over `path`: readers see the old file or the new one, never a partial one.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), WeightsError> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let file_name = path
+        .file_name()
+        .ok_or_else(|| err(path, "not a file path"))?
+        .to_string_lossy()
+        .into_owned();
+    let tmp = dir.join(format!(".{file_name}.tmp-{}", std::process::id()));
+    let result = (|| -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    result.map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        err(path, format!("cannot write: {e}"))
+    })
 }
 
 /// Read weights and metadata back; refuses missing tensors, wrong shapes and non-finite values.
 pub fn load(path: &Path) -> Result<(Mlp<f32>, BTreeMap<String, String>), WeightsError> {
-    let _ = path;
-    todo!("issue 4")
+    let bytes = std::fs::read(path).map_err(|e| err(path, format!("cannot read: {e}")))?;
+    let (_, header) = SafeTensors::read_metadata(&bytes)
+        .map_err(|e| err(path, format!("not a safetensors file: {e:?}")))?;
+    let metadata: BTreeMap<String, String> = header
+        .metadata()
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    let st = SafeTensors::deserialize(&bytes)
+        .map_err(|e| err(path, format!("not a safetensors file: {e:?}")))?;
+    let read = |name: &str| -> Result<(Vec<usize>, Vec<f32>), WeightsError> {
+        let view = st.tensor(name).map_err(|_| {
+            err(
+                path,
+                format!("tensor {name} is missing (expected W1, b1, W2, b2)"),
+            )
+        })?;
+        if view.dtype() != Dtype::F32 {
+            return Err(err(
+                path,
+                format!("tensor {name} is {:?}, expected F32", view.dtype()),
+            ));
+        }
+        let values: Vec<f32> = view
+            .data()
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        if let Some(idx) = values.iter().position(|v| !v.is_finite()) {
+            return Err(err(
+                path,
+                format!(
+                    "tensor {name} holds a non-finite value ({}) at flat index {idx}",
+                    values[idx]
+                ),
+            ));
+        }
+        Ok((view.shape().to_vec(), values))
+    };
+    let (w1_shape, w1) = read("W1")?;
+    let (b1_shape, b1) = read("b1")?;
+    let (w2_shape, w2) = read("W2")?;
+    let (b2_shape, b2) = read("b2")?;
+    let shape_err = |what: String| err(path, format!("inconsistent shapes: {what}"));
+    let [n_hidden, n_input] = w1_shape[..] else {
+        return Err(shape_err(format!(
+            "W1 is {w1_shape:?}, expected [n_hidden, n_input]"
+        )));
+    };
+    let [n_classes, w2_cols] = w2_shape[..] else {
+        return Err(shape_err(format!(
+            "W2 is {w2_shape:?}, expected [n_classes, n_hidden]"
+        )));
+    };
+    if w2_cols != n_hidden || b1_shape != [n_hidden] || b2_shape != [n_classes] {
+        return Err(shape_err(format!(
+            "W1 {w1_shape:?}, b1 {b1_shape:?}, W2 {w2_shape:?}, b2 {b2_shape:?}"
+        )));
+    }
+    let model = Mlp {
+        w1: Array2::from_shape_vec((n_hidden, n_input), w1)
+            .map_err(|e| shape_err(e.to_string()))?,
+        b1: Array1::from_vec(b1),
+        w2: Array2::from_shape_vec((n_classes, n_hidden), w2)
+            .map_err(|e| shape_err(e.to_string()))?,
+        b2: Array1::from_vec(b2),
+    };
+    Ok((model, metadata))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta() -> BTreeMap<String, String> {
+        BTreeMap::from([
+            ("config".to_string(), "{\"lambda\":0.01}".to_string()),
+            ("seed".to_string(), "7".to_string()),
+        ])
+    }
+
+    #[test]
+    fn save_then_load_round_trips_bit_for_bit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("model.safetensors");
+        let mut model = Mlp::<f32>::init(12, 5, 3, 9);
+        model.b1[2] = -0.25;
+        model.b2[1] = 1.5;
+        save(&path, &model, &meta()).unwrap();
+        let (back, m) = load(&path).unwrap();
+        assert_eq!(back, model);
+        assert_eq!(m, meta());
+        // No temporary file is left behind.
+        let n_files = std::fs::read_dir(dir.path()).unwrap().count();
+        assert_eq!(n_files, 1);
+    }
+
+    #[test]
+    fn non_finite_values_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.safetensors");
+        let mut model = Mlp::<f32>::init(4, 3, 2, 1);
+        model.w2[[1, 1]] = f32::NAN;
+        let e = save(&path, &model, &meta()).unwrap_err();
+        assert!(e.to_string().contains("bad.safetensors"), "{e}");
+        assert!(!path.exists());
+        // Write one by hand, bypassing `save`.
+        let w1 = le_bytes([1.0f32; 12].into_iter());
+        let b1 = le_bytes([0.0f32, f32::INFINITY, 0.0].into_iter());
+        let w2 = le_bytes([0.0f32; 6].into_iter());
+        let b2 = le_bytes([0.0f32; 2].into_iter());
+        let views = vec![
+            (
+                "W1",
+                safetensors::tensor::TensorView::new(Dtype::F32, vec![3, 4], &w1).unwrap(),
+            ),
+            (
+                "b1",
+                safetensors::tensor::TensorView::new(Dtype::F32, vec![3], &b1).unwrap(),
+            ),
+            (
+                "W2",
+                safetensors::tensor::TensorView::new(Dtype::F32, vec![2, 3], &w2).unwrap(),
+            ),
+            (
+                "b2",
+                safetensors::tensor::TensorView::new(Dtype::F32, vec![2], &b2).unwrap(),
+            ),
+        ];
+        std::fs::write(&path, safetensors::serialize(views, &None).unwrap()).unwrap();
+        let e = load(&path).unwrap_err();
+        assert!(e.to_string().contains("bad.safetensors"), "{e}");
+        assert!(e.to_string().contains("b1"), "{e}");
+        assert!(e.to_string().contains("non-finite"), "{e}");
+    }
+
+    #[test]
+    fn missing_tensor_and_wrong_shape_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("partial.safetensors");
+        let w1 = le_bytes([1.0f32; 12].into_iter());
+        let b1 = le_bytes([0.0f32; 3].into_iter());
+        let w2 = le_bytes([0.0f32; 8].into_iter());
+        let b2 = le_bytes([0.0f32; 2].into_iter());
+        fn view(shape: Vec<usize>, b: &[u8]) -> safetensors::tensor::TensorView<'_> {
+            safetensors::tensor::TensorView::new(Dtype::F32, shape, b).unwrap()
+        }
+        let views = vec![("W1", view(vec![3, 4], &w1)), ("b1", view(vec![3], &b1))];
+        std::fs::write(&path, safetensors::serialize(views, &None).unwrap()).unwrap();
+        let e = load(&path).unwrap_err();
+        assert!(e.to_string().contains("partial.safetensors"), "{e}");
+        assert!(e.to_string().contains("W2 is missing"), "{e}");
+
+        // W2 has 4 columns but there are 3 hidden units.
+        let views = vec![
+            ("W1", view(vec![3, 4], &w1)),
+            ("b1", view(vec![3], &b1)),
+            ("W2", view(vec![2, 4], &w2)),
+            ("b2", view(vec![2], &b2)),
+        ];
+        std::fs::write(&path, safetensors::serialize(views, &None).unwrap()).unwrap();
+        let e = load(&path).unwrap_err();
+        assert!(e.to_string().contains("inconsistent shapes"), "{e}");
+
+        let e = load(&dir.path().join("absent.safetensors")).unwrap_err();
+        assert!(e.to_string().contains("absent.safetensors"), "{e}");
+        std::fs::write(&path, b"garbage").unwrap();
+        assert!(load(&path).is_err());
+    }
 }

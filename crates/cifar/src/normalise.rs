@@ -1,0 +1,124 @@
+//! Per-feature z-scoring: statistics from the training split only, applied to
+//! every split.
+//!
+//! The statistics are exact: per-feature sums of `x` and `x^2` over `u8`
+//! pixels are integers (partial sums in `u32` per chunk of rows, then `u64`),
+//! so the parallel reduction is order-independent and the mean and variance
+//! come from one rounding each in `f64`. Normalised values are computed in
+//! `f64` and rounded once to `T`; each output row depends only on its input
+//! row, so the result is bit-identical for any thread count.
+
+use ndarray::Array2;
+use rayon::prelude::*;
+use tensor::Element;
+
+use crate::IMAGE_BYTES;
+
+/// Rows per parallel chunk of the statistics pass (`u32` sums of squares stay
+/// exact: 4096 * 255^2 < 2^32).
+const STATS_CHUNK: usize = 4096;
+/// Rows per parallel chunk of the normalisation pass.
+const NORM_CHUNK: usize = 256;
+
+/// Mean and standard deviation of each of the 3072 features, in `[0, 1]`
+/// pixel units (pixel / 255), over the training split.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FeatureStats {
+    /// Mean of each feature.
+    pub mean: Vec<f64>,
+    /// Population standard deviation (divided by n) of each feature.
+    pub std: Vec<f64>,
+    /// Number of images the statistics were computed over.
+    pub n: usize,
+}
+
+impl FeatureStats {
+    /// Exact statistics of `rows` (each `IMAGE_BYTES` long). With no row the
+    /// mean is 0 and the std 1 (normalisation is then the plain `[0, 1]` scaling).
+    pub fn from_rows(rows: &[&[u8]]) -> Self {
+        let zero = || (vec![0u64; IMAGE_BYTES], vec![0u64; IMAGE_BYTES]);
+        let (s1, s2) = rows
+            .par_chunks(STATS_CHUNK)
+            .map(|chunk| {
+                let mut a1 = vec![0u32; IMAGE_BYTES];
+                let mut a2 = vec![0u32; IMAGE_BYTES];
+                for row in chunk {
+                    let row = &row[..IMAGE_BYTES];
+                    for ((x, a), b) in row.iter().zip(&mut a1).zip(&mut a2) {
+                        let x = u32::from(*x);
+                        *a += x;
+                        *b += x * x;
+                    }
+                }
+                (
+                    a1.into_iter().map(u64::from).collect::<Vec<_>>(),
+                    a2.into_iter().map(u64::from).collect::<Vec<_>>(),
+                )
+            })
+            .reduce(zero, |(mut s1, mut s2), (p1, p2)| {
+                s1.iter_mut().zip(&p1).for_each(|(s, p)| *s += p);
+                s2.iter_mut().zip(&p2).for_each(|(s, p)| *s += p);
+                (s1, s2)
+            });
+        let n = rows.len();
+        if n == 0 {
+            return Self {
+                mean: vec![0.0; IMAGE_BYTES],
+                std: vec![1.0; IMAGE_BYTES],
+                n,
+            };
+        }
+        let nn = n as u128;
+        let mean = s1.iter().map(|&s| s as f64 / (n as f64 * 255.0)).collect();
+        let std = s1
+            .iter()
+            .zip(&s2)
+            .map(|(&s1, &s2)| {
+                // n^2 * var (raw units) = n * sum x^2 - (sum x)^2, exact in integers.
+                let num = nn * u128::from(s2) - u128::from(s1) * u128::from(s1);
+                (num as f64).sqrt() / (n as f64 * 255.0)
+            })
+            .collect();
+        Self { mean, std, n }
+    }
+
+    /// `(pixel / 255 - mean) / std` for each row, as an `n x 3072` matrix.
+    /// A feature with std 0 is only centred (divided by 1).
+    pub fn normalise<T: Element>(&self, rows: &[&[u8]]) -> Array2<T> {
+        // In raw units: (x - 255 mean) * (1 / (255 std)).
+        let shift: Vec<f64> = self.mean.iter().map(|m| m * 255.0).collect();
+        let scale: Vec<f64> = self
+            .std
+            .iter()
+            .map(|&s| {
+                if s > 0.0 {
+                    1.0 / (s * 255.0)
+                } else {
+                    1.0 / 255.0
+                }
+            })
+            .collect();
+        let mut out = Array2::<T>::zeros((rows.len(), IMAGE_BYTES));
+        let flat = out
+            .as_slice_mut()
+            .expect("a fresh array is contiguous in standard order");
+        flat.par_chunks_mut(NORM_CHUNK * IMAGE_BYTES)
+            .zip(rows.par_chunks(NORM_CHUNK))
+            .for_each(|(dst, src)| {
+                for (d, s) in dst.chunks_exact_mut(IMAGE_BYTES).zip(src) {
+                    normalise_row(&s[..IMAGE_BYTES], &shift, &scale, d);
+                }
+            });
+        out
+    }
+}
+
+/// One row: `dst[j] = (src[j] - shift[j]) * scale[j]`, in f64, rounded once to `T`.
+#[inline]
+fn normalise_row<T: Element>(src: &[u8], shift: &[f64], scale: &[f64], dst: &mut [T]) {
+    for (((d, &x), &m), &s) in dst.iter_mut().zip(src).zip(shift).zip(scale) {
+        let z = (f64::from(x) - m) * s;
+        // f64 -> f32/f64 never fails (NumCast between floats saturates).
+        *d = <T as num_traits::NumCast>::from(z).unwrap_or_else(T::nan);
+    }
+}

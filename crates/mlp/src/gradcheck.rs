@@ -1,0 +1,1 @@
+//! Numerical gradient check (centred finite differences in f64).

@@ -1,0 +1,302 @@
+//! Unit tests of the model: initialisation, evaluation and gradients against
+//! plain f64 references, the fused update, and training behaviour.
+
+use ndarray::{Array2, ArrayView2};
+use rand::{Rng, SeedableRng};
+
+use crate::schedule::ScheduleSpec;
+use crate::train::{self, Silent, TrainConfig, TrainError};
+use crate::{Mlp, Workspace};
+
+/// Random inputs and labels (f64), reproducible.
+pub(crate) fn synthetic(n: usize, d: usize, seed: u64) -> (Array2<f64>, Vec<u8>) {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let x = Array2::from_shape_simple_fn((n, d), || rng.random_range(-2.0..2.0));
+    let y = (0..n).map(|_| rng.random_range(0..10u8)).collect();
+    (x, y)
+}
+
+/// A learnable synthetic data set: the label is decided by which of ten
+/// random prototypes a noisy sample comes from.
+pub(crate) fn clustered(n: usize, d: usize, noise: f32, seed: u64) -> cifar::Dataset<f32> {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let protos = Array2::from_shape_simple_fn((10, d), || rng.random_range(-1.0f32..1.0));
+    let labels: Vec<u8> = (0..n).map(|_| rng.random_range(0..10u8)).collect();
+    let images = Array2::from_shape_fn((n, d), |(i, j)| {
+        protos[[labels[i] as usize, j]] + noise * rng.random_range(-1.0f32..1.0)
+    });
+    cifar::Dataset { images, labels }
+}
+
+/// Plain per-sample f64 cost: no kernels, no blocks.
+fn reference_cost(
+    model: &Mlp<f64>,
+    x: &ArrayView2<'_, f64>,
+    y: &[u8],
+    lambda: f64,
+) -> (f64, f64, f64) {
+    let (m, k) = (model.n_hidden(), model.n_classes());
+    let mut loss = 0.0;
+    let mut correct = 0usize;
+    for (row, &label) in x.rows().into_iter().zip(y) {
+        let h: Vec<f64> = (0..m)
+            .map(|j| (model.w1.row(j).dot(&row) + model.b1[j]).max(0.0))
+            .collect();
+        let s: Vec<f64> = (0..k)
+            .map(|c| (0..m).map(|j| model.w2[[c, j]] * h[j]).sum::<f64>() + model.b2[c])
+            .collect();
+        let max = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let lse = max + s.iter().map(|v| (v - max).exp()).sum::<f64>().ln();
+        loss += lse - s[label as usize];
+        let best = (0..k).fold(0, |b, c| if s[c] > s[b] { c } else { b });
+        correct += usize::from(best == label as usize);
+    }
+    let n = x.nrows() as f64;
+    let l2: f64 = model.w1.iter().chain(model.w2.iter()).map(|v| v * v).sum();
+    (loss / n + lambda * l2, loss / n, correct as f64 / n)
+}
+
+#[test]
+fn init_has_the_spec_statistics_and_is_seeded() {
+    let a = Mlp::<f64>::init(3072, 50, 10, 42);
+    let b = Mlp::<f64>::init(3072, 50, 10, 42);
+    let c = Mlp::<f64>::init(3072, 50, 10, 43);
+    assert_eq!(a, b);
+    assert_ne!(a.w1, c.w1);
+    let std = |w: &Array2<f64>| {
+        let n = w.len() as f64;
+        let mean = w.sum() / n;
+        ((w.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>()) / n).sqrt()
+    };
+    // 153600 draws: the sample std is within 1% of 1/sqrt(3072) = 0.01804.
+    let s1 = std(&a.w1);
+    assert!((s1 * 3072f64.sqrt() - 1.0).abs() < 0.01, "W1 std {s1}");
+    // 500 draws: within 10% of 1/sqrt(50).
+    let s2 = std(&a.w2);
+    assert!((s2 * 50f64.sqrt() - 1.0).abs() < 0.1, "W2 std {s2}");
+    assert!(a.b1.iter().all(|&v| v == 0.0) && a.b2.iter().all(|&v| v == 0.0));
+    // f32 and f64 models from one seed hold the same weights up to rounding.
+    let f = Mlp::<f32>::init(3072, 50, 10, 42);
+    assert_eq!(f.w1, a.w1.mapv(|v| v as f32));
+}
+
+#[test]
+fn evaluate_matches_a_plain_reference() {
+    // 2500 rows: three blocks, the last one short.
+    let (x, y) = synthetic(2500, 40, 1);
+    let mut model = Mlp::<f64>::init(40, 7, 10, 2);
+    model.b1.fill(0.1);
+    model.b2[3] = 0.2;
+    let e = model.evaluate(&x.view(), &y, 0.03);
+    let (cost, loss, acc) = reference_cost(&model, &x.view(), &y, 0.03);
+    assert!((e.cost - cost).abs() < 1e-12 * cost, "{} vs {cost}", e.cost);
+    assert!((e.loss - loss).abs() < 1e-12 * loss);
+    assert_eq!(e.accuracy, acc);
+    // f32 agrees to f32 precision.
+    let e32 = model
+        .cast::<f32>()
+        .evaluate(&x.mapv(|v| v as f32).view(), &y, 0.03);
+    assert!((e32.cost - cost).abs() < 1e-5 * cost);
+}
+
+#[test]
+fn gradients_match_centred_differences() {
+    let (x, y) = synthetic(6, 9, 3);
+    let mut model = Mlp::<f64>::init(9, 5, 10, 4);
+    model.b1.fill(0.05);
+    let lambda = 0.1;
+    let (g, _) = model.gradients(&x.view(), &y, lambda);
+    let h = 1e-6;
+    let cost = |m: &Mlp<f64>| reference_cost(m, &x.view(), &y, lambda).0;
+    let mut worst = 0.0f64;
+    let mut check = |get: &dyn Fn(&mut Mlp<f64>) -> &mut f64, ga: f64| {
+        let mut p = model.clone();
+        *get(&mut p) += h;
+        let jp = cost(&p);
+        *get(&mut p) -= 2.0 * h;
+        let jm = cost(&p);
+        let gn = (jp - jm) / (2.0 * h);
+        worst = worst.max((ga - gn).abs() / (ga.abs() + gn.abs()).max(1e-6));
+    };
+    for j in 0..5 {
+        for i in 0..9 {
+            check(&|m| &mut m.w1[[j, i]], g.w1[[j, i]]);
+        }
+        check(&|m| &mut m.b1[j], g.b1[j]);
+        for c in 0..10 {
+            check(&|m| &mut m.w2[[c, j]], g.w2[[c, j]]);
+        }
+    }
+    for c in 0..10 {
+        check(&|m| &mut m.b2[c], g.b2[c]);
+    }
+    assert!(worst < 1e-6, "max relative error {worst}");
+}
+
+#[test]
+fn fused_step_equals_plain_descent() {
+    let (x, y) = synthetic(20, 15, 5);
+    let model = Mlp::<f64>::init(15, 6, 10, 6);
+    let (lambda, eta) = (0.02, 0.3);
+    let (g, sums) = model.gradients(&x.view(), &y, lambda);
+    let mut fused = model.clone();
+    let mut ws = Workspace::for_model(&model, 32);
+    let step_sums = fused.sgd_step(&x.view(), &y, lambda, eta, &mut ws);
+    assert_eq!(sums, step_sums);
+    let close = |a: &Array2<f64>, b: &Array2<f64>| {
+        a.iter()
+            .zip(b)
+            .all(|(u, v)| (u - v).abs() <= 1e-14 * (1.0 + v.abs()))
+    };
+    assert!(close(&fused.w1, &(&model.w1 - &(eta * &g.w1))));
+    assert!(close(&fused.w2, &(&model.w2 - &(eta * &g.w2))));
+    for (u, v) in fused.b1.iter().zip((&model.b1 - &(eta * &g.b1)).iter()) {
+        assert!((u - v).abs() < 1e-14);
+    }
+    for (u, v) in fused.b2.iter().zip((&model.b2 - &(eta * &g.b2)).iter()) {
+        assert!((u - v).abs() < 1e-14);
+    }
+}
+
+fn small_config(schedule: ScheduleSpec, lambda: f64) -> TrainConfig {
+    TrainConfig {
+        n_hidden: 12,
+        lambda,
+        batch_size: 16,
+        schedule,
+        records_per_cycle: 4,
+        seed: 11,
+    }
+}
+
+#[test]
+fn training_is_bit_identical_for_one_and_two_threads() {
+    // 2300 rows: three evaluation blocks and a short last mini-batch.
+    let all = clustered(3400, 64, 1.0, 7);
+    let train_set = cifar::Dataset {
+        images: all.images.slice(ndarray::s![..2300, ..]).to_owned(),
+        labels: all.labels[..2300].to_vec(),
+    };
+    let val_set = cifar::Dataset {
+        images: all.images.slice(ndarray::s![2300.., ..]).to_owned(),
+        labels: all.labels[2300..].to_vec(),
+    };
+    let config = small_config(
+        ScheduleSpec::Triangular {
+            eta_min: 1e-4,
+            eta_max: 0.1,
+            n_s: 100,
+            n_cycles: 2,
+        },
+        0.005,
+    );
+    let run = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| train::train(&train_set, &val_set, &config, &mut Silent).unwrap())
+    };
+    let one = run(1);
+    let two = run(2);
+    assert_eq!(one.curve, two.curve);
+    assert_eq!(one.model, two.model);
+    // Step 0, 4 per cycle, and the end: 0, 50, 100, ..., 400.
+    let steps: Vec<u64> = one.curve.iter().map(|p| p.step).collect();
+    assert_eq!(steps, (0..=8).map(|k| k * 50).collect::<Vec<_>>());
+    assert_eq!(one.curve[2].eta, 0.1);
+    assert_eq!(one.curve[4].eta, 1e-4);
+    assert_eq!(one.curve[6].eta, 0.1);
+    assert_eq!(one.curve[8].eta, 1e-4);
+    // It learned something.
+    let last = one.curve.last().unwrap();
+    assert!(last.validation.accuracy > 0.5, "{last:?}");
+    assert!(last.train.cost < one.curve[0].train.cost);
+}
+
+#[test]
+fn training_overfits_a_small_set() {
+    let train_set = clustered(100, 50, 3.0, 9);
+    let config = TrainConfig {
+        batch_size: 10,
+        ..small_config(
+            ScheduleSpec::Constant {
+                eta: 0.1,
+                n_steps: 2000,
+            },
+            0.0,
+        )
+    };
+    let out = train::train(&train_set, &train_set, &config, &mut Silent).unwrap();
+    let last = out.curve.last().unwrap();
+    assert_eq!(last.step, 2000);
+    assert_eq!(last.train.accuracy, 1.0);
+    assert!(last.train.loss < 0.01, "{last:?}");
+}
+
+#[test]
+fn divergence_is_reported_with_step_and_eta() {
+    let mut train_set = clustered(200, 30, 1.0, 10);
+    train_set.images.mapv_inplace(|v| v * 1e3);
+    let config = small_config(
+        ScheduleSpec::Constant {
+            eta: 1e6,
+            n_steps: 500,
+        },
+        0.0,
+    );
+    match train::train(&train_set, &train_set, &config, &mut Silent) {
+        Err(TrainError::Diverged { step, eta, value }) => {
+            assert!(step < 500);
+            assert_eq!(eta, 1e6);
+            assert!(!value.is_finite());
+        }
+        other => panic!(
+            "expected divergence, got {:?}",
+            other.map(|t| t.curve.len())
+        ),
+    }
+}
+
+#[test]
+fn bad_configs_are_refused_naming_the_field() {
+    let data = clustered(50, 8, 1.0, 12);
+    let mut config = small_config(
+        ScheduleSpec::Constant {
+            eta: 0.1,
+            n_steps: 5,
+        },
+        0.0,
+    );
+    config.batch_size = 51;
+    let e = train::train(&data, &data, &config, &mut Silent).unwrap_err();
+    assert!(e.to_string().contains("batch_size"), "{e}");
+    config.batch_size = 10;
+    config.lambda = -1.0;
+    let e = train::train(&data, &data, &config, &mut Silent).unwrap_err();
+    assert!(e.to_string().contains("lambda"), "{e}");
+    config.lambda = 0.0;
+    let mut bad = data.clone();
+    bad.labels[3] = 10;
+    let e = train::train(&bad, &data, &config, &mut Silent).unwrap_err();
+    assert!(e.to_string().contains("label 10 at row 3"), "{e}");
+}
+
+#[test]
+fn record_steps_cover_start_cycles_and_end() {
+    use crate::schedule::Schedule;
+    let s = crate::schedule::Triangular {
+        eta_min: 1e-5,
+        eta_max: 0.1,
+        n_s: 500,
+        n_cycles: 1,
+    };
+    let steps = train::record_steps(&s, 10);
+    assert_eq!(steps, (0..=10).map(|k| k * 100).collect::<Vec<_>>());
+    let s = crate::schedule::Constant {
+        eta: 0.1,
+        n_steps: 7,
+    };
+    assert_eq!(s.period(), 7);
+    assert_eq!(train::record_steps(&s, 3), vec![0, 2, 4, 7]);
+}
