@@ -376,6 +376,11 @@ fn fetch_inner(req: &Request) -> anyhow::Result<Outcome> {
     }
     std::fs::rename(&staged, &target)
         .with_context(|| format!("cannot rename {} to {}", staged.display(), target.display()))?;
+    // Make the rename itself durable (best effort: not every platform can
+    // sync a directory).
+    if let Ok(dir) = File::open(&req.data_dir) {
+        let _ = dir.sync_all();
+    }
     drop(temp);
     Ok(Outcome::Installed(stamp))
 }
