@@ -57,6 +57,11 @@ pub struct Args {
     /// Fail when a max elementwise relative error (kinks apart) is above this.
     #[arg(long, default_value_t = DEFAULT_LIMIT)]
     pub limit: f64,
+    /// Also run the plain method (two full cost evaluations per entry, one
+    /// subtraction) on scenarios (a) and (b) and print its errors for
+    /// comparison (not written to the CSV; (b) takes about two minutes).
+    #[arg(long)]
+    pub plain: bool,
 }
 
 const DEFAULT_SEED: u64 = 1;
@@ -75,6 +80,7 @@ impl Default for Args {
             lambda: DEFAULT_LAMBDA,
             h: gradcheck::DEFAULT_H,
             limit: DEFAULT_LIMIT,
+            plain: false,
         }
     }
 }
@@ -124,6 +130,7 @@ pub fn run_with(data: cifar::Cifar10, args: &Args) -> anyhow::Result<()> {
         rayon::current_num_threads()
     );
     let mut rows = Vec::new();
+    let mut plain_rows = Vec::new();
     for (name, images, n) in &scenarios {
         let labels = &batch.labels[..*n];
         let d = images.ncols();
@@ -138,6 +145,30 @@ pub fn run_with(data: cifar::Cifar10, args: &Args) -> anyhow::Result<()> {
             gradcheck::numerical_gradients(&model, &images.view(), labels, args.lambda, args.h);
         let report = gradcheck::compare(&analytic, &numerical);
         spinner.finish_and_clear();
+        if args.plain && *name != "c" {
+            let start = Instant::now();
+            let plain = gradcheck::Numerical {
+                grads: gradcheck::plain_numerical_gradients(
+                    &model,
+                    &images.view(),
+                    labels,
+                    args.lambda,
+                    args.h,
+                ),
+                kinks: numerical.kinks.clone(),
+                seconds: [0.0; 4],
+            };
+            let secs = start.elapsed().as_secs_f64();
+            plain_rows.extend(gradcheck::compare(&analytic, &plain).into_iter().map(
+                |mut error| {
+                    error.seconds = secs;
+                    Row {
+                        scenario: name,
+                        error,
+                    }
+                },
+            ));
+        }
         println!(
             "scenario ({name}): {n} image(s) x {d} dims, {n_entries} entries, {:.2} s",
             start.elapsed().as_secs_f64()
@@ -149,6 +180,10 @@ pub fn run_with(data: cifar::Cifar10, args: &Args) -> anyhow::Result<()> {
     }
 
     print_table(&rows);
+    if !plain_rows.is_empty() {
+        println!("for comparison, the plain J(theta+h) - J(theta-h) (not in the CSV; seconds = whole scenario):");
+        print_table(&plain_rows);
+    }
     let path = out_dir.join("gradcheck.csv");
     std::fs::create_dir_all(&out_dir)
         .with_context(|| format!("cannot create {}", out_dir.display()))?;
