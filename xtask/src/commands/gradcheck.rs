@@ -94,17 +94,16 @@ struct Row {
 /// Run the command.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let data = cifar::load_dir(&paths::data_dir(args.data_dir.clone()))?;
-    run_with(data, &args)
+    run_with(&data, &args)
 }
 
 /// [`run`] on data already loaded (tests pass a small generated set).
-pub fn run_with(data: cifar::Cifar10, args: &Args) -> anyhow::Result<()> {
+pub fn run_with(data: &cifar::Cifar10, args: &Args) -> anyhow::Result<()> {
     let out_dir = paths::results_dir(args.results_dir.clone()).join("gradcheck");
     // Batch 1, z-scored with its own statistics (it is the training split here).
     let batch1: Vec<usize> = (0..data.train_batches[0].len()).collect();
     let stats = data.feature_stats(&batch1);
     let batch = data.train_dataset::<f64>(&batch1, &stats);
-    drop(data);
     anyhow::ensure!(
         batch.images.nrows() >= 10,
         "batch 1 has only {} images",
@@ -304,7 +303,7 @@ mod tests {
             n_hidden: 8,
             ..Args::default()
         };
-        run_with(cifar::Cifar10::synthetic(12, 2, 3), &args).unwrap();
+        run_with(&cifar::Cifar10::synthetic(12, 2, 3), &args).unwrap();
         let table = std::fs::read_to_string(dir.path().join("gradcheck/gradcheck.csv")).unwrap();
         let lines: Vec<&str> = table.lines().collect();
         assert_eq!(lines[0], HEADER.join(","));
@@ -317,7 +316,7 @@ mod tests {
             scenario: Scenario::A,
             ..args
         };
-        assert!(run_with(cifar::Cifar10::synthetic(12, 2, 3), &strict).is_err());
+        assert!(run_with(&cifar::Cifar10::synthetic(12, 2, 3), &strict).is_err());
     }
 
     #[test]

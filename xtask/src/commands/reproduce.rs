@@ -119,11 +119,19 @@ fn search(experiments: &Path, name: &str, opts: &Options<'_>) -> anyhow::Result<
 }
 
 /// The gradcheck's flags for this data and results folder.
-fn gradcheck_args(_opts: &Options<'_>) -> gradcheck::Args {
-    gradcheck::Args {}
+fn gradcheck_args(opts: &Options<'_>) -> gradcheck::Args {
+    gradcheck::Args {
+        data_dir: Some(opts.data.dir().to_path_buf()),
+        results_dir: Some(opts.results_dir.clone()),
+        ..Default::default()
+    }
 }
 
 /// The sanity check's flags for this data and results folder.
-fn sanity_args(_opts: &Options<'_>) -> sanity::Args {
-    sanity::Args {}
+fn sanity_args(opts: &Options<'_>) -> sanity::Args {
+    sanity::Args {
+        data_dir: Some(opts.data.dir().to_path_buf()),
+        results_dir: Some(opts.results_dir.clone()),
+        ..Default::default()
+    }
 }
