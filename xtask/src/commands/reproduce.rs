@@ -120,8 +120,8 @@ fn search(experiments: &Path, name: &str, opts: &Options<'_>) -> anyhow::Result<
 
 /// The gradcheck's flags for this data and results folder.
 fn gradcheck_args(opts: &Options<'_>) -> gradcheck::Args {
+    // Integration stub (coordinator): the experiment helper wires the shared data in.
     gradcheck::Args {
-        data_dir: Some(opts.data.dir().to_path_buf()),
         results_dir: Some(opts.results_dir.clone()),
         ..Default::default()
     }
@@ -129,8 +129,8 @@ fn gradcheck_args(opts: &Options<'_>) -> gradcheck::Args {
 
 /// The sanity check's flags for this data and results folder.
 fn sanity_args(opts: &Options<'_>) -> sanity::Args {
+    // Integration stub (coordinator): the experiment helper wires the shared data in.
     sanity::Args {
-        data_dir: Some(opts.data.dir().to_path_buf()),
         results_dir: Some(opts.results_dir.clone()),
         ..Default::default()
     }
