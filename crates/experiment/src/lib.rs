@@ -1,4 +1,104 @@
 //! Experiments: typed TOML configs, single runs with their result folders,
 //! resumable parallel searches, CSV tables, learning-curve pictures and the report.
 //!
-//! SKELETON: issue 5 (and the `train` command of issue 4) implement this crate.
+//! The pieces, in the order a command uses them:
+//! - [`config`]: the TOML files of `experiments/` as typed, validated structs;
+//! - [`data`]: the data set loaded and normalised once per process, shared
+//!   read-only by every run, with its fingerprint and the git revision;
+//! - [`run`]: one training run and its folder (`config.toml`, `curves.csv`,
+//!   `summary.csv`, `weights.safetensors`, `curves.svg`);
+//! - [`search`]: a plan of trials drawn up front, run in parallel, resumable,
+//!   summarised in a sorted `table.csv`;
+//! - [`plot`]: SVG pictures made from the CSV files;
+//! - [`report`]: `REPORT.md`, every result beside the original report's number;
+//! - [`commands`]: the entry points `cargo xtask train`, `coarse-search`, ... call.
+//!
+//! Every file a command writes is written atomically (temporary file, then
+//! rename, see [`io`]), so an interrupted command never leaves a half-written
+//! result behind.
+
+pub mod commands;
+pub mod config;
+pub mod data;
+pub mod io;
+pub mod plot;
+pub mod progress;
+pub mod report;
+pub mod run;
+pub mod search;
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in an experiment; each variant names the file
+/// or key involved and, where there is one, the fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ExperimentError {
+    /// A config file could not be parsed or holds a bad value.
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    /// Reading or writing a file failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A CSV or TOML result file is malformed.
+    #[error("{path}: {message}")]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A result an experiment depends on is not there yet.
+    #[error("{path} is missing: {hint}")]
+    Missing {
+        /// The file that should exist.
+        path: PathBuf,
+        /// How to make it.
+        hint: String,
+    },
+    /// The data could not be loaded.
+    #[error("{0}\n(get the data with `cargo xtask fetch-data`, or pass --data-dir)")]
+    Data(#[from] cifar::CifarError),
+    /// Training failed (divergence or a bad training config).
+    #[error(transparent)]
+    Train(#[from] mlp::train::TrainError),
+    /// Saving or loading weights failed.
+    #[error(transparent)]
+    Weights(#[from] mlp::weights::WeightsError),
+    /// Existing results were made by a different plan or config.
+    #[error("{path}: {message}")]
+    Conflict {
+        /// The file that disagrees.
+        path: PathBuf,
+        /// What differs and how to proceed.
+        message: String,
+    },
+    /// A single run diverged (its summary is written, in state `diverged`).
+    #[error("{name}: {message}")]
+    Diverged {
+        /// The run.
+        name: String,
+        /// The divergence, naming the step and eta.
+        message: String,
+    },
+    /// A thread pool could not be built.
+    #[error("cannot start worker threads: {0}")]
+    Threads(String),
+    /// Some trials of a search failed (not diverged: failed); the others are recorded.
+    #[error("{n_failed} of {n_trials} trials failed; the first failure: {first}")]
+    TrialsFailed {
+        /// Failed trials.
+        n_failed: usize,
+        /// Trials in the plan.
+        n_trials: usize,
+        /// The first error seen.
+        first: Box<ExperimentError>,
+    },
+}
+
+/// Shorthand for results of this crate.
+pub type Result<T, E = ExperimentError> = std::result::Result<T, E>;

@@ -1,10 +1,30 @@
-//! `coarse_search` (not implemented yet).
+//! `cargo xtask coarse-search`: the coarse lambda search (the report's table 1): 10 lambdas 10^U(-5,-1), 45000/5000 split. Resumable: re-running after an interruption
+//! finishes only the unfinished trials. Writes `<results-dir>/coarse-search/table.csv`.
+
+use std::path::PathBuf;
+
+use experiment::commands;
+
+use super::{paths, train};
 
 /// Command-line flags.
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// The search config (default: experiments/coarse-search.toml).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub common: train::Common,
+}
 
 /// Run the command.
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("`coarse_search` is not implemented yet")
+pub fn run(args: Args) -> anyhow::Result<()> {
+    train::explain_interrupt();
+    let path = args
+        .config
+        .unwrap_or_else(|| paths::project_root().join("experiments/coarse-search.toml"));
+    let config = commands::load_search(&path, args.common.seed, None)?;
+    let data = args.common.data_source();
+    commands::search(&config, &args.common.options(&data))?;
+    Ok(())
 }

@@ -1,10 +1,30 @@
-//! `fine_search` (not implemented yet).
+//! `cargo xtask fine-search`: the fine lambda search (the report's table 2) around the coarse search's best lambda. Resumable: re-running after an interruption
+//! finishes only the unfinished trials. Writes `<results-dir>/fine-search/table.csv`.
+
+use std::path::PathBuf;
+
+use experiment::commands;
+
+use super::{paths, train};
 
 /// Command-line flags.
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// The search config (default: experiments/fine-search.toml).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub common: train::Common,
+}
 
 /// Run the command.
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("`fine_search` is not implemented yet")
+pub fn run(args: Args) -> anyhow::Result<()> {
+    train::explain_interrupt();
+    let path = args
+        .config
+        .unwrap_or_else(|| paths::project_root().join("experiments/fine-search.toml"));
+    let config = commands::load_search(&path, args.common.seed, None)?;
+    let data = args.common.data_source();
+    commands::search(&config, &args.common.options(&data))?;
+    Ok(())
 }

@@ -1,10 +1,137 @@
-//! `reproduce` (not implemented yet).
+//! `cargo xtask reproduce`: every experiment of the report, in order: data
+//! check, gradcheck, sanity, clr-1cycle, clr-3cycles, coarse search, fine
+//! search, final training; then `<results-dir>/REPORT.md` with every table and
+//! picture beside the original report's numbers and the wall time per stage.
+//! The data are loaded once and shared by every stage.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use experiment::commands::{self, Options};
+use experiment::report::{self, StageTime};
+
+use super::{gradcheck, paths, sanity, train};
 
 /// Command-line flags.
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Folder of the experiment configs (default: <root>/experiments).
+    #[arg(long)]
+    pub experiments: Option<PathBuf>,
+    #[command(flatten)]
+    pub common: train::Common,
+}
+
+/// Times each stage and keeps going after a failed stage (a later stage that
+/// needs its result fails with a message naming it); `stage-times.csv` is
+/// rewritten after every stage.
+struct Stages {
+    times: Vec<StageTime>,
+    path: PathBuf,
+}
+
+impl Stages {
+    fn run(&mut self, stage: &str, f: impl FnOnce() -> anyhow::Result<()>) -> anyhow::Result<()> {
+        println!("== {stage}");
+        let start = Instant::now();
+        let result = f();
+        let seconds = start.elapsed().as_secs_f64();
+        let status = match &result {
+            Ok(()) => "ok".to_string(),
+            Err(e) => format!("failed: {}", e.to_string().replace(['\n', '|'], " ")),
+        };
+        println!("== {stage}: {status} ({seconds:.1} s)");
+        self.times.push(StageTime {
+            stage: stage.to_string(),
+            seconds,
+            status,
+        });
+        experiment::io::write_csv(&self.path, &self.times)?;
+        result
+    }
+}
 
 /// Run the command.
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("`reproduce` is not implemented yet")
+pub fn run(args: Args) -> anyhow::Result<()> {
+    train::explain_interrupt();
+    let experiments = args
+        .experiments
+        .unwrap_or_else(|| paths::project_root().join("experiments"));
+    let data = args.common.data_source();
+    let opts = args.common.options(&data);
+    experiment::io::create_dir(&opts.results_dir)?;
+    let mut stages = Stages {
+        times: Vec::new(),
+        path: opts.results_dir.join(report::STAGE_TIMES),
+    };
+    let start = Instant::now();
+
+    // Without data nothing else can run: stop here, with the fix in the message.
+    stages.run("data", || {
+        data.check_present()?;
+        data.raw()?;
+        data.fingerprint()?;
+        Ok(())
+    })?;
+
+    let mut failed = Vec::new();
+    let mut note = |stage: &str, result: anyhow::Result<()>| {
+        if let Err(e) = result {
+            eprintln!("{stage} failed: {e:#}");
+            failed.push(stage.to_string());
+        }
+    };
+    let r = stages.run("gradcheck", || gradcheck::run(gradcheck_args(&opts)));
+    note("gradcheck", r);
+    let r = stages.run("sanity", || sanity::run(sanity_args(&opts)));
+    note("sanity", r);
+    for name in ["clr-1cycle", "clr-3cycles"] {
+        let path = experiments.join(format!("{name}.toml"));
+        let r = stages.run(name, || {
+            commands::train(&path, &opts)?;
+            Ok(())
+        });
+        note(name, r);
+    }
+    for name in ["coarse-search", "fine-search", "final-train"] {
+        let r = stages.run(name, || search(&experiments, name, &opts));
+        note(name, r);
+    }
+    let report_path = report::write_report(&opts.results_dir)?;
+    println!(
+        "report: {} (all stages {:.1} s)",
+        report_path.display(),
+        start.elapsed().as_secs_f64()
+    );
+    anyhow::ensure!(
+        failed.is_empty(),
+        "stage(s) failed: {} (see above and {})",
+        failed.join(", "),
+        report_path.display()
+    );
+    Ok(())
+}
+
+fn search(experiments: &Path, name: &str, opts: &Options<'_>) -> anyhow::Result<()> {
+    let config = commands::load_search(&experiments.join(format!("{name}.toml")), opts.seed, None)?;
+    commands::search(&config, opts)?;
+    Ok(())
+}
+
+/// The gradcheck's flags for this data and results folder.
+fn gradcheck_args(opts: &Options<'_>) -> gradcheck::Args {
+    // Integration stub (coordinator): the experiment helper wires the shared data in.
+    gradcheck::Args {
+        results_dir: Some(opts.results_dir.clone()),
+        ..Default::default()
+    }
+}
+
+/// The sanity check's flags for this data and results folder.
+fn sanity_args(opts: &Options<'_>) -> sanity::Args {
+    // Integration stub (coordinator): the experiment helper wires the shared data in.
+    sanity::Args {
+        results_dir: Some(opts.results_dir.clone()),
+        ..Default::default()
+    }
 }

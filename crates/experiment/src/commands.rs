@@ -1,0 +1,231 @@
+//! The entry points of `cargo xtask train`, `coarse-search`, `fine-search` and
+//! `final-train` (the xtask modules only parse flags and call these), so the
+//! same code runs from the command line, from `reproduce` and from tests.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use mlp::train::Silent;
+
+use crate::config::{self, LambdaGrid, Provenance, RunConfig, SearchConfig, Validate};
+use crate::data::{self, DataSource};
+use crate::progress::RunProgress;
+use crate::run::{self, RunState, RunSummary};
+use crate::search::{self, SearchOutcome, Trial};
+use crate::{io, ExperimentError, Result};
+
+/// What every command shares: where the data and results are, and the
+/// `--seed` / `--jobs` flags.
+pub struct Options<'a> {
+    /// The data, loaded once and shared by every stage of the process.
+    pub data: &'a DataSource,
+    /// Where result folders go.
+    pub results_dir: PathBuf,
+    /// The checkout, for `git rev-parse HEAD`.
+    pub repo_root: PathBuf,
+    /// Overrides the config's seed (a run's training seed, a search's plan seed).
+    pub seed: Option<u64>,
+    /// Worker threads: parallel trials of a search, or the threads of a single run.
+    pub jobs: usize,
+}
+
+/// Every core the process may use (the default of `--jobs`).
+pub fn all_cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// The provenance of runs made with `opts` (fingerprints the data once).
+fn provenance(opts: &Options<'_>) -> Result<Provenance> {
+    Ok(Provenance {
+        git_revision: data::git_revision(&opts.repo_root),
+        data_fingerprint: opts.data.fingerprint()?,
+        data_dir: opts.data.dir().display().to_string(),
+        search: None,
+        trial: None,
+    })
+}
+
+fn pool(jobs: usize) -> Result<rayon::ThreadPool> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(jobs.max(1))
+        .build()
+        .map_err(|e| ExperimentError::Threads(e.to_string()))
+}
+
+/// `cargo xtask train CONFIG.toml`: one training as `config_path` says, written
+/// to `<results-dir>/<name>/`. A divergence writes the summary (state
+/// `diverged`) and returns an error naming the step and eta.
+pub fn train(config_path: &Path, opts: &Options<'_>) -> Result<RunSummary> {
+    let mut config: RunConfig = config::load(config_path)?;
+    if let Some(seed) = opts.seed {
+        config.train.seed = seed;
+        config.validate().map_err(|e| e.in_file(config_path))?;
+    }
+    train_config(config, opts)
+}
+
+/// [`train`] for a config already in memory.
+pub fn train_config(mut config: RunConfig, opts: &Options<'_>) -> Result<RunSummary> {
+    let splits = opts.data.splits(&config.data)?;
+    config.provenance = Some(provenance(opts)?);
+    let dir = opts.results_dir.join(&config.name);
+    let mut progress = RunProgress::new(&config.name, run::n_steps(&config.train.schedule));
+    let result = pool(opts.jobs)?.install(|| run::execute(&splits, &config, &dir, &mut progress));
+    progress.finish();
+    let summary = result?;
+    run::write_summary(&dir, &summary)?;
+    match summary.state {
+        RunState::Done => {
+            println!("{}", describe_run(&summary, &dir));
+            Ok(summary)
+        }
+        RunState::Diverged => Err(ExperimentError::Diverged {
+            name: config.name,
+            message: summary.message,
+        }),
+    }
+}
+
+/// One line on a finished run.
+fn describe_run(s: &RunSummary, dir: &Path) -> String {
+    let fmt = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{v:.4}"));
+    format!(
+        "{}: train acc {} cost {} | val acc {} cost {} | test acc {} cost {} | {:.1} s -> {}",
+        s.name,
+        fmt(s.train_accuracy),
+        fmt(s.train_cost),
+        fmt(s.validation_accuracy),
+        fmt(s.validation_cost),
+        fmt(s.test_accuracy),
+        fmt(s.test_cost),
+        s.wall_seconds,
+        dir.display()
+    )
+}
+
+/// Load a search config and apply `--seed` and `--lambda` (which replaces the
+/// grid by that one value).
+pub fn load_search(
+    config_path: &Path,
+    seed: Option<u64>,
+    lambda: Option<f64>,
+) -> Result<SearchConfig> {
+    let mut config: SearchConfig = config::load(config_path)?;
+    if let Some(seed) = seed {
+        config.seed = seed;
+    }
+    if let Some(lambda) = lambda {
+        config.lambdas = LambdaGrid::List {
+            values: vec![lambda],
+        };
+    }
+    config.validate().map_err(|e| e.in_file(config_path))?;
+    Ok(config)
+}
+
+/// Save the search config in its folder, or check it equals the saved one: a
+/// finished trial is only reused by the same config.
+fn save_or_check_config(dir: &Path, config: &SearchConfig) -> Result<()> {
+    let path = dir.join(search::files::CONFIG);
+    if path.is_file() {
+        let saved: SearchConfig = config::load(&path)?;
+        if &saved != config {
+            return Err(ExperimentError::Conflict {
+                path,
+                message: format!(
+                    "this folder holds a search made with a different config; delete {} to start \
+                     over, or use another --results-dir",
+                    dir.display()
+                ),
+            });
+        }
+        return Ok(());
+    }
+    io::write_toml(&path, config)
+}
+
+/// `cargo xtask coarse-search` / `fine-search` / `final-train`: draw (or
+/// reload) the plan, run the unfinished trials over `opts.jobs` workers on
+/// one shared copy of the data, write the table and the picture.
+pub fn search(config: &SearchConfig, opts: &Options<'_>) -> Result<SearchOutcome> {
+    let dir = opts.results_dir.join(&config.name);
+    let plan = search::plan_for(config, &opts.results_dir)?;
+    io::create_dir(&dir)?;
+    save_or_check_config(&dir, config)?;
+    let splits = opts.data.splits(&config.data)?;
+    let base = provenance(opts)?;
+    let trial_fn = {
+        let splits = Arc::clone(&splits);
+        move |trial: &Trial, run_dir: &Path| {
+            let run_config = RunConfig {
+                name: format!("{}-trial-{:02}", config.name, trial.trial),
+                evaluate_test: config.evaluate_test,
+                data: config.data.clone(),
+                train: config.train.with(trial.lambda, trial.seed),
+                provenance: Some(Provenance {
+                    search: Some(config.name.clone()),
+                    trial: Some(trial.trial),
+                    ..base.clone()
+                }),
+            };
+            run::execute(&splits, &run_config, run_dir, &mut Silent)
+        }
+    };
+    let outcome = search::run_trials(&config.name, &dir, &plan, opts.jobs, trial_fn)?;
+    print_outcome(config, &outcome, &dir);
+    Ok(outcome)
+}
+
+fn print_outcome(config: &SearchConfig, outcome: &SearchOutcome, dir: &Path) {
+    let n_diverged = outcome
+        .rows
+        .iter()
+        .filter(|r| r.state == RunState::Diverged)
+        .count();
+    println!(
+        "{}: {} trials ({} run now, {} diverged) in {:.1} s -> {}",
+        config.name,
+        outcome.rows.len(),
+        outcome.n_ran,
+        n_diverged,
+        outcome.wall_seconds,
+        dir.join(search::files::TABLE).display()
+    );
+    if let Some(best) = outcome.lambdas.first() {
+        let pm = |mean: Option<f64>, std: Option<f64>| match (mean, std) {
+            (Some(m), Some(s)) => format!("{m:.4} ± {s:.4}"),
+            (Some(m), None) => format!("{m:.4}"),
+            _ => "-".to_string(),
+        };
+        println!(
+            "{}: best lambda {:.6}: validation accuracy {} over {} run(s){}",
+            config.name,
+            best.lambda,
+            pm(best.validation_accuracy_mean, best.validation_accuracy_std),
+            best.n_done,
+            if best.test_accuracy_mean.is_some() {
+                format!(
+                    ", test accuracy {} (mean ± sample std)",
+                    pm(best.test_accuracy_mean, best.test_accuracy_std)
+                )
+            } else {
+                String::new()
+            }
+        );
+    }
+    if config.evaluate_test {
+        let mut rows = outcome.rows.clone();
+        rows.sort_by_key(|r| r.trial);
+        for r in rows {
+            println!(
+                "{}: trial {} seed {} lambda {:.6}: test accuracy {}",
+                config.name,
+                r.trial,
+                r.seed,
+                r.lambda,
+                r.test_accuracy
+                    .map_or_else(|| r.state.to_string(), |t| format!("{t:.4}"))
+            );
+        }
+    }
+}

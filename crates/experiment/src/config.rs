@@ -1,0 +1,600 @@
+//! The TOML files of `experiments/` as typed structs: unknown keys are
+//! rejected by serde (`deny_unknown_fields`), bad values by `validate()`, and
+//! every error names the file and the key. No value has a hidden default: the
+//! shipped files write every one out.
+//!
+//! Two shapes cover every experiment:
+//! - [`RunConfig`]: one training (`cargo xtask train CONFIG.toml`), reusing
+//!   [`mlp::train::TrainConfig`] and [`cifar::SplitSpec`] as they are;
+//! - [`SearchConfig`]: a set of trials that differ only in lambda and seed
+//!   (coarse search, fine search, final training over seeds).
+
+use std::path::{Path, PathBuf};
+
+use cifar::SplitSpec;
+use mlp::schedule::ScheduleSpec;
+use mlp::train::TrainConfig;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+/// A config that could not be used; each variant names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// Not valid TOML, an unknown key, a missing key or a value of the wrong type
+    /// (the message, from the TOML parser, names the key and the line).
+    #[error("config {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message.
+        message: String,
+    },
+    /// A key holds a value outside its allowed range.
+    #[error("config {path}: key `{key}`: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// Dotted key, e.g. `train.schedule.eta_max`.
+        key: String,
+        /// What is wrong and what is allowed.
+        message: String,
+    },
+}
+
+/// A bad value found by `validate()`, before the file name is attached.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InvalidValue {
+    /// Dotted key, e.g. `train.schedule.eta_max`.
+    pub key: String,
+    /// What is wrong and what is allowed.
+    pub message: String,
+}
+
+impl InvalidValue {
+    fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+
+    /// Attach the file the value came from.
+    pub fn in_file(self, path: &Path) -> ConfigError {
+        ConfigError::Invalid {
+            path: path.to_path_buf(),
+            key: self.key,
+            message: self.message,
+        }
+    }
+}
+
+/// Configs that can check their own values.
+pub trait Validate {
+    /// Check every value; the error names the first bad key.
+    fn validate(&self) -> Result<(), InvalidValue>;
+}
+
+/// Where a run's results came from; written by the run into its `config.toml`
+/// (and the weights' metadata), ignored when the file is read back as input.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Provenance {
+    /// `git rev-parse HEAD` of the checkout (with `+dirty` when it had
+    /// uncommitted changes), or `unknown`.
+    pub git_revision: String,
+    /// SHA-256 over the six batch files, in order (see [`crate::data`]).
+    pub data_fingerprint: String,
+    /// The data directory the run read.
+    pub data_dir: String,
+    /// The search this run belongs to, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search: Option<String>,
+    /// The trial number within that search.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trial: Option<usize>,
+}
+
+/// One training run: `experiments/clr-1cycle.toml`, `experiments/clr-3cycles.toml`,
+/// and the resolved `config.toml` every run writes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    /// Name of the run; results go to `<results-dir>/<name>/`.
+    pub name: String,
+    /// Whether to evaluate the test split at the end (searches leave the test set alone).
+    pub evaluate_test: bool,
+    /// Training, validation and test data.
+    pub data: SplitSpec,
+    /// Network size, lambda, batch size, schedule, recording and seed.
+    pub train: TrainConfig,
+    /// Filled in by the run (git revision, data checksum); not an input.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<Provenance>,
+}
+
+/// The training settings every trial of a search shares: a
+/// [`TrainConfig`] without lambda and seed, which the plan supplies.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainTemplate {
+    /// Hidden units `m`.
+    pub n_hidden: usize,
+    /// Samples per update.
+    pub batch_size: usize,
+    /// Learning-curve points per cycle (plus step 0 and the end). Each point
+    /// evaluates the whole training and validation splits, so searches keep it small.
+    pub records_per_cycle: u64,
+    /// Learning-rate schedule.
+    pub schedule: ScheduleSpec,
+}
+
+impl TrainTemplate {
+    /// The full training config of one trial.
+    pub fn with(&self, lambda: f64, seed: u64) -> TrainConfig {
+        TrainConfig {
+            n_hidden: self.n_hidden,
+            lambda,
+            batch_size: self.batch_size,
+            schedule: self.schedule.clone(),
+            records_per_cycle: self.records_per_cycle,
+            seed,
+        }
+    }
+}
+
+/// Which lambdas a search tries.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum LambdaGrid {
+    /// `n` values `10^x`, `x ~ Uniform(log10_min, log10_max)`, drawn from the search seed.
+    LogUniform {
+        /// Number of lambdas.
+        n: usize,
+        /// Lower end of the exponent.
+        log10_min: f64,
+        /// Upper end of the exponent.
+        log10_max: f64,
+    },
+    /// Exactly these values.
+    List {
+        /// The lambdas.
+        values: Vec<f64>,
+    },
+    /// `start, start + step, ..., start + (n - 1) * step`.
+    Range {
+        /// First lambda.
+        start: f64,
+        /// Spacing.
+        step: f64,
+        /// Number of lambdas.
+        n: usize,
+    },
+    /// `n` values spaced `step` apart, on multiples of `step`, centred as
+    /// closely as possible on the best lambda of the search `search`
+    /// (read from `<results-dir>/<search>/table.csv`).
+    AroundBest {
+        /// Name of the earlier search.
+        search: String,
+        /// Number of lambdas.
+        n: usize,
+        /// Spacing.
+        step: f64,
+    },
+    /// The single best lambda of the search `search`.
+    BestOf {
+        /// Name of the earlier search.
+        search: String,
+    },
+}
+
+/// A set of trials differing only in lambda and seed: `experiments/coarse-search.toml`,
+/// `fine-search.toml` and `final-train.toml`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchConfig {
+    /// Name of the search; results go to `<results-dir>/<name>/`.
+    pub name: String,
+    /// Seed of the plan: random lambdas and every trial's training seed are drawn from it.
+    pub seed: u64,
+    /// Trials (training seeds) per lambda.
+    pub seeds_per_lambda: usize,
+    /// Whether each trial evaluates the test split (the final training does;
+    /// the searches choose on validation only).
+    pub evaluate_test: bool,
+    /// Training, validation and test data, shared by every trial.
+    pub data: SplitSpec,
+    /// Training settings shared by every trial.
+    pub train: TrainTemplate,
+    /// The lambdas to try.
+    pub lambdas: LambdaGrid,
+}
+
+/// Read, parse and validate the config at `path`.
+pub fn load<T: DeserializeOwned + Validate>(path: &Path) -> Result<T, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse(&text, path)
+}
+
+/// Parse and validate config text; `path` only names the source in errors.
+pub fn parse<T: DeserializeOwned + Validate>(text: &str, path: &Path) -> Result<T, ConfigError> {
+    let config: T = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        path: path.to_path_buf(),
+        message: e.to_string().trim_end().to_string(),
+    })?;
+    config.validate().map_err(|e| e.in_file(path))?;
+    Ok(config)
+}
+
+/// Largest seed a TOML file can hold (TOML integers are signed 64-bit).
+pub const MAX_SEED: u64 = i64::MAX as u64;
+
+fn check(ok: bool, key: &str, message: impl FnOnce() -> String) -> Result<(), InvalidValue> {
+    if ok {
+        Ok(())
+    } else {
+        Err(InvalidValue::new(key, message()))
+    }
+}
+
+/// A name usable as a directory: ASCII letters, digits, `-`, `_`, `.`, not starting with `.`.
+fn check_name(name: &str, key: &str) -> Result<(), InvalidValue> {
+    let ok = !name.is_empty()
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    check(ok, key, || {
+        format!("{name:?} is not a usable directory name (use letters, digits, '-', '_', '.')")
+    })
+}
+
+fn check_seed(seed: u64, key: &str) -> Result<(), InvalidValue> {
+    check(seed <= MAX_SEED, key, || {
+        format!("{seed} is too large (at most {MAX_SEED})")
+    })
+}
+
+/// Number of training images a split gives.
+pub fn n_train_images(spec: &SplitSpec) -> usize {
+    match spec {
+        SplitSpec::Batches { train, .. } => train.len() * cifar::RECORDS_PER_FILE,
+        SplitSpec::HoldOut { n_validation, .. } => {
+            (cifar::TRAIN_FILES.len() * cifar::RECORDS_PER_FILE).saturating_sub(*n_validation)
+        }
+    }
+}
+
+/// Check a data split (keys under `prefix`).
+pub fn validate_split(spec: &SplitSpec, prefix: &str) -> Result<(), InvalidValue> {
+    let n_files = cifar::TRAIN_FILES.len();
+    let n_all = n_files * cifar::RECORDS_PER_FILE;
+    match spec {
+        SplitSpec::Batches { train, validation } => {
+            for (key, list) in [("train", train), ("validation", validation)] {
+                let key = format!("{prefix}.{key}");
+                check(!list.is_empty(), &key, || {
+                    "must list at least one batch number".into()
+                })?;
+                for &b in list {
+                    check((1..=n_files).contains(&b), &key, || {
+                        format!("batch number {b} is not in 1..={n_files}")
+                    })?;
+                }
+            }
+            let mut all: Vec<usize> = train.iter().chain(validation).copied().collect();
+            all.sort_unstable();
+            let n = all.len();
+            all.dedup();
+            check(all.len() == n, &format!("{prefix}.validation"), || {
+                "a batch appears twice (in train and validation, or twice in one list)".into()
+            })
+        }
+        SplitSpec::HoldOut { n_validation, seed } => {
+            check(
+                (1..n_all).contains(n_validation),
+                &format!("{prefix}.n_validation"),
+                || format!("{n_validation} is not in 1..{n_all}"),
+            )?;
+            check_seed(*seed, &format!("{prefix}.seed"))
+        }
+    }
+}
+
+/// Check a learning-rate schedule (keys under `prefix`).
+pub fn validate_schedule(spec: &ScheduleSpec, prefix: &str) -> Result<(), InvalidValue> {
+    let positive = |x: f64, key: &str| {
+        check(x.is_finite() && x > 0.0, &format!("{prefix}.{key}"), || {
+            format!("{x} must be a positive finite number")
+        })
+    };
+    match *spec {
+        ScheduleSpec::Constant { eta, n_steps } => {
+            positive(eta, "eta")?;
+            check(n_steps >= 1, &format!("{prefix}.n_steps"), || {
+                "must be at least 1".into()
+            })
+        }
+        ScheduleSpec::Triangular {
+            eta_min,
+            eta_max,
+            n_s,
+            n_cycles,
+        } => {
+            positive(eta_min, "eta_min")?;
+            positive(eta_max, "eta_max")?;
+            check(eta_max >= eta_min, &format!("{prefix}.eta_max"), || {
+                format!("{eta_max} is below eta_min {eta_min}")
+            })?;
+            check(n_s >= 1, &format!("{prefix}.n_s"), || {
+                "must be at least 1".into()
+            })?;
+            check(n_cycles >= 1, &format!("{prefix}.n_cycles"), || {
+                "must be at least 1".into()
+            })
+        }
+    }
+}
+
+fn validate_common_train(
+    n_hidden: usize,
+    batch_size: usize,
+    records_per_cycle: u64,
+    schedule: &ScheduleSpec,
+    n_train: usize,
+) -> Result<(), InvalidValue> {
+    check(n_hidden >= 1, "train.n_hidden", || {
+        "must be at least 1".into()
+    })?;
+    check(
+        (1..=n_train).contains(&batch_size),
+        "train.batch_size",
+        || format!("{batch_size} is not in 1..={n_train} (the training images)"),
+    )?;
+    check(records_per_cycle >= 1, "train.records_per_cycle", || {
+        "must be at least 1".into()
+    })?;
+    validate_schedule(schedule, "train.schedule")
+}
+
+fn check_lambda(lambda: f64, key: &str) -> Result<(), InvalidValue> {
+    check(lambda.is_finite() && lambda >= 0.0, key, || {
+        format!("{lambda} must be a finite number >= 0")
+    })
+}
+
+impl Validate for RunConfig {
+    fn validate(&self) -> Result<(), InvalidValue> {
+        check_name(&self.name, "name")?;
+        validate_split(&self.data, "data")?;
+        let t = &self.train;
+        validate_common_train(
+            t.n_hidden,
+            t.batch_size,
+            t.records_per_cycle,
+            &t.schedule,
+            n_train_images(&self.data),
+        )?;
+        check_lambda(t.lambda, "train.lambda")?;
+        check_seed(t.seed, "train.seed")
+    }
+}
+
+impl Validate for LambdaGrid {
+    fn validate(&self) -> Result<(), InvalidValue> {
+        let at_least_one = |n: usize| check(n >= 1, "lambdas.n", || "must be at least 1".into());
+        let positive_step = |step: f64| {
+            check(step.is_finite() && step > 0.0, "lambdas.step", || {
+                format!("{step} must be a positive finite number")
+            })
+        };
+        match self {
+            LambdaGrid::LogUniform {
+                n,
+                log10_min,
+                log10_max,
+            } => {
+                at_least_one(*n)?;
+                check(log10_min.is_finite(), "lambdas.log10_min", || {
+                    "must be finite".into()
+                })?;
+                check(
+                    log10_max.is_finite() && log10_max > log10_min,
+                    "lambdas.log10_max",
+                    || format!("{log10_max} must be finite and above log10_min {log10_min}"),
+                )
+            }
+            LambdaGrid::List { values } => {
+                check(!values.is_empty(), "lambdas.values", || {
+                    "must list at least one lambda".into()
+                })?;
+                values
+                    .iter()
+                    .try_for_each(|&v| check_lambda(v, "lambdas.values"))
+            }
+            LambdaGrid::Range { start, step, n } => {
+                at_least_one(*n)?;
+                check_lambda(*start, "lambdas.start")?;
+                positive_step(*step)
+            }
+            LambdaGrid::AroundBest { search, n, step } => {
+                check_name(search, "lambdas.search")?;
+                at_least_one(*n)?;
+                positive_step(*step)
+            }
+            LambdaGrid::BestOf { search } => check_name(search, "lambdas.search"),
+        }
+    }
+}
+
+impl Validate for SearchConfig {
+    fn validate(&self) -> Result<(), InvalidValue> {
+        check_name(&self.name, "name")?;
+        check_seed(self.seed, "seed")?;
+        check(self.seeds_per_lambda >= 1, "seeds_per_lambda", || {
+            "must be at least 1".into()
+        })?;
+        validate_split(&self.data, "data")?;
+        let t = &self.train;
+        validate_common_train(
+            t.n_hidden,
+            t.batch_size,
+            t.records_per_cycle,
+            &t.schedule,
+            n_train_images(&self.data),
+        )?;
+        self.lambdas.validate()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn experiments_dir() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../experiments")
+    }
+
+    /// Every shipped file parses and validates, as whichever type its content is.
+    #[test]
+    fn every_shipped_experiment_parses_and_validates() {
+        let mut n_files = 0;
+        for entry in std::fs::read_dir(experiments_dir()).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().and_then(|e| e.to_str()) != Some("toml") {
+                continue;
+            }
+            n_files += 1;
+            let text = std::fs::read_to_string(&path).unwrap();
+            let as_run = parse::<RunConfig>(&text, &path);
+            let as_search = parse::<SearchConfig>(&text, &path);
+            assert!(
+                as_run.is_ok() || as_search.is_ok(),
+                "{}: {:?} / {:?}",
+                path.display(),
+                as_run.err(),
+                as_search.err()
+            );
+            // The name inside matches the file name, so results land where users look.
+            let name = as_run
+                .map(|c| c.name)
+                .or_else(|_| as_search.map(|c| c.name))
+                .unwrap();
+            assert_eq!(
+                Some(name.as_str()),
+                path.file_stem().and_then(|s| s.to_str())
+            );
+        }
+        assert_eq!(n_files, 5, "expected the five shipped experiments");
+    }
+
+    fn clr_1cycle_text() -> String {
+        std::fs::read_to_string(experiments_dir().join("clr-1cycle.toml")).unwrap()
+    }
+
+    fn coarse_text() -> String {
+        std::fs::read_to_string(experiments_dir().join("coarse-search.toml")).unwrap()
+    }
+
+    #[test]
+    fn shipped_clr_1cycle_says_what_spec_says() {
+        let c: RunConfig = parse(&clr_1cycle_text(), Path::new("x.toml")).unwrap();
+        assert_eq!(
+            c.data,
+            SplitSpec::Batches {
+                train: vec![1],
+                validation: vec![2]
+            }
+        );
+        assert_eq!(c.train.batch_size, 100);
+        assert_eq!(c.train.lambda, 0.01);
+        assert_eq!(
+            c.train.schedule,
+            ScheduleSpec::Triangular {
+                eta_min: 1e-5,
+                eta_max: 1e-1,
+                n_s: 500,
+                n_cycles: 1
+            }
+        );
+    }
+
+    #[test]
+    fn unknown_key_is_rejected_naming_the_key() {
+        let text =
+            clr_1cycle_text().replace("batch_size = 100", "batch_size = 100\nbatch_sise = 3");
+        let err = parse::<RunConfig>(&text, Path::new("exp.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("batch_sise") && err.contains("exp.toml"),
+            "{err}"
+        );
+
+        let text = coarse_text().replace("[lambdas]", "[lambdas]\nscale = 2.0");
+        let err = parse::<SearchConfig>(&text, Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("scale"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_are_rejected_naming_the_key() {
+        let cases = [
+            ("eta_max = 0.1", "eta_max = 1e-6", "train.schedule.eta_max"),
+            ("lambda = 0.01", "lambda = -0.01", "train.lambda"),
+            ("batch_size = 100", "batch_size = 0", "train.batch_size"),
+            ("n_s = 500", "n_s = 0", "train.schedule.n_s"),
+            ("validation = [2]", "validation = [1]", "data.validation"),
+            ("validation = [2]", "validation = [6]", "data.validation"),
+            ("name = \"clr-1cycle\"", "name = \"../x\"", "name"),
+        ];
+        for (from, to, key) in cases {
+            let text = clr_1cycle_text();
+            assert!(text.contains(from), "{from}");
+            let err =
+                parse::<RunConfig>(&text.replace(from, to), Path::new("exp.toml")).unwrap_err();
+            match err {
+                ConfigError::Invalid { key: k, .. } => assert_eq!(k, key, "{to}"),
+                other => panic!("{to}: expected an invalid value, got {other}"),
+            }
+        }
+        let text = coarse_text().replace("log10_max = -1.0", "log10_max = -6.0");
+        let err = parse::<SearchConfig>(&text, Path::new("c.toml")).unwrap_err();
+        assert!(err.to_string().contains("`lambdas.log10_max`"), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_is_a_parse_error_naming_the_key() {
+        let text = clr_1cycle_text().replace("n_hidden = 50", "n_hidden = \"fifty\"");
+        let err = parse::<RunConfig>(&text, Path::new("exp.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("n_hidden"), "{err}");
+    }
+
+    #[test]
+    fn resolved_config_round_trips_through_toml() {
+        let mut c: RunConfig = parse(&clr_1cycle_text(), Path::new("x.toml")).unwrap();
+        c.provenance = Some(Provenance {
+            git_revision: "abc".into(),
+            data_fingerprint: "f00".into(),
+            data_dir: "/data".into(),
+            search: Some("coarse-search".into()),
+            trial: Some(3),
+        });
+        let text = toml::to_string_pretty(&c).unwrap();
+        let back: RunConfig = parse(&text, Path::new("y.toml")).unwrap();
+        assert_eq!(back, c);
+    }
+}

@@ -1,0 +1,430 @@
+//! Pictures as SVG (plotters' pure-Rust SVG backend), drawn from the CSV
+//! files, so `cargo xtask plot RESULTS_DIR` redraws them without retraining:
+//! - per training: cost, loss and accuracy (train and validation) against the
+//!   update step, plus the learning rate eta in its own panel;
+//! - per search: validation accuracy against lambda on a log axis.
+
+use std::path::Path;
+
+use plotters::coord::combinators::IntoLogRange;
+use plotters::prelude::*;
+
+use mlp::schedule::ScheduleSpec;
+
+use crate::config::RunConfig;
+use crate::run::{self, CurveRow, RunState};
+use crate::search::{self, TableRow};
+use crate::{io, ExperimentError, Result};
+
+const TRAIN_COLOR: RGBColor = RGBColor(31, 119, 180);
+const VALIDATION_COLOR: RGBColor = RGBColor(214, 39, 40);
+const ETA_COLOR: RGBColor = RGBColor(44, 160, 44);
+const FONT: &str = "sans-serif";
+
+fn plot_err(path: &Path) -> impl Fn(String) -> ExperimentError + '_ {
+    move |message| ExperimentError::Format {
+        path: path.to_path_buf(),
+        message: format!("cannot draw: {message}"),
+    }
+}
+
+/// `(min, max)` of `values` padded by 5% (or ±0.5 when they are all equal).
+fn padded_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
+    let (lo, hi) = values
+        .filter(|v| v.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        });
+    if !lo.is_finite() {
+        return (0.0, 1.0);
+    }
+    let pad = if hi > lo { 0.05 * (hi - lo) } else { 0.5 };
+    (lo - pad, hi + pad)
+}
+
+/// Draw the learning curves `rows` of the run `title` into the SVG file `path`:
+/// four panels (cost, loss, accuracy: train and validation; eta).
+/// With the run's `schedule`, eta is drawn exactly at every step (it is
+/// piecewise linear); without it, at the recorded points only.
+pub fn curves_svg(
+    rows: &[CurveRow],
+    schedule: Option<&ScheduleSpec>,
+    title: &str,
+    path: &Path,
+) -> Result<()> {
+    let mut svg = String::new();
+    draw_curves(rows, schedule, title, &mut svg).map_err(plot_err(path))?;
+    io::write_atomic(path, svg.as_bytes())
+}
+
+type Getter = fn(&CurveRow) -> f64;
+
+/// The corners of the schedule's eta(t): exact, as it is linear between them.
+fn eta_corners(schedule: &ScheduleSpec) -> Vec<(f64, f64)> {
+    match *schedule {
+        ScheduleSpec::Constant { eta, n_steps } => vec![(0.0, eta), (n_steps as f64, eta)],
+        ScheduleSpec::Triangular {
+            eta_min,
+            eta_max,
+            n_s,
+            n_cycles,
+        } => (0..=2 * n_cycles)
+            .map(|k| {
+                let eta = if k % 2 == 0 { eta_min } else { eta_max };
+                ((k * n_s) as f64, eta)
+            })
+            .collect(),
+    }
+}
+
+fn draw_curves(
+    rows: &[CurveRow],
+    schedule: Option<&ScheduleSpec>,
+    title: &str,
+    svg: &mut String,
+) -> Result<(), String> {
+    let root = SVGBackend::with_string(svg, (1200, 860)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let root = root.titled(title, (FONT, 26)).map_err(|e| e.to_string())?;
+    let panels = root.split_evenly((2, 2));
+    let (eta_points, eta_label) = match schedule {
+        Some(schedule) => (eta_corners(schedule), "eta"),
+        None => (
+            rows.iter().map(|r| (r.step as f64, r.eta)).collect(),
+            "eta (at recorded points)",
+        ),
+    };
+    let max_step = rows
+        .iter()
+        .map(|r| r.step as f64)
+        .chain(eta_points.iter().map(|p| p.0))
+        .fold(1.0, f64::max);
+    let metrics: [(&str, Getter, Getter); 3] = [
+        ("cost", |r| r.train_cost, |r| r.validation_cost),
+        ("loss", |r| r.train_loss, |r| r.validation_loss),
+        ("accuracy", |r| r.train_accuracy, |r| r.validation_accuracy),
+    ];
+    for (panel, (name, train, validation)) in panels.iter().zip(metrics) {
+        let (lo, hi) = padded_range(rows.iter().flat_map(|r| [train(r), validation(r)]));
+        let mut chart = ChartBuilder::on(panel)
+            .caption(name, (FONT, 20))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0f64..max_step, lo..hi)
+            .map_err(|e| e.to_string())?;
+        chart
+            .configure_mesh()
+            .x_desc("update step")
+            .x_label_formatter(&|v| format!("{v:.0}"))
+            .y_desc(name)
+            .draw()
+            .map_err(|e| e.to_string())?;
+        for (label, get, color) in [
+            ("train", train, TRAIN_COLOR),
+            ("validation", validation, VALIDATION_COLOR),
+        ] {
+            chart
+                .draw_series(LineSeries::new(
+                    rows.iter().map(|r| (r.step as f64, get(r))),
+                    color.stroke_width(2),
+                ))
+                .map_err(|e| e.to_string())?
+                .label(label)
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+                });
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(|e| e.to_string())?;
+    }
+    let (_, eta_hi) = padded_range(eta_points.iter().map(|p| p.1));
+    let mut chart = ChartBuilder::on(&panels[3])
+        .caption("learning rate", (FONT, 20))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0f64..max_step, 0f64..eta_hi.max(f64::MIN_POSITIVE))
+        .map_err(|e| e.to_string())?;
+    chart
+        .configure_mesh()
+        .x_desc("update step")
+        .x_label_formatter(&|v| format!("{v:.0}"))
+        .y_desc("eta")
+        .y_label_formatter(&|v| format!("{v:.0e}"))
+        .draw()
+        .map_err(|e| e.to_string())?;
+    chart
+        .draw_series(LineSeries::new(eta_points, ETA_COLOR.stroke_width(2)))
+        .map_err(|e| e.to_string())?
+        .label(eta_label)
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], ETA_COLOR.stroke_width(2)));
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| e.to_string())?;
+    root.present().map_err(|e| e.to_string())
+}
+
+/// Draw validation accuracy against lambda (log axis) for the search table
+/// `rows` into the SVG file `path`; diverged trials are marked at the bottom.
+pub fn search_svg(rows: &[TableRow], title: &str, path: &Path) -> Result<()> {
+    let mut svg = String::new();
+    draw_search(rows, title, &mut svg).map_err(plot_err(path))?;
+    io::write_atomic(path, svg.as_bytes())
+}
+
+fn draw_search(rows: &[TableRow], title: &str, svg: &mut String) -> Result<(), String> {
+    let root = SVGBackend::with_string(svg, (900, 560)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let lambdas = rows.iter().map(|r| r.lambda).filter(|l| *l > 0.0);
+    let (lo, hi) = lambdas.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), l| {
+        (lo.min(l), hi.max(l))
+    });
+    let (lo, hi) = if lo.is_finite() {
+        (lo / 1.5, hi * 1.5)
+    } else {
+        (1e-5, 1e-1)
+    };
+    let done: Vec<&TableRow> = rows
+        .iter()
+        .filter(|r| r.state == RunState::Done && r.lambda > 0.0)
+        .collect();
+    let (y_lo, y_hi) = padded_range(done.iter().filter_map(|r| r.validation_accuracy));
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            format!("{title}: validation accuracy against lambda"),
+            (FONT, 22),
+        )
+        .margin(15)
+        .x_label_area_size(45)
+        .y_label_area_size(65)
+        .build_cartesian_2d((lo..hi).log_scale(), y_lo..y_hi)
+        .map_err(|e| e.to_string())?;
+    chart
+        .configure_mesh()
+        .x_desc("lambda (log scale)")
+        .y_desc("validation accuracy")
+        .x_label_formatter(&|v| format!("{v:.1e}"))
+        .draw()
+        .map_err(|e| e.to_string())?;
+    // The mean per lambda as a line, every trial as a point.
+    let mut means: Vec<(f64, f64)> = search::lambda_stats(rows)
+        .iter()
+        .filter(|s| s.lambda > 0.0)
+        .filter_map(|s| s.validation_accuracy_mean.map(|m| (s.lambda, m)))
+        .collect();
+    means.sort_by(|a, b| a.0.total_cmp(&b.0));
+    chart
+        .draw_series(LineSeries::new(means, VALIDATION_COLOR.mix(0.5)))
+        .map_err(|e| e.to_string())?;
+    chart
+        .draw_series(done.iter().filter_map(|r| {
+            r.validation_accuracy
+                .map(|acc| Circle::new((r.lambda, acc), 5, VALIDATION_COLOR.filled()))
+        }))
+        .map_err(|e| e.to_string())?
+        .label("validation accuracy")
+        .legend(|(x, y)| Circle::new((x + 10, y), 5, VALIDATION_COLOR.filled()));
+    let diverged: Vec<f64> = rows
+        .iter()
+        .filter(|r| r.state == RunState::Diverged && r.lambda > 0.0)
+        .map(|r| r.lambda)
+        .collect();
+    if !diverged.is_empty() {
+        chart
+            .draw_series(
+                diverged
+                    .into_iter()
+                    .map(|l| Cross::new((l, y_lo), 6, BLACK.stroke_width(2))),
+            )
+            .map_err(|e| e.to_string())?
+            .label("diverged")
+            .legend(|(x, y)| Cross::new((x + 10, y), 6, BLACK.stroke_width(2)));
+    }
+    if let Some(best) = done.first() {
+        if let Some(acc) = best.validation_accuracy {
+            chart
+                .draw_series(std::iter::once(
+                    EmptyElement::at((best.lambda, acc))
+                        + Text::new(
+                            format!("best {:.4} at {:.6}", acc, best.lambda),
+                            (10, 8),
+                            (FONT, 15),
+                        ),
+                ))
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| e.to_string())?;
+    root.present().map_err(|e| e.to_string())
+}
+
+/// Redraw every picture under `dir`: `curves.svg` beside each `curves.csv`,
+/// `accuracy-vs-lambda.svg` beside each search's `table.csv`. Returns the
+/// pictures written.
+pub fn redraw(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
+    let mut written = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(folder) = stack.pop() {
+        let mut entries: Vec<_> = std::fs::read_dir(&folder)
+            .map_err(io::io_err(&folder))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .collect();
+        entries.sort();
+        for path in entries {
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            let title = folder_title(dir, &folder);
+            if name == run::files::CURVES {
+                let rows: Vec<CurveRow> = io::read_csv(&path)?;
+                let out = folder.join(run::files::CURVES_SVG);
+                let config = folder.join(run::files::CONFIG);
+                let schedule = std::fs::read_to_string(config)
+                    .ok()
+                    .and_then(|text| toml::from_str::<RunConfig>(&text).ok())
+                    .map(|c| c.train.schedule);
+                curves_svg(&rows, schedule.as_ref(), &title, &out)?;
+                written.push(out);
+            } else if name == search::files::TABLE {
+                let rows: Vec<TableRow> = io::read_csv(&path)?;
+                let out = folder.join(search::files::ACCURACY_SVG);
+                search_svg(&rows, &title, &out)?;
+                written.push(out);
+            }
+        }
+    }
+    written.sort();
+    Ok(written)
+}
+
+/// A title for the results in `folder`: its path below `root` (or its name).
+fn folder_title(root: &Path, folder: &Path) -> String {
+    let rel = folder.strip_prefix(root).unwrap_or(folder);
+    let text = rel.to_string_lossy().replace('\\', "/");
+    if text.is_empty() {
+        folder
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    } else {
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn curve_rows() -> Vec<CurveRow> {
+        (0..=10)
+            .map(|i| {
+                let t = i as f64 / 10.0;
+                CurveRow {
+                    step: i * 100,
+                    eta: 1e-5 + (1.0 - (2.0 * t - 1.0).abs()) * 0.1,
+                    train_cost: 2.3 - t,
+                    train_loss: 2.2 - t,
+                    train_accuracy: 0.1 + 0.5 * t,
+                    validation_cost: 2.3 - 0.8 * t,
+                    validation_loss: 2.2 - 0.8 * t,
+                    validation_accuracy: 0.1 + 0.4 * t,
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn curves_and_search_pictures_are_redrawn_from_csv() {
+        let dir = tempfile::tempdir().unwrap();
+        let run_dir = dir.path().join("clr-1cycle");
+        io::write_csv(&run_dir.join(run::files::CURVES), &curve_rows()).unwrap();
+        let search_dir = dir.path().join("coarse-search");
+        let rows: Vec<TableRow> = [(0.0072, 0.50), (0.0004, 0.46), (0.07, 0.40), (0.09, -1.0)]
+            .iter()
+            .enumerate()
+            .map(|(trial, &(lambda, acc))| TableRow {
+                rank: trial + 1,
+                trial,
+                seed: 1,
+                lambda,
+                state: if acc < 0.0 {
+                    RunState::Diverged
+                } else {
+                    RunState::Done
+                },
+                validation_accuracy: (acc >= 0.0).then_some(acc),
+                validation_cost: None,
+                train_accuracy: None,
+                train_cost: None,
+                test_accuracy: None,
+                wall_seconds: 1.0,
+            })
+            .collect();
+        io::write_csv(&search_dir.join(search::files::TABLE), &rows).unwrap();
+
+        let written = redraw(dir.path()).unwrap();
+        assert_eq!(
+            written,
+            vec![
+                run_dir.join(run::files::CURVES_SVG),
+                search_dir.join(search::files::ACCURACY_SVG)
+            ]
+        );
+        let curves = std::fs::read_to_string(&written[0]).unwrap();
+        assert!(curves.starts_with("<svg"), "not an SVG");
+        for needle in [
+            "clr-1cycle",
+            "cost",
+            "loss",
+            "accuracy",
+            "train",
+            "validation",
+            "eta",
+            "update step",
+            "<polyline",
+        ] {
+            assert!(curves.contains(needle), "curves.svg lacks {needle}");
+        }
+        let search = std::fs::read_to_string(&written[1]).unwrap();
+        for needle in [
+            "validation accuracy",
+            "lambda (log scale)",
+            "diverged",
+            "best 0.5000 at 0.007200",
+            "<circle",
+        ] {
+            assert!(
+                search.contains(needle),
+                "accuracy-vs-lambda.svg lacks {needle}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_single_lambda_and_a_flat_curve_still_draw() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut rows = curve_rows();
+        rows.truncate(1);
+        curves_svg(&rows, None, "one point", &dir.path().join("a.svg")).unwrap();
+        search_svg(&[], "empty", &dir.path().join("b.svg")).unwrap();
+        assert!(dir.path().join("a.svg").is_file() && dir.path().join("b.svg").is_file());
+    }
+}

@@ -1,0 +1,636 @@
+//! `results/REPORT.md`: every table and picture of a results folder, each
+//! next to the original report's number (SPEC.md) and the difference, the
+//! targets, and the wall time of each stage. Made from the CSV files only, so
+//! it can be regenerated without retraining.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::RunConfig;
+use crate::run::{self, RunState, RunSummary};
+use crate::search::{self, LambdaStats, TableRow};
+use crate::{io, Result};
+
+/// File name of the report inside the results folder.
+pub const REPORT: &str = "REPORT.md";
+/// File name of the stage times inside the results folder.
+pub const STAGE_TIMES: &str = "stage-times.csv";
+
+/// The original report's numbers (SPEC.md, "Experiments and the report's numbers").
+pub mod reference {
+    /// clr-1cycle ("figure 2") test accuracy, "about 0.46".
+    pub const CLR_1CYCLE_TEST: f64 = 0.46;
+    /// clr-3cycles ("figure 3") test accuracy, "about 0.47".
+    pub const CLR_3CYCLES_TEST: f64 = 0.47;
+    /// Coarse search ("table 1") best validation accuracy.
+    pub const COARSE_BEST_VALIDATION: f64 = 0.5000;
+    /// The lambda that gave it.
+    pub const COARSE_BEST_LAMBDA: f64 = 0.007257;
+    /// Coarse search table: (lambda, validation accuracy), best first.
+    pub const COARSE_TABLE: [(f64, f64); 10] = [
+        (0.007257, 0.5000),
+        (0.003833, 0.4954),
+        (0.002577, 0.4878),
+        (0.001568, 0.4706),
+        (0.001512, 0.4672),
+        (0.000342, 0.4650),
+        (0.000495, 0.4508),
+        (0.000563, 0.4470),
+        (0.036906, 0.4452),
+        (0.071557, 0.4004),
+    ];
+    /// Fine search ("table 2") best validation accuracy.
+    pub const FINE_BEST_VALIDATION: f64 = 0.5162;
+    /// The lambda that gave it.
+    pub const FINE_BEST_LAMBDA: f64 = 0.0065;
+    /// Fine search table: (lambda, validation accuracy), best first.
+    pub const FINE_TABLE: [(f64, f64); 6] = [
+        (0.0065, 0.5162),
+        (0.0060, 0.5150),
+        (0.0075, 0.5130),
+        (0.0080, 0.5116),
+        (0.0070, 0.5104),
+        (0.0085, 0.5090),
+    ];
+    /// Final training ("figure 4") test accuracy.
+    pub const FINAL_TEST: f64 = 0.5063;
+}
+
+/// Targets of issue 5 for this reimplementation.
+pub mod target {
+    /// Best validation accuracy of the coarse and of the fine search, at least.
+    pub const SEARCH_BEST_VALIDATION: f64 = 0.505;
+    /// Mean final test accuracy over seeds, at least.
+    pub const FINAL_TEST_MEAN: f64 = 0.515;
+    /// Training stages (clr-1cycle through final-train), seconds, at most.
+    pub const TRAINING_SECONDS: f64 = 90.0;
+    /// The whole `reproduce`, seconds, at most.
+    pub const TOTAL_SECONDS: f64 = 180.0;
+}
+
+/// The stages whose time counts as "training".
+pub const TRAINING_STAGES: [&str; 5] = [
+    "clr-1cycle",
+    "clr-3cycles",
+    "coarse-search",
+    "fine-search",
+    "final-train",
+];
+
+/// One row of `stage-times.csv`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StageTime {
+    /// Stage name (`data`, `gradcheck`, `sanity`, `clr-1cycle`, ...).
+    pub stage: String,
+    /// Wall seconds.
+    pub seconds: f64,
+    /// `ok`, or `failed: <message>`.
+    pub status: String,
+}
+
+/// Read a CSV file as a markdown table (all columns as written).
+fn csv_as_markdown(path: &Path) -> Option<String> {
+    let mut reader = csv::Reader::from_path(path).ok()?;
+    let header: Vec<String> = reader.headers().ok()?.iter().map(str::to_string).collect();
+    let mut out = format!(
+        "| {} |\n|{}\n",
+        header.join(" | "),
+        "---|".repeat(header.len())
+    );
+    for record in reader.records() {
+        let record = record.ok()?;
+        let cells: Vec<&str> = record.iter().collect();
+        let _ = writeln!(out, "| {} |", cells.join(" | "));
+    }
+    Some(out)
+}
+
+fn fmt4(x: Option<f64>) -> String {
+    x.map_or("-".into(), |v| format!("{v:.4}"))
+}
+
+fn diff(ours: Option<f64>, theirs: f64) -> String {
+    ours.map_or("-".into(), |v| format!("{:+.4}", v - theirs))
+}
+
+fn check(ok: Option<bool>) -> &'static str {
+    match ok {
+        Some(true) => "met",
+        Some(false) => "**NOT met**",
+        None => "not run",
+    }
+}
+
+/// Relative path for markdown links, `/`-separated.
+fn rel(path: &Path) -> String {
+    path.to_string_lossy().replace('\\', "/")
+}
+
+fn read_table(results_dir: &Path, name: &str) -> Option<Vec<TableRow>> {
+    io::read_csv(&results_dir.join(name).join(search::files::TABLE)).ok()
+}
+
+fn read_lambdas(results_dir: &Path, name: &str) -> Option<Vec<LambdaStats>> {
+    io::read_csv(&results_dir.join(name).join(search::files::LAMBDAS)).ok()
+}
+
+fn picture(out: &mut String, results_dir: &Path, path: &Path, alt: &str) {
+    if results_dir.join(path).is_file() {
+        let _ = writeln!(out, "![{alt}]({})\n", rel(path));
+    } else {
+        let _ = writeln!(out, "(picture {} missing)\n", rel(path));
+    }
+}
+
+/// Write `<results_dir>/REPORT.md` from the CSV files and pictures there
+/// (and `stage-times.csv`, when present). Missing stages are marked "not run".
+pub fn write_report(results_dir: &Path) -> Result<PathBuf> {
+    let mut out = String::new();
+    let stages: Vec<StageTime> = io::read_csv(&results_dir.join(STAGE_TIMES)).unwrap_or_default();
+    let clr1 = run::read_summary(&results_dir.join("clr-1cycle"))
+        .ok()
+        .flatten();
+    let clr3 = run::read_summary(&results_dir.join("clr-3cycles"))
+        .ok()
+        .flatten();
+    let coarse = read_table(results_dir, "coarse-search");
+    let fine = read_table(results_dir, "fine-search");
+    let final_rows = read_table(results_dir, "final-train");
+    let final_stats = read_lambdas(results_dir, "final-train");
+    let best_val = |rows: &Option<Vec<TableRow>>| {
+        rows.as_ref()
+            .and_then(|r| r.first())
+            .and_then(|r| r.validation_accuracy.map(|a| (a, r.lambda)))
+    };
+    let coarse_best = best_val(&coarse);
+    let fine_best = best_val(&fine);
+    let final_best = final_stats.as_ref().and_then(|s| s.first().cloned());
+    let final_test = final_best.as_ref().and_then(|s| s.test_accuracy_mean);
+
+    let _ = writeln!(out, "# cifar-clr: reproduction of the report\n");
+    let _ = writeln!(
+        out,
+        "Made by `cargo xtask reproduce` (or `cargo xtask plot` + report) from the CSV files in \
+         this folder. \"Report\" is the original report (SPEC.md); the difference is ours minus \
+         the report's.\n"
+    );
+    if let Some(prov) = RunConfig::provenance_of(&results_dir.join("clr-1cycle")) {
+        let _ = writeln!(
+            out,
+            "Git revision `{}`, data `{}` ({}).\n",
+            prov.git_revision, prov.data_dir, prov.data_fingerprint
+        );
+    }
+
+    let _ = writeln!(out, "## Summary\n");
+    let _ = writeln!(out, "| experiment | report | ours | difference | target |");
+    let _ = writeln!(out, "|---|---|---|---|---|");
+    let _ = writeln!(
+        out,
+        "| clr-1cycle (figure 2), test accuracy | {:.2} | {} | {} | |",
+        reference::CLR_1CYCLE_TEST,
+        fmt4(clr1.as_ref().and_then(|s| s.test_accuracy)),
+        diff(
+            clr1.as_ref().and_then(|s| s.test_accuracy),
+            reference::CLR_1CYCLE_TEST
+        )
+    );
+    let _ = writeln!(
+        out,
+        "| clr-3cycles (figure 3), test accuracy | {:.2} | {} | {} | |",
+        reference::CLR_3CYCLES_TEST,
+        fmt4(clr3.as_ref().and_then(|s| s.test_accuracy)),
+        diff(
+            clr3.as_ref().and_then(|s| s.test_accuracy),
+            reference::CLR_3CYCLES_TEST
+        )
+    );
+    for (label, best, theirs, their_lambda) in [
+        (
+            "coarse search (table 1), best validation accuracy",
+            coarse_best,
+            reference::COARSE_BEST_VALIDATION,
+            reference::COARSE_BEST_LAMBDA,
+        ),
+        (
+            "fine search (table 2), best validation accuracy",
+            fine_best,
+            reference::FINE_BEST_VALIDATION,
+            reference::FINE_BEST_LAMBDA,
+        ),
+    ] {
+        let _ = writeln!(
+            out,
+            "| {label} | {theirs:.4} (lambda {their_lambda}) | {} | {} | >= {} {} |",
+            best.map_or("-".into(), |(a, l)| format!("{a:.4} (lambda {l:.6})")),
+            diff(best.map(|b| b.0), theirs),
+            target::SEARCH_BEST_VALIDATION,
+            check(best.map(|b| b.0 >= target::SEARCH_BEST_VALIDATION))
+        );
+    }
+    let _ = writeln!(
+        out,
+        "| final training (figure 4), test accuracy, mean ± std over seeds | {:.4} | {} | {} | >= {} {} |",
+        reference::FINAL_TEST,
+        final_best.as_ref().map_or("-".into(), |s| format!(
+            "{} ± {} (n = {}, lambda {:.6})",
+            fmt4(s.test_accuracy_mean),
+            fmt4(s.test_accuracy_std),
+            s.n_done,
+            s.lambda
+        )),
+        diff(final_test, reference::FINAL_TEST),
+        target::FINAL_TEST_MEAN,
+        check(final_test.map(|t| t >= target::FINAL_TEST_MEAN))
+    );
+    out.push('\n');
+
+    let _ = writeln!(out, "## Wall time per stage\n");
+    if stages.is_empty() {
+        let _ = writeln!(
+            out,
+            "(no `{STAGE_TIMES}`: stage times are recorded by `cargo xtask reproduce`)\n"
+        );
+    } else {
+        let _ = writeln!(out, "| stage | seconds | status |\n|---|---|---|");
+        for s in &stages {
+            let _ = writeln!(out, "| {} | {:.1} | {} |", s.stage, s.seconds, s.status);
+        }
+        let training: f64 = stages
+            .iter()
+            .filter(|s| TRAINING_STAGES.contains(&s.stage.as_str()))
+            .map(|s| s.seconds)
+            .sum();
+        let total: f64 = stages.iter().map(|s| s.seconds).sum();
+        let _ = writeln!(
+            out,
+            "| **training stages** (clr-1cycle .. final-train) | **{training:.1}** | target <= {} s: {} |",
+            target::TRAINING_SECONDS,
+            check(Some(training <= target::TRAINING_SECONDS))
+        );
+        let _ = writeln!(
+            out,
+            "| **all stages** | **{total:.1}** | target <= {} s: {} |\n",
+            target::TOTAL_SECONDS,
+            check(Some(total <= target::TOTAL_SECONDS))
+        );
+    }
+
+    let _ = writeln!(out, "## Gradient check\n");
+    let _ = writeln!(
+        out,
+        "Report: relative errors of 1e-6 .. 1e-7 (max over each parameter). Ours:\n"
+    );
+    match csv_as_markdown(&results_dir.join("gradcheck").join("gradcheck.csv")) {
+        Some(table) => out.push_str(&table),
+        None => out.push_str("(not run: no `gradcheck/gradcheck.csv`)\n"),
+    }
+    out.push('\n');
+
+    let _ = writeln!(out, "## Sanity check\n");
+    let _ = writeln!(
+        out,
+        "Report: 100 images, lambda 0, ~200 epochs reach a near-zero training loss.\n"
+    );
+    sanity_section(&mut out, results_dir);
+
+    for (name, summary, figure, theirs) in [
+        ("clr-1cycle", &clr1, "figure 2", reference::CLR_1CYCLE_TEST),
+        (
+            "clr-3cycles",
+            &clr3,
+            "figure 3",
+            reference::CLR_3CYCLES_TEST,
+        ),
+    ] {
+        let _ = writeln!(out, "## {name} (the report's {figure})\n");
+        match summary {
+            Some(s) => run_section(&mut out, s, theirs),
+            None => {
+                let _ = writeln!(out, "(not run)\n");
+            }
+        }
+        picture(
+            &mut out,
+            results_dir,
+            &Path::new(name).join(run::files::CURVES_SVG),
+            name,
+        );
+    }
+
+    for (name, rows, label, theirs) in [
+        (
+            "coarse-search",
+            &coarse,
+            "table 1",
+            &reference::COARSE_TABLE[..],
+        ),
+        ("fine-search", &fine, "table 2", &reference::FINE_TABLE[..]),
+    ] {
+        let _ = writeln!(out, "## {name} (the report's {label})\n");
+        match rows {
+            Some(rows) => search_section(&mut out, rows, theirs),
+            None => {
+                let _ = writeln!(out, "(not run)\n");
+            }
+        }
+        picture(
+            &mut out,
+            results_dir,
+            &Path::new(name).join(search::files::ACCURACY_SVG),
+            name,
+        );
+    }
+
+    let _ = writeln!(out, "## final-train (the report's figure 4)\n");
+    match (&final_rows, &final_best) {
+        (Some(rows), Some(stats)) => {
+            let _ = writeln!(
+                out,
+                "lambda {:.6}; test accuracy over {} seed(s): mean {} ± {} (sample std); \
+                 report {:.4}, difference {}.\n",
+                stats.lambda,
+                stats.n_done,
+                fmt4(stats.test_accuracy_mean),
+                fmt4(stats.test_accuracy_std),
+                reference::FINAL_TEST,
+                diff(stats.test_accuracy_mean, reference::FINAL_TEST)
+            );
+            let _ = writeln!(
+                out,
+                "| trial | seed | lambda | state | validation accuracy | test accuracy | test - report | seconds |\n|---|---|---|---|---|---|---|---|"
+            );
+            let mut rows = rows.clone();
+            rows.sort_by_key(|r| r.trial);
+            for r in &rows {
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {:.6} | {} | {} | {} | {} | {:.1} |",
+                    r.trial,
+                    r.seed,
+                    r.lambda,
+                    r.state,
+                    fmt4(r.validation_accuracy),
+                    fmt4(r.test_accuracy),
+                    diff(r.test_accuracy, reference::FINAL_TEST),
+                    r.wall_seconds
+                );
+            }
+            out.push('\n');
+            if let Some(first) = rows.first() {
+                picture(
+                    &mut out,
+                    results_dir,
+                    &search::trial_dir(Path::new("final-train"), first.trial)
+                        .join(run::files::CURVES_SVG),
+                    "final-train",
+                );
+            }
+        }
+        _ => {
+            let _ = writeln!(out, "(not run)\n");
+        }
+    }
+
+    let path = results_dir.join(REPORT);
+    io::write_atomic(&path, out.as_bytes())?;
+    Ok(path)
+}
+
+fn run_section(out: &mut String, s: &RunSummary, theirs: f64) {
+    let _ = writeln!(
+        out,
+        "| split | accuracy | cost | loss |\n|---|---|---|---|\n\
+         | train | {} | {} | {} |\n| validation | {} | {} | {} |\n| test | {} | {} | {} |\n",
+        fmt4(s.train_accuracy),
+        fmt4(s.train_cost),
+        fmt4(s.train_loss),
+        fmt4(s.validation_accuracy),
+        fmt4(s.validation_cost),
+        fmt4(s.validation_loss),
+        fmt4(s.test_accuracy),
+        fmt4(s.test_cost),
+        fmt4(s.test_loss)
+    );
+    let _ = writeln!(
+        out,
+        "Test accuracy {} against the report's about {theirs:.2} (difference {}); lambda {}, \
+         seed {}, {} steps, {:.1} s.\n",
+        fmt4(s.test_accuracy),
+        diff(s.test_accuracy, theirs),
+        s.lambda,
+        s.seed,
+        s.n_steps,
+        s.wall_seconds
+    );
+}
+
+fn search_section(out: &mut String, rows: &[TableRow], theirs: &[(f64, f64)]) {
+    let _ = writeln!(
+        out,
+        "Ours (best first) beside the report's table (best first, same rank):\n"
+    );
+    let _ = writeln!(
+        out,
+        "| rank | lambda | validation accuracy | train accuracy | state | seconds | report's lambda | report's validation accuracy |\n|---|---|---|---|---|---|---|---|"
+    );
+    for i in 0..rows.len().max(theirs.len()) {
+        let ours = rows.get(i).map_or("| | | | | |".to_string(), |r| {
+            format!(
+                "| {:.6} | {} | {} | {} | {:.1} |",
+                r.lambda,
+                fmt4(r.validation_accuracy),
+                fmt4(r.train_accuracy),
+                r.state,
+                r.wall_seconds
+            )
+        });
+        let report = theirs
+            .get(i)
+            .map_or(" | |".to_string(), |(l, a)| format!(" {l} | {a:.4} |"));
+        let _ = writeln!(out, "| {} {ours}{report}", i + 1);
+    }
+    out.push('\n');
+    if let (Some(best), Some(their_best)) = (rows.first(), theirs.first()) {
+        if best.state == RunState::Done {
+            let _ = writeln!(
+                out,
+                "Best: ours {} at lambda {:.6}, report {:.4} at lambda {}: difference {}.\n",
+                fmt4(best.validation_accuracy),
+                best.lambda,
+                their_best.1,
+                their_best.0,
+                diff(best.validation_accuracy, their_best.1)
+            );
+        }
+    }
+}
+
+fn sanity_section(out: &mut String, results_dir: &Path) {
+    let dir = results_dir.join("sanity");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        out.push_str("(not run: no `sanity/` folder)\n\n");
+        return;
+    };
+    let mut files: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    files.sort();
+    for path in files {
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+        let name = name.unwrap_or_default();
+        if name.ends_with(".csv") {
+            let n_lines = std::fs::read_to_string(&path)
+                .map(|t| t.lines().count())
+                .unwrap_or(0);
+            if n_lines <= 25 {
+                if let Some(table) = csv_as_markdown(&path) {
+                    let _ = writeln!(out, "`sanity/{name}`:\n\n{table}");
+                    continue;
+                }
+            }
+            let _ = writeln!(
+                out,
+                "- `sanity/{name}` ({} rows)",
+                n_lines.saturating_sub(1)
+            );
+        } else if name.ends_with(".svg") {
+            let _ = writeln!(out, "![sanity](sanity/{name})\n");
+        }
+    }
+    out.push('\n');
+}
+
+impl RunConfig {
+    /// The provenance recorded in the run folder `dir`, if any.
+    pub fn provenance_of(dir: &Path) -> Option<crate::config::Provenance> {
+        let text = std::fs::read_to_string(dir.join(run::files::CONFIG)).ok()?;
+        toml::from_str::<RunConfig>(&text).ok()?.provenance
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::search::{lambda_stats, sort_table, Trial};
+
+    fn summary(name: &str, test: f64) -> RunSummary {
+        let mut s = RunSummary::empty(name, RunState::Done, 0.01, 1, 1000);
+        s.train_accuracy = Some(0.6);
+        s.validation_accuracy = Some(0.45);
+        s.test_accuracy = Some(test);
+        s
+    }
+
+    fn table(dir: &Path, name: &str, rows: &[(f64, Option<f64>, Option<f64>)]) {
+        let mut table: Vec<TableRow> = rows
+            .iter()
+            .enumerate()
+            .map(|(i, &(lambda, val, test))| {
+                let trial = Trial {
+                    trial: i,
+                    lambda,
+                    seed: 10 + i as u64,
+                };
+                let mut s = RunSummary::empty("t", RunState::Done, lambda, trial.seed, 10);
+                if val.is_none() {
+                    s.state = RunState::Diverged;
+                }
+                s.validation_accuracy = val;
+                s.test_accuracy = test;
+                TableRow::new(&trial, &s)
+            })
+            .collect();
+        sort_table(&mut table);
+        let folder = dir.join(name);
+        io::write_csv(&folder.join(search::files::TABLE), &table).unwrap();
+        io::write_csv(&folder.join(search::files::LAMBDAS), &lambda_stats(&table)).unwrap();
+    }
+
+    #[test]
+    fn report_from_fake_results_has_every_number_difference_and_target() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        run::write_summary(&d.join("clr-1cycle"), &summary("clr-1cycle", 0.4612)).unwrap();
+        run::write_summary(&d.join("clr-3cycles"), &summary("clr-3cycles", 0.4731)).unwrap();
+        table(
+            d,
+            "coarse-search",
+            &[
+                (0.0072, Some(0.5102), None),
+                (0.07, None, None),
+                (0.0004, Some(0.47), None),
+            ],
+        );
+        table(
+            d,
+            "fine-search",
+            &[(0.0065, Some(0.5170), None), (0.007, Some(0.5150), None)],
+        );
+        table(
+            d,
+            "final-train",
+            &[
+                (0.0065, Some(0.52), Some(0.515)),
+                (0.0065, Some(0.52), Some(0.519)),
+                (0.0065, Some(0.52), Some(0.523)),
+            ],
+        );
+        std::fs::write(
+            d.join("coarse-search").join(search::files::ACCURACY_SVG),
+            "<svg/>",
+        )
+        .unwrap();
+        std::fs::create_dir_all(d.join("gradcheck")).unwrap();
+        std::fs::write(
+            d.join("gradcheck/gradcheck.csv"),
+            "scenario,parameter,max_rel_error\na,W1,3.1e-9\n",
+        )
+        .unwrap();
+        let stages = [
+            ("clr-1cycle", 3.0),
+            ("coarse-search", 30.0),
+            ("gradcheck", 20.0),
+        ];
+        let stages: Vec<StageTime> = stages
+            .iter()
+            .map(|&(stage, seconds)| StageTime {
+                stage: stage.into(),
+                seconds,
+                status: "ok".into(),
+            })
+            .collect();
+        io::write_csv(&d.join(STAGE_TIMES), &stages).unwrap();
+
+        let text = std::fs::read_to_string(write_report(d).unwrap()).unwrap();
+        for needle in [
+            // clr-1cycle: ours, the report's, the difference.
+            "| 0.46 | 0.4612 | +0.0012 |",
+            "| 0.47 | 0.4731 | +0.0031 |",
+            // Coarse best against 0.5000 with its target; the diverged trial is a row.
+            "0.5102 (lambda 0.007200) | +0.0102 | >= 0.505 met",
+            "diverged",
+            // Fine best 0.5170 vs 0.5162.
+            "0.5170 (lambda 0.006500) | +0.0008",
+            // Final: mean ± sample std over 3 seeds, against 0.5063 and the 0.515 target.
+            "0.5190 ± 0.0040 (n = 3, lambda 0.006500) | +0.0127 | >= 0.515 met",
+            // Stage times: training stages sum to 33 s, all stages to 53 s.
+            "**33.0**",
+            "**53.0**",
+            "| a | W1 | 3.1e-9 |",
+            "![coarse-search](coarse-search/accuracy-vs-lambda.svg)",
+            "(picture clr-1cycle/curves.svg missing)",
+            "(not run: no `sanity/` folder)",
+        ] {
+            assert!(text.contains(needle), "REPORT.md lacks {needle:?}:\n{text}");
+        }
+    }
+
+    #[test]
+    fn report_of_an_empty_folder_says_not_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = std::fs::read_to_string(write_report(dir.path()).unwrap()).unwrap();
+        assert!(text.contains("| - | - | >= 0.505 not run |"), "{text}");
+        assert!(text.matches("(not run)").count() >= 5, "{text}");
+    }
+}

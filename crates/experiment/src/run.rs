@@ -1,0 +1,320 @@
+//! One training run and its folder:
+//! `config.toml` (the resolved config: every value, the seed, the data
+//! fingerprint, the git revision), `curves.csv`, `weights.safetensors` (with
+//! the config in its metadata), `curves.svg` and, last, `summary.csv`, whose
+//! presence marks the run as finished. Every file is written atomically.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Instant;
+
+use cifar::Splits;
+use mlp::schedule::ScheduleSpec;
+use mlp::train::{CurvePoint, Observer, TrainError};
+use mlp::Evaluation;
+use serde::{Deserialize, Serialize};
+
+use crate::config::RunConfig;
+use crate::{io, plot, ExperimentError, Result};
+
+/// File names inside a run folder.
+pub mod files {
+    /// The resolved config.
+    pub const CONFIG: &str = "config.toml";
+    /// Learning curves, one row per recorded point.
+    pub const CURVES: &str = "curves.csv";
+    /// Final numbers; written last, it marks the run as finished.
+    pub const SUMMARY: &str = "summary.csv";
+    /// Trained weights.
+    pub const WEIGHTS: &str = "weights.safetensors";
+    /// Learning-curve picture.
+    pub const CURVES_SVG: &str = "curves.svg";
+}
+
+/// How a run ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunState {
+    /// Trained to the end.
+    Done,
+    /// The cost became NaN or infinite; no numbers.
+    Diverged,
+}
+
+impl std::fmt::Display for RunState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RunState::Done => "done",
+            RunState::Diverged => "diverged",
+        })
+    }
+}
+
+/// The final numbers of one run: `summary.csv` (one row). Evaluations are
+/// empty when the run diverged (and test ones when the test split was not evaluated).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunSummary {
+    /// Run name.
+    pub name: String,
+    /// How it ended.
+    pub state: RunState,
+    /// L2 strength.
+    pub lambda: f64,
+    /// Training seed.
+    pub seed: u64,
+    /// Update steps of the schedule.
+    pub n_steps: u64,
+    /// Final cost on the training split.
+    pub train_cost: Option<f64>,
+    /// Final loss on the training split.
+    pub train_loss: Option<f64>,
+    /// Final accuracy on the training split.
+    pub train_accuracy: Option<f64>,
+    /// Final cost on the validation split.
+    pub validation_cost: Option<f64>,
+    /// Final loss on the validation split.
+    pub validation_loss: Option<f64>,
+    /// Final accuracy on the validation split.
+    pub validation_accuracy: Option<f64>,
+    /// Cost on the test split.
+    pub test_cost: Option<f64>,
+    /// Loss on the test split.
+    pub test_loss: Option<f64>,
+    /// Accuracy on the test split.
+    pub test_accuracy: Option<f64>,
+    /// Seconds from the start of training to the last evaluation.
+    pub wall_seconds: f64,
+    /// Why it diverged; empty when done.
+    pub message: String,
+}
+
+impl RunSummary {
+    /// A summary with no numbers yet.
+    pub fn empty(name: &str, state: RunState, lambda: f64, seed: u64, n_steps: u64) -> Self {
+        Self {
+            name: name.to_string(),
+            state,
+            lambda,
+            seed,
+            n_steps,
+            train_cost: None,
+            train_loss: None,
+            train_accuracy: None,
+            validation_cost: None,
+            validation_loss: None,
+            validation_accuracy: None,
+            test_cost: None,
+            test_loss: None,
+            test_accuracy: None,
+            wall_seconds: 0.0,
+            message: String::new(),
+        }
+    }
+
+    fn set_final(&mut self, train: &Evaluation, validation: &Evaluation) {
+        self.train_cost = Some(train.cost);
+        self.train_loss = Some(train.loss);
+        self.train_accuracy = Some(train.accuracy);
+        self.validation_cost = Some(validation.cost);
+        self.validation_loss = Some(validation.loss);
+        self.validation_accuracy = Some(validation.accuracy);
+    }
+
+    fn set_test(&mut self, test: &Evaluation) {
+        self.test_cost = Some(test.cost);
+        self.test_loss = Some(test.loss);
+        self.test_accuracy = Some(test.accuracy);
+    }
+}
+
+/// One row of `curves.csv`: a learning-curve point, flattened.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CurveRow {
+    /// Update steps done.
+    pub step: u64,
+    /// Learning rate at this step.
+    pub eta: f64,
+    /// Cost on the training split.
+    pub train_cost: f64,
+    /// Loss on the training split.
+    pub train_loss: f64,
+    /// Accuracy on the training split.
+    pub train_accuracy: f64,
+    /// Cost on the validation split.
+    pub validation_cost: f64,
+    /// Loss on the validation split.
+    pub validation_loss: f64,
+    /// Accuracy on the validation split.
+    pub validation_accuracy: f64,
+}
+
+impl From<&CurvePoint> for CurveRow {
+    fn from(p: &CurvePoint) -> Self {
+        Self {
+            step: p.step,
+            eta: p.eta,
+            train_cost: p.train.cost,
+            train_loss: p.train.loss,
+            train_accuracy: p.train.accuracy,
+            validation_cost: p.validation.cost,
+            validation_loss: p.validation.loss,
+            validation_accuracy: p.validation.accuracy,
+        }
+    }
+}
+
+/// Update steps a schedule runs for.
+pub fn n_steps(schedule: &ScheduleSpec) -> u64 {
+    match *schedule {
+        ScheduleSpec::Constant { n_steps, .. } => n_steps,
+        ScheduleSpec::Triangular { n_s, n_cycles, .. } => 2 * n_s * n_cycles,
+    }
+}
+
+/// Train as `config` says on `splits` and write the run folder `dir` (all but
+/// `summary.csv`, which [`write_summary`] writes once the caller has recorded
+/// what it needs). Runs on the caller's rayon pool.
+///
+/// A divergence is not an error here: it gives a summary in state
+/// [`RunState::Diverged`] whose message names the step and eta.
+pub fn execute(
+    splits: &Splits<f32>,
+    config: &RunConfig,
+    dir: &Path,
+    observer: &mut dyn Observer,
+) -> Result<RunSummary> {
+    io::create_dir(dir)?;
+    // A re-run replaces an earlier result: until the new summary exists, the run is unfinished.
+    remove_if_present(&dir.join(files::SUMMARY))?;
+    io::write_toml(&dir.join(files::CONFIG), config)?;
+
+    let t = &config.train;
+    let mut summary = RunSummary::empty(
+        &config.name,
+        RunState::Done,
+        t.lambda,
+        t.seed,
+        n_steps(&t.schedule),
+    );
+    let start = Instant::now();
+    let trained = match mlp::train::train(&splits.train, &splits.validation, t, observer) {
+        Ok(trained) => trained,
+        Err(err @ TrainError::Diverged { .. }) => {
+            summary.state = RunState::Diverged;
+            summary.message = err.to_string();
+            summary.wall_seconds = start.elapsed().as_secs_f64();
+            return Ok(summary);
+        }
+        Err(err) => return Err(err.into()),
+    };
+    match trained.curve.last() {
+        Some(last) if last.step == summary.n_steps => {
+            summary.set_final(&last.train, &last.validation)
+        }
+        _ => {
+            let train = evaluate(&trained.model, &splits.train, t.lambda);
+            let validation = evaluate(&trained.model, &splits.validation, t.lambda);
+            summary.set_final(&train, &validation);
+        }
+    }
+    if config.evaluate_test {
+        summary.set_test(&evaluate(&trained.model, &splits.test, t.lambda));
+    }
+    summary.wall_seconds = start.elapsed().as_secs_f64();
+
+    let rows: Vec<CurveRow> = trained.curve.iter().map(CurveRow::from).collect();
+    let curves_path = dir.join(files::CURVES);
+    io::write_csv(&curves_path, &rows)?;
+    let mut metadata = BTreeMap::new();
+    metadata.insert("name".to_string(), config.name.clone());
+    metadata.insert(
+        "config".to_string(),
+        toml::to_string_pretty(config).map_err(|e| ExperimentError::Format {
+            path: dir.join(files::WEIGHTS),
+            message: e.to_string(),
+        })?,
+    );
+    mlp::weights::save(&dir.join(files::WEIGHTS), &trained.model, &metadata)?;
+    plot::curves_svg(
+        &rows,
+        Some(&t.schedule),
+        &config.name,
+        &dir.join(files::CURVES_SVG),
+    )?;
+    Ok(summary)
+}
+
+fn evaluate(model: &mlp::Mlp<f32>, data: &cifar::Dataset<f32>, lambda: f64) -> Evaluation {
+    model.evaluate(&data.images.view(), &data.labels, lambda)
+}
+
+fn remove_if_present(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(ExperimentError::Io {
+            path: path.to_path_buf(),
+            source: e,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Write `summary.csv` into the run folder `dir`: the mark of a finished run.
+pub fn write_summary(dir: &Path, summary: &RunSummary) -> Result<()> {
+    io::write_csv(&dir.join(files::SUMMARY), std::slice::from_ref(summary))
+}
+
+/// Read the summary of the run folder `dir`: `Ok(None)` when the run is not finished.
+pub fn read_summary(dir: &Path) -> Result<Option<RunSummary>> {
+    let path = dir.join(files::SUMMARY);
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let mut rows: Vec<RunSummary> = io::read_csv(&path)?;
+    match rows.len() {
+        1 => Ok(rows.pop()),
+        n => Err(ExperimentError::Format {
+            path,
+            message: format!("expected one row, found {n}"),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_round_trips_with_empty_numbers_and_state() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(read_summary(dir.path()).unwrap(), None);
+        let mut s = RunSummary::empty("x", RunState::Diverged, 0.07, 5, 3600);
+        s.message = "training diverged at step 12 (eta 1e-1), cost NaN".into();
+        s.wall_seconds = 1.25;
+        write_summary(dir.path(), &s).unwrap();
+        assert_eq!(read_summary(dir.path()).unwrap(), Some(s.clone()));
+        s.state = RunState::Done;
+        s.set_test(&Evaluation {
+            cost: 1.5,
+            loss: 1.4,
+            accuracy: 0.5,
+        });
+        write_summary(dir.path(), &s).unwrap();
+        assert_eq!(read_summary(dir.path()).unwrap(), Some(s));
+    }
+
+    #[test]
+    fn steps_of_a_schedule() {
+        let tri = ScheduleSpec::Triangular {
+            eta_min: 1e-5,
+            eta_max: 0.1,
+            n_s: 900,
+            n_cycles: 2,
+        };
+        assert_eq!(n_steps(&tri), 3600);
+        let c = ScheduleSpec::Constant {
+            eta: 0.01,
+            n_steps: 7,
+        };
+        assert_eq!(n_steps(&c), 7);
+    }
+}

@@ -1,0 +1,454 @@
+//! Searches: a plan of trials (lambda, seed) drawn up front and saved, run in
+//! parallel over `jobs` workers (each trial single-threaded, so results do not
+//! depend on `jobs`), each finished trial recorded atomically, so a re-run
+//! after an interruption redoes only the unfinished trials and writes the same
+//! table. A diverged trial is a row in state `diverged`, not the end of the search.
+//!
+//! Folder of a search `<results-dir>/<name>/`: `config.toml`, `plan.csv`,
+//! `runs/trial-NN/` (one run folder each, see [`crate::run`]), and once every
+//! trial is finished, `table.csv` (best first), `lambdas.csv` (mean and spread
+//! per lambda over seeds) and `accuracy-vs-lambda.svg`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use rand::{Rng, RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::config::{LambdaGrid, SearchConfig};
+use crate::progress::SearchProgress;
+use crate::run::{self, RunState, RunSummary};
+use crate::{io, plot, ExperimentError, Result};
+
+/// File names inside a search folder.
+pub mod files {
+    /// The search config as run (after `--seed` / `--lambda`).
+    pub const CONFIG: &str = "config.toml";
+    /// Every trial's lambda and seed, drawn before any training.
+    pub const PLAN: &str = "plan.csv";
+    /// One row per trial, best first.
+    pub const TABLE: &str = "table.csv";
+    /// Mean and spread per lambda over its seeds.
+    pub const LAMBDAS: &str = "lambdas.csv";
+    /// Validation accuracy against lambda.
+    pub const ACCURACY_SVG: &str = "accuracy-vs-lambda.svg";
+    /// Sub-folder holding one run folder per trial.
+    pub const RUNS: &str = "runs";
+}
+
+/// One planned training: its number, lambda and training seed.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Trial {
+    /// 0-based trial number (also its folder `runs/trial-NN`).
+    pub trial: usize,
+    /// L2 strength.
+    pub lambda: f64,
+    /// Training seed (initialisation and shuffles).
+    pub seed: u64,
+}
+
+/// The run folder of `trial` in the search folder `search_dir`.
+pub fn trial_dir(search_dir: &Path, trial: usize) -> PathBuf {
+    search_dir
+        .join(files::RUNS)
+        .join(format!("trial-{trial:02}"))
+}
+
+/// The lambdas of `grid`. `LogUniform` draws from `seed` (ChaCha8, portable);
+/// `AroundBest` and `BestOf` read `<results_dir>/<search>/table.csv`.
+pub fn resolve_lambdas(grid: &LambdaGrid, seed: u64, results_dir: &Path) -> Result<Vec<f64>> {
+    Ok(match grid {
+        LambdaGrid::LogUniform {
+            n,
+            log10_min,
+            log10_max,
+        } => {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            (0..*n)
+                .map(|_| 10f64.powf(rng.random_range(*log10_min..*log10_max)))
+                .collect()
+        }
+        LambdaGrid::List { values } => values.clone(),
+        LambdaGrid::Range { start, step, n } => {
+            (0..*n).map(|i| tidy(start + i as f64 * step)).collect()
+        }
+        LambdaGrid::AroundBest { search, n, step } => {
+            let best = best_lambda(results_dir, search)?;
+            around(best, *n, *step)
+        }
+        LambdaGrid::BestOf { search } => vec![best_lambda(results_dir, search)?],
+    })
+}
+
+/// `n` multiples of `step`, `step` apart, whose middle is as close as
+/// possible to `centre`, all positive.
+pub fn around(centre: f64, n: usize, step: f64) -> Vec<f64> {
+    let first = (centre / step - (n as f64 - 1.0) / 2.0).round().max(1.0);
+    (0..n).map(|j| tidy((first + j as f64) * step)).collect()
+}
+
+/// Round away binary noise (`13 * 0.0005 = 0.006500000000000001`) to 12 significant digits.
+fn tidy(x: f64) -> f64 {
+    format!("{x:.11e}").parse().unwrap_or(x)
+}
+
+/// The best lambda of the finished search `search`: highest mean validation
+/// accuracy over its seeds. A clear error when its table is missing.
+pub fn best_lambda(results_dir: &Path, search: &str) -> Result<f64> {
+    let path = results_dir.join(search).join(files::TABLE);
+    if !path.is_file() {
+        return Err(ExperimentError::Missing {
+            path,
+            hint: format!(
+                "this experiment takes its lambda from the search `{search}`: run \
+                 `cargo xtask {search}` first (with the same --results-dir), or give the lambda(s) \
+                 explicitly (`--lambda` or a `list` / `range` grid in the config)"
+            ),
+        });
+    }
+    let rows: Vec<TableRow> = io::read_csv(&path)?;
+    let stats = lambda_stats(&rows);
+    stats
+        .iter()
+        .filter_map(|s| s.validation_accuracy_mean.map(|acc| (acc, s.lambda)))
+        .max_by(|a, b| a.0.total_cmp(&b.0).then(b.1.total_cmp(&a.1)))
+        .map(|(_, lambda)| lambda)
+        .ok_or_else(|| ExperimentError::Format {
+            path,
+            message: "no finished (non-diverged) trial to take the best lambda from".into(),
+        })
+}
+
+/// The plan: every lambda `seeds_per_lambda` times, each trial with its own
+/// training seed drawn from `seed` (a stream apart from the lambdas' draw).
+pub fn draw_plan(lambdas: &[f64], seeds_per_lambda: usize, seed: u64) -> Vec<Trial> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(1);
+    lambdas
+        .iter()
+        .flat_map(|&lambda| std::iter::repeat_n(lambda, seeds_per_lambda))
+        .enumerate()
+        .map(|(trial, lambda)| Trial {
+            trial,
+            lambda,
+            seed: u64::from(rng.next_u32()),
+        })
+        .collect()
+}
+
+/// The plan of `config`: lambdas resolved, seeds drawn.
+pub fn plan_for(config: &SearchConfig, results_dir: &Path) -> Result<Vec<Trial>> {
+    let lambdas = resolve_lambdas(&config.lambdas, config.seed, results_dir)?;
+    Ok(draw_plan(&lambdas, config.seeds_per_lambda, config.seed))
+}
+
+/// One row of `table.csv`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TableRow {
+    /// 1 for the best trial.
+    pub rank: usize,
+    /// Trial number.
+    pub trial: usize,
+    /// Training seed.
+    pub seed: u64,
+    /// L2 strength.
+    pub lambda: f64,
+    /// `done` or `diverged`.
+    pub state: RunState,
+    /// Final validation accuracy.
+    pub validation_accuracy: Option<f64>,
+    /// Final validation cost.
+    pub validation_cost: Option<f64>,
+    /// Final training accuracy.
+    pub train_accuracy: Option<f64>,
+    /// Final training cost.
+    pub train_cost: Option<f64>,
+    /// Test accuracy, when the search evaluates it.
+    pub test_accuracy: Option<f64>,
+    /// Seconds the trial took.
+    pub wall_seconds: f64,
+}
+
+impl TableRow {
+    /// The row of a finished trial (rank set by [`sort_table`]).
+    pub fn new(trial: &Trial, s: &RunSummary) -> Self {
+        Self {
+            rank: 0,
+            trial: trial.trial,
+            seed: trial.seed,
+            lambda: trial.lambda,
+            state: s.state,
+            validation_accuracy: s.validation_accuracy,
+            validation_cost: s.validation_cost,
+            train_accuracy: s.train_accuracy,
+            train_cost: s.train_cost,
+            test_accuracy: s.test_accuracy,
+            wall_seconds: s.wall_seconds,
+        }
+    }
+}
+
+/// Sort best first: finished before diverged, then validation accuracy
+/// descending, then trial number; and number the ranks.
+pub fn sort_table(rows: &mut [TableRow]) {
+    rows.sort_by(|a, b| {
+        let key = |r: &TableRow| (r.state != RunState::Done, r.validation_accuracy.is_none());
+        key(a)
+            .cmp(&key(b))
+            .then_with(|| {
+                let acc = |r: &TableRow| r.validation_accuracy.unwrap_or(f64::NEG_INFINITY);
+                acc(b).total_cmp(&acc(a))
+            })
+            .then(a.trial.cmp(&b.trial))
+    });
+    for (i, row) in rows.iter_mut().enumerate() {
+        row.rank = i + 1;
+    }
+}
+
+/// One row of `lambdas.csv`: a lambda's trials summarised over their seeds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LambdaStats {
+    /// L2 strength.
+    pub lambda: f64,
+    /// Finished trials.
+    pub n_done: usize,
+    /// Diverged trials.
+    pub n_diverged: usize,
+    /// Mean validation accuracy over finished trials.
+    pub validation_accuracy_mean: Option<f64>,
+    /// Sample standard deviation (n - 1) of the validation accuracy.
+    pub validation_accuracy_std: Option<f64>,
+    /// Mean test accuracy over finished trials (when evaluated).
+    pub test_accuracy_mean: Option<f64>,
+    /// Sample standard deviation (n - 1) of the test accuracy.
+    pub test_accuracy_std: Option<f64>,
+}
+
+/// Mean and sample standard deviation (`None` below 2 values for the std).
+pub fn mean_std(values: &[f64]) -> (Option<f64>, Option<f64>) {
+    if values.is_empty() {
+        return (None, None);
+    }
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    let std = (values.len() > 1)
+        .then(|| (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt());
+    (Some(mean), std)
+}
+
+/// Per-lambda statistics of a table, best mean validation accuracy first.
+pub fn lambda_stats(rows: &[TableRow]) -> Vec<LambdaStats> {
+    let mut groups: BTreeMap<u64, Vec<&TableRow>> = BTreeMap::new();
+    for row in rows {
+        groups.entry(row.lambda.to_bits()).or_default().push(row);
+    }
+    let mut stats: Vec<LambdaStats> = groups
+        .into_values()
+        .map(|group| {
+            let done: Vec<&&TableRow> =
+                group.iter().filter(|r| r.state == RunState::Done).collect();
+            let val: Vec<f64> = done.iter().filter_map(|r| r.validation_accuracy).collect();
+            let test: Vec<f64> = done.iter().filter_map(|r| r.test_accuracy).collect();
+            let (validation_accuracy_mean, validation_accuracy_std) = mean_std(&val);
+            let (test_accuracy_mean, test_accuracy_std) = mean_std(&test);
+            LambdaStats {
+                lambda: group[0].lambda,
+                n_done: done.len(),
+                n_diverged: group.len() - done.len(),
+                validation_accuracy_mean,
+                validation_accuracy_std,
+                test_accuracy_mean,
+                test_accuracy_std,
+            }
+        })
+        .collect();
+    stats.sort_by(|a, b| {
+        let acc = |s: &LambdaStats| s.validation_accuracy_mean.unwrap_or(f64::NEG_INFINITY);
+        acc(b)
+            .total_cmp(&acc(a))
+            .then(a.lambda.total_cmp(&b.lambda))
+    });
+    stats
+}
+
+/// What a search produced.
+#[derive(Clone, Debug)]
+pub struct SearchOutcome {
+    /// The table, best first.
+    pub rows: Vec<TableRow>,
+    /// Per-lambda statistics, best first.
+    pub lambdas: Vec<LambdaStats>,
+    /// Trials run by this call (the others were recorded before).
+    pub n_ran: usize,
+    /// Seconds this call took.
+    pub wall_seconds: f64,
+}
+
+/// Save `plan` as `plan.csv` in `dir`, or check that the saved one is the same.
+fn save_or_check_plan(dir: &Path, plan: &[Trial]) -> Result<()> {
+    let path = dir.join(files::PLAN);
+    if path.is_file() {
+        let saved: Vec<Trial> = io::read_csv(&path)?;
+        if saved != plan {
+            return Err(ExperimentError::Conflict {
+                path,
+                message: "the saved plan differs from the one this config and seed give \
+                          (different config, --seed, or an earlier search's result changed); \
+                          delete this search folder to start over, or use another --results-dir"
+                    .into(),
+            });
+        }
+        return Ok(());
+    }
+    io::write_csv(&path, plan)
+}
+
+/// Run every unfinished trial of `plan` in the search folder `dir` with `jobs`
+/// workers, then write the table. `trial_fn` trains one trial into the run
+/// folder it is given and returns its summary; it is called inside a
+/// single-thread rayon pool. The runner records the summary (atomically) as
+/// the mark of a finished trial.
+///
+/// A trial that fails (an error, not a divergence) stops the scheduling of
+/// new trials; the finished ones stay recorded and the error is returned.
+pub fn run_trials<F>(
+    name: &str,
+    dir: &Path,
+    plan: &[Trial],
+    jobs: usize,
+    trial_fn: F,
+) -> Result<SearchOutcome>
+where
+    F: Fn(&Trial, &Path) -> Result<RunSummary> + Sync,
+{
+    let start = Instant::now();
+    io::create_dir(dir)?;
+    save_or_check_plan(dir, plan)?;
+    let mut pending = Vec::new();
+    for trial in plan {
+        match run::read_summary(&trial_dir(dir, trial.trial)) {
+            Ok(Some(s)) if s.lambda == trial.lambda && s.seed == trial.seed => {}
+            _ => pending.push(*trial),
+        }
+    }
+    let jobs = jobs.max(1).min(pending.len().max(1));
+    let progress = SearchProgress::new(name, plan.len(), plan.len() - pending.len(), jobs);
+
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let errors: Mutex<Vec<ExperimentError>> = Mutex::new(Vec::new());
+    let n_ran = AtomicUsize::new(0);
+    let n_total = plan.len();
+    std::thread::scope(|scope| {
+        for _ in 0..jobs {
+            scope.spawn(|| {
+                let pool = match rayon::ThreadPoolBuilder::new().num_threads(1).build() {
+                    Ok(pool) => pool,
+                    Err(e) => {
+                        stop.store(true, Ordering::SeqCst);
+                        let err = ExperimentError::Threads(e.to_string());
+                        errors.lock().expect("errors lock").push(err);
+                        return;
+                    }
+                };
+                loop {
+                    if stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let idx = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(trial) = pending.get(idx) else { break };
+                    let run_dir = trial_dir(dir, trial.trial);
+                    let result = pool
+                        .install(|| trial_fn(trial, &run_dir))
+                        .and_then(|summary| {
+                            run::write_summary(&run_dir, &summary)?;
+                            Ok(summary)
+                        });
+                    match result {
+                        Ok(summary) => {
+                            n_ran.fetch_add(1, Ordering::SeqCst);
+                            progress.finished(&trial_line(name, trial, n_total, &summary));
+                        }
+                        Err(err) => {
+                            stop.store(true, Ordering::SeqCst);
+                            progress.finished(&format!(
+                                "{name} trial {}/{n_total}: FAILED: {err}",
+                                trial.trial + 1
+                            ));
+                            errors.lock().expect("errors lock").push(err);
+                        }
+                    }
+                }
+            });
+        }
+    });
+    progress.finish();
+    let mut errors = errors.into_inner().expect("errors lock");
+    if !errors.is_empty() {
+        let n_failed = errors.len();
+        return Err(ExperimentError::TrialsFailed {
+            n_failed,
+            n_trials: n_total,
+            first: Box::new(errors.swap_remove(0)),
+        });
+    }
+
+    let rows = write_table(dir, plan)?;
+    let lambdas = lambda_stats(&rows);
+    io::write_csv(&dir.join(files::LAMBDAS), &lambdas)?;
+    plot::search_svg(&rows, name, &dir.join(files::ACCURACY_SVG))?;
+    Ok(SearchOutcome {
+        rows,
+        lambdas,
+        n_ran: n_ran.into_inner(),
+        wall_seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
+/// The compact line printed when a trial finishes.
+fn trial_line(name: &str, trial: &Trial, n_total: usize, s: &RunSummary) -> String {
+    let head = format!(
+        "{name} trial {:>2}/{n_total} lambda {:.6} seed {:>10}",
+        trial.trial + 1,
+        trial.lambda,
+        trial.seed
+    );
+    let fmt = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{v:.4}"));
+    match s.state {
+        RunState::Done => format!(
+            "{head}: val acc {} cost {} | train acc {}{} ({:.1} s)",
+            fmt(s.validation_accuracy),
+            fmt(s.validation_cost),
+            fmt(s.train_accuracy),
+            s.test_accuracy
+                .map_or(String::new(), |t| format!(" | test acc {t:.4}")),
+            s.wall_seconds
+        ),
+        RunState::Diverged => format!("{head}: DIVERGED: {}", s.message),
+    }
+}
+
+/// Build the table from the recorded summaries of every trial of `plan`,
+/// sort it and write `table.csv`.
+pub fn write_table(dir: &Path, plan: &[Trial]) -> Result<Vec<TableRow>> {
+    let mut rows = Vec::with_capacity(plan.len());
+    for trial in plan {
+        let run_dir = trial_dir(dir, trial.trial);
+        let summary = run::read_summary(&run_dir)?.ok_or_else(|| ExperimentError::Missing {
+            path: run_dir.join(run::files::SUMMARY),
+            hint: "the trial has not finished; re-run the search to finish it".into(),
+        })?;
+        rows.push(TableRow::new(trial, &summary));
+    }
+    sort_table(&mut rows);
+    io::write_csv(&dir.join(files::TABLE), &rows)?;
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests;
