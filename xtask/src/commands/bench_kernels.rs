@@ -6,7 +6,8 @@
 //! strides; forced to one thread with `MATMUL_NUM_THREADS=1`) and ndarray's
 //! allocating `dot` (also matrixmultiply underneath), and relates the numbers
 //! to this machine's FMA peak measured with a register-only loop. Each
-//! figure is the median of `--samples` timed samples, each sample long enough
+//! figure is the median of `--samples` timed samples (taken round robin over
+//! the contenders, so bursts of load hit all alike), each sample long enough
 //! (`--sample-ms`) to swamp timer noise. Prints a table and writes
 //! `<results>/bench/kernels.csv` atomically.
 
@@ -29,10 +30,10 @@ pub struct Args {
     #[arg(long)]
     pub results_dir: Option<PathBuf>,
     /// Timed samples per figure (the median is reported).
-    #[arg(long, default_value_t = 7)]
+    #[arg(long, default_value_t = 21)]
     pub samples: usize,
     /// Minimum duration of one sample in milliseconds (short products are repeated).
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, default_value_t = 15)]
     pub sample_ms: u64,
     /// Kernel for "ours" (`avx512`, `avx2`, `portable`); default: the detected one.
     #[arg(long)]
@@ -300,31 +301,54 @@ impl Timing<'_> {
         })?;
 
         let kernel = self.kernel;
-        // The whole timing loop runs inside the pool, so no sample pays for
-        // waking a pool thread.
-        let mut ours = |pool: &rayon::ThreadPool| {
-            pool.install(|| {
-                self.gflops(flops, || {
+        let mut c_1t = c.clone();
+        let mut c_2t = c;
+        // The four contenders, each one sample = `reps` calls. Ours runs
+        // inside its pool for the whole sample (no pool wake-up per call).
+        let mut ours_1t = |reps: usize| {
+            self.pool1.install(|| {
+                for _ in 0..reps {
                     tensor::gemm_with_kernel(
                         kernel,
                         T::one(),
                         &a,
                         &b,
                         T::zero(),
-                        &mut c.view_mut(),
+                        &mut c_1t.view_mut(),
                     )
                     .expect("kernel checked above");
-                })
+                }
             })
         };
-        let ours_1t = ours(self.pool1);
-        let ours_2t = ours(self.pool2);
-        let matrixmultiply = self.gflops(flops, || {
-            ndarray::linalg::general_mat_mul(T::one(), &a, &b, T::zero(), &mut c_mm);
-        });
-        let ndarray_dot = self.gflops(flops, || {
-            std::hint::black_box(a.dot(&b));
-        });
+        let mut ours_2t = |reps: usize| {
+            self.pool2.install(|| {
+                for _ in 0..reps {
+                    tensor::gemm_with_kernel(
+                        kernel,
+                        T::one(),
+                        &a,
+                        &b,
+                        T::zero(),
+                        &mut c_2t.view_mut(),
+                    )
+                    .expect("kernel checked above");
+                }
+            })
+        };
+        let mut mm = |reps: usize| {
+            for _ in 0..reps {
+                ndarray::linalg::general_mat_mul(T::one(), &a, &b, T::zero(), &mut c_mm);
+            }
+        };
+        let mut dot = |reps: usize| {
+            for _ in 0..reps {
+                std::hint::black_box(a.dot(&b));
+            }
+        };
+        let mut contenders: [&mut dyn FnMut(usize); 4] =
+            [&mut ours_1t, &mut ours_2t, &mut mm, &mut dot];
+        let [ours_1t, ours_2t, matrixmultiply, ndarray_dot] =
+            self.gflops_round_robin(flops, &mut contenders);
         Ok(Row {
             shape: shape.name,
             m,
@@ -341,24 +365,35 @@ impl Timing<'_> {
         })
     }
 
-    /// Median GFLOP/s of `f` over `samples` samples of at least `sample_secs` each.
-    fn gflops(&self, flops: f64, mut f: impl FnMut()) -> f64 {
+    /// Median GFLOP/s of each contender over `samples` samples of at least
+    /// `sample_secs` each, taken round robin (sample 1 of every contender,
+    /// then sample 2, ...) so a burst of load from other processes hits all
+    /// of them alike and the median discards it.
+    fn gflops_round_robin(
+        &self,
+        flops: f64,
+        contenders: &mut [&mut dyn FnMut(usize); 4],
+    ) -> [f64; 4] {
         // Warm up and calibrate how many calls make one sample.
-        let start = Instant::now();
-        f();
-        let once = start.elapsed().as_secs_f64().max(1e-7);
-        let reps = ((self.sample_secs / once).ceil() as usize).clamp(1, 1_000_000);
-        let mut rates: Vec<f64> = (0..self.samples)
-            .map(|_| {
+        let reps = contenders.each_mut().map(|f| {
+            f(1);
+            let start = Instant::now();
+            f(1);
+            let once = start.elapsed().as_secs_f64().max(1e-7);
+            ((self.sample_secs / once).ceil() as usize).clamp(1, 1_000_000)
+        });
+        let mut rates = [(); 4].map(|_| Vec::with_capacity(self.samples));
+        for _ in 0..self.samples {
+            for ((f, &reps), rates) in contenders.iter_mut().zip(&reps).zip(rates.iter_mut()) {
                 let start = Instant::now();
-                for _ in 0..reps {
-                    f();
-                }
-                flops * reps as f64 / start.elapsed().as_secs_f64() / 1e9
-            })
-            .collect();
-        rates.sort_by(f64::total_cmp);
-        rates[rates.len() / 2]
+                f(reps);
+                rates.push(flops * reps as f64 / start.elapsed().as_secs_f64() / 1e9);
+            }
+        }
+        rates.map(|mut r| {
+            r.sort_by(f64::total_cmp);
+            r[r.len() / 2]
+        })
     }
 }
 
