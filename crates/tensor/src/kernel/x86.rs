@@ -10,6 +10,8 @@ use super::{ALayout, MicroKernel, Tile};
 
 /// Software prefetch distance for packed A (elements ahead).
 const PF_A: usize = 160;
+/// Reduction steps per trip of the micro-kernel loop.
+const UNROLL: usize = 4;
 
 /// Defines `$name::<MR, NV, ROWS>`: an `MR x (NV * lanes)` register tile.
 macro_rules! simd_body {
@@ -34,25 +36,41 @@ macro_rules! simd_body {
             }
             let mut bp = t.b;
             let mut ap = t.a;
-            for p in 0..t.k {
-                let mut bv = [$zero(); NV];
-                for (v, x) in bv.iter_mut().enumerate() {
-                    *x = $load(bp.add(v * $lanes));
-                }
-                for r in 0..MR {
-                    let x = if ROWS { *rows[r].add(p) } else { *ap.add(r) };
-                    let av = $set1(x);
-                    for v in 0..NV {
-                        acc[r][v] = $fmadd(av, bv[v], acc[r][v]);
+            // One reduction step: a row of B times a column of A into the tile.
+            macro_rules! step {
+                ($p:expr) => {{
+                    let p = $p;
+                    let mut bv = [$zero(); NV];
+                    for (v, x) in bv.iter_mut().enumerate() {
+                        *x = $load(bp.add(v * $lanes));
                     }
-                }
-                bp = bp.offset(t.rsb);
-                if !ROWS {
-                    if PF_A > 0 {
-                        _mm_prefetch::<_MM_HINT_T0>(ap.wrapping_add(PF_A) as *const i8);
+                    for r in 0..MR {
+                        let x = if ROWS { *rows[r].add(p) } else { *ap.add(r) };
+                        let av = $set1(x);
+                        for v in 0..NV {
+                            acc[r][v] = $fmadd(av, bv[v], acc[r][v]);
+                        }
                     }
-                    ap = ap.offset(t.csa);
+                    bp = bp.offset(t.rsb);
+                    if !ROWS {
+                        if PF_A > 0 {
+                            _mm_prefetch::<_MM_HINT_T0>(ap.wrapping_add(PF_A) as *const i8);
+                        }
+                        ap = ap.offset(t.csa);
+                    }
+                }};
+            }
+            // Unrolled by UNROLL to thin out the loop overhead.
+            let mut p = 0;
+            while p + UNROLL <= t.k {
+                for u in 0..UNROLL {
+                    step!(p + u);
                 }
+                p += UNROLL;
+            }
+            while p < t.k {
+                step!(p);
+                p += 1;
             }
 
             let alpha = $set1(t.alpha);
