@@ -342,6 +342,15 @@ fn pack_b_panel<T: Element, K: MicroKernel<T>>(
 ) {
     let (kb, width) = src.dim();
     let panel = &mut panel[..kb * nr];
+    if src.strides()[1] == 1 {
+        // SAFETY: src is a kb x width view with unit column stride and row
+        // stride rsb, so `src + p * rsb + j` is in bounds for p < kb,
+        // j < width; the panel holds kb * nr elements; the kernel was
+        // checked available.
+        if unsafe { kernel.pack_b_rows(src.as_ptr(), src.strides()[0], kb, width, panel) } {
+            return;
+        }
+    }
     if src.strides()[0] == 1 && width > 1 {
         // SAFETY: src is a kb x width view with unit row stride and column
         // stride csb, so `src + p + j * csb` is in bounds for p < kb,
