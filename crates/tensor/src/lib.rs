@@ -25,8 +25,8 @@
 //!
 //! Everything here is allocation-free in steady state: callers pass output
 //! buffers, and the GEMM packing buffers are per-thread and reused.
-//! `unsafe` lives only in the micro-kernels (`kernel` module) and the one
-//! call site that hands them raw pointers.
+//! `unsafe` lives only in the micro-kernels and packers (`kernel` module) and the
+//! few call sites in `gemm` that hand them raw pointers, each with a `// SAFETY:` comment.
 
 mod gemm;
 mod kernel;

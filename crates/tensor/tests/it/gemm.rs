@@ -22,9 +22,20 @@ enum Layout {
     Strided,
     /// Column-major but every other column (row stride 1, column stride 2 * rows).
     ColGap,
+    /// Row-major with the row order reversed (negative row stride).
+    RowRev,
+    /// Column-major with both axes reversed (negative strides, no unit stride).
+    BothRev,
 }
 
-const LAYOUTS: [Layout; 4] = [Layout::Row, Layout::Col, Layout::Strided, Layout::ColGap];
+const LAYOUTS: [Layout; 6] = [
+    Layout::Row,
+    Layout::Col,
+    Layout::Strided,
+    Layout::ColGap,
+    Layout::RowRev,
+    Layout::BothRev,
+];
 
 /// Storage that owns an operand's backing memory and hands out the view.
 struct Operand<T> {
@@ -38,7 +49,8 @@ impl<T: Element> Operand<T> {
     fn new(rows: usize, cols: usize, layout: Layout, fill: impl FnMut() -> T) -> Self {
         let mut fill = fill;
         let store = match layout {
-            Layout::Row => Array2::from_shape_simple_fn((rows, cols), &mut fill),
+            Layout::Row | Layout::RowRev => Array2::from_shape_simple_fn((rows, cols), &mut fill),
+            Layout::BothRev => Array2::from_shape_simple_fn((rows, cols).f(), &mut fill),
             Layout::Col => Array2::from_shape_simple_fn((rows, cols).f(), &mut fill),
             Layout::Strided => Array2::from_shape_simple_fn((2 * rows, 2 * cols + 1), &mut fill),
             Layout::ColGap => Array2::from_shape_simple_fn((rows, 2 * cols).f(), &mut fill),
@@ -56,6 +68,8 @@ impl<T: Element> Operand<T> {
             Layout::Row | Layout::Col => self.store.view(),
             Layout::Strided => self.store.slice(s![..;2, 1..;2]),
             Layout::ColGap => self.store.slice(s![.., ..;2]),
+            Layout::RowRev => self.store.slice(s![..;-1, ..]),
+            Layout::BothRev => self.store.slice(s![..;-1, ..;-1]),
         }
     }
 
@@ -64,6 +78,8 @@ impl<T: Element> Operand<T> {
             Layout::Row | Layout::Col => self.store.view_mut(),
             Layout::Strided => self.store.slice_mut(s![..;2, 1..;2]),
             Layout::ColGap => self.store.slice_mut(s![.., ..;2]),
+            Layout::RowRev => self.store.slice_mut(s![..;-1, ..]),
+            Layout::BothRev => self.store.slice_mut(s![..;-1, ..;-1]),
         }
     }
 
@@ -134,13 +150,13 @@ fn run_case<T: Element>(
     let c_view_dim = c.dim();
     let mut touched = c.store.clone();
     match layouts.2 {
-        Layout::Row | Layout::Col => {}
+        Layout::Row | Layout::Col | Layout::RowRev | Layout::BothRev => {}
         Layout::Strided => touched.slice_mut(s![..;2, 1..;2]).fill(T::nan()),
         Layout::ColGap => touched.slice_mut(s![.., ..;2]).fill(T::nan()),
     }
     let mut before = store_before;
     match layouts.2 {
-        Layout::Row | Layout::Col => {}
+        Layout::Row | Layout::Col | Layout::RowRev | Layout::BothRev => {}
         Layout::Strided => before.slice_mut(s![..;2, 1..;2]).fill(T::nan()),
         Layout::ColGap => before.slice_mut(s![.., ..;2]).fill(T::nan()),
     }
