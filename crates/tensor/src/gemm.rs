@@ -302,8 +302,8 @@ fn scale<T: Element>(c: &mut ArrayViewMut2<'_, T>, beta: T) {
 
 /// Packs the `NR`-wide column panels of `b` (starting at panel `first`) into
 /// `packed`: panel `q` is `k x NR` row-major at `q * k * NR`, the last one
-/// zero-padded. Full panels of a row-major `b` are skipped when `direct`
-/// (the kernel reads them in place).
+/// zero-padded. Splits the panels across up to `n_threads` threads when the
+/// buffer is large.
 fn pack_b_panels<T: Element, K: MicroKernel<T>>(
     kernel: K,
     b: &ArrayView2<'_, T>,
