@@ -36,7 +36,7 @@ const FEW_PANELS: usize = 3;
 /// Bytes of all B micro-panels of a thin block's `KC` slice (kept in L1).
 const KC_FEW_BYTES: usize = 32 << 10;
 /// Above this many rows a thin product streams A past B in long `KC` runs.
-const FEW_LOCAL_ROWS: usize = 256;
+const FEW_LOCAL_ROWS: usize = 128;
 /// Bytes of a thin block's `KC` slice of B when streaming many rows (L2).
 const KC_FEW_STREAM_BYTES: usize = 256 << 10;
 /// Bytes of one `KC x NR` micro-panel of packed B (kept in L1).
