@@ -374,17 +374,28 @@ impl Timing<'_> {
         flops: f64,
         contenders: &mut [&mut dyn FnMut(usize); 4],
     ) -> [f64; 4] {
-        // Warm up and calibrate how many calls make one sample.
+        // Warm up and calibrate how many calls make one sample, on batches
+        // long enough that a sleeping pool thread's wake-up does not count.
         let reps = contenders.each_mut().map(|f| {
             f(1);
-            let start = Instant::now();
-            f(1);
-            let once = start.elapsed().as_secs_f64().max(1e-7);
-            ((self.sample_secs / once).ceil() as usize).clamp(1, 1_000_000)
+            let mut batch = 1;
+            loop {
+                let start = Instant::now();
+                f(batch);
+                let elapsed = start.elapsed().as_secs_f64();
+                if elapsed >= self.sample_secs / 4.0 || batch >= 1 << 20 {
+                    let once = (elapsed / batch as f64).max(1e-9);
+                    break ((self.sample_secs / once).ceil() as usize).clamp(1, 1 << 22);
+                }
+                batch *= 4;
+            }
         });
         let mut rates = [(); 4].map(|_| Vec::with_capacity(self.samples));
         for _ in 0..self.samples {
             for ((f, &reps), rates) in contenders.iter_mut().zip(&reps).zip(rates.iter_mut()) {
+                // Let the previous contender's idle pool threads stop
+                // spinning, so they do not steal this one's cores.
+                std::thread::sleep(std::time::Duration::from_millis(3));
                 let start = Instant::now();
                 f(reps);
                 rates.push(flops * reps as f64 / start.elapsed().as_secs_f64() / 1e9);
