@@ -165,10 +165,7 @@ impl From<&CurvePoint> for CurveRow {
 
 /// Update steps a schedule runs for.
 pub fn n_steps(schedule: &ScheduleSpec) -> u64 {
-    match *schedule {
-        ScheduleSpec::Constant { n_steps, .. } => n_steps,
-        ScheduleSpec::Triangular { n_s, n_cycles, .. } => 2 * n_s * n_cycles,
-    }
+    schedule.n_steps()
 }
 
 /// Train as `config` says on `splits` and write the run folder `dir` (all but
