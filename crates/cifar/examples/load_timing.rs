@@ -1,6 +1,7 @@
 //! Time loading the real data set and building the 45000/5000 split:
-//! `cargo run -p cifar --release --example load_timing -- [DATA_DIR]`
-//! (default: `$CIFAR10_DIR`, else `data/`).
+//! `cargo run -p cifar --release --example load_timing -- [DATA_DIR [ROUNDS]]`
+//! (default: `$CIFAR10_DIR`, else `data/`; 3 rounds). Each round loads all
+//! 60000 images, then builds the f32 and the f64 splits.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -22,7 +23,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         dir.display(),
         rayon::current_num_threads()
     );
-    for round in 1..=3 {
+    let rounds: usize = std::env::args()
+        .nth(2)
+        .map(|r| r.parse())
+        .transpose()?
+        .unwrap_or(3);
+    for round in 1..=rounds {
         let t0 = Instant::now();
         let data = cifar::load_dir(&dir)?;
         let t1 = Instant::now();

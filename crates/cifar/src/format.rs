@@ -147,6 +147,28 @@ pub fn read_batch_file(
     parse_batch(bytes, path, expected_records)
 }
 
+/// Read several batch files (in parallel) into one set of images, in the
+/// order given; each file is validated as by [`read_batch_file`].
+pub fn read_batch_files<P: AsRef<Path> + Sync>(
+    paths: &[P],
+    expected_records: Option<usize>,
+) -> Result<RawImages, CifarError> {
+    let parts = paths
+        .par_iter()
+        .map(|p| read_batch_file(p.as_ref(), expected_records))
+        .collect::<Result<Vec<_>, _>>()?;
+    let n: usize = parts.iter().map(RawImages::len).sum();
+    let mut all = RawImages {
+        pixels: Vec::with_capacity(n * IMAGE_BYTES),
+        labels: Vec::with_capacity(n),
+    };
+    for part in parts {
+        all.pixels.extend_from_slice(&part.pixels);
+        all.labels.extend_from_slice(&part.labels);
+    }
+    Ok(all)
+}
+
 /// Validate the bytes of a batch file (`path` is only used in errors) and
 /// split them into labels and pixels, reusing the buffer (no second copy).
 pub fn parse_batch(

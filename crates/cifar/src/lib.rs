@@ -33,7 +33,7 @@ use tensor::Element;
 pub use checksum::{compute_data_checksum, data_checksum, DataDigest, FileDigest};
 pub use format::{
     batches_dir, load_dir, load_dir_with, load_shared, load_shared_with, parse_batch,
-    read_batch_file, read_class_names, LoadOptions,
+    read_batch_file, read_batch_files, read_class_names, LoadOptions,
 };
 pub use normalise::FeatureStats;
 pub use split::SplitIndices;
@@ -433,9 +433,15 @@ impl MiniBatches {
     }
 
     /// Reshuffle the order (Fisher-Yates) with `rng`.
+    ///
+    /// The draw is ours (one `next_u64` per swap, unbiased bounded sampling),
+    /// not `rand`'s `SliceRandom::shuffle`, so a seeded ChaCha stream gives the
+    /// same order on every platform and `rand` release.
     pub fn shuffle<R: rand::Rng>(&mut self, rng: &mut R) {
-        use rand::seq::SliceRandom;
-        self.order.shuffle(rng);
+        for i in (1..self.order.len()).rev() {
+            let j = split::bounded(rng, i as u64 + 1) as usize;
+            self.order.swap(i, j);
+        }
     }
 
     /// Number of mini-batches per epoch.

@@ -77,6 +77,23 @@ fn load_dir_reads_back_what_was_written() {
 }
 
 #[test]
+fn several_files_concatenate_in_order() {
+    let (tmp, data) = written(3, 2, 17);
+    let dir = tmp.path().join(BATCHES_DIR);
+    let paths = [dir.join("data_batch_2.bin"), dir.join(TEST_FILE)];
+    let all = read_batch_files(&paths, None).unwrap();
+    assert_eq!(all.len(), 5);
+    assert_eq!(&all.labels[..3], &data.train_batches[1].labels[..]);
+    assert_eq!(&all.labels[3..], &data.test.labels[..]);
+    assert_eq!(all.image(4), data.test.image(1));
+    let m = message(&read_batch_files(&paths, Some(3)).unwrap_err());
+    assert!(
+        m.contains("test_batch.bin") && m.contains("expected 3 records"),
+        "{m}"
+    );
+}
+
+#[test]
 fn standard_load_requires_10000_records() {
     let (tmp, _) = written(20, 20, 2);
     let e = load_dir(tmp.path()).unwrap_err();
@@ -464,6 +481,21 @@ fn mini_batches_shuffle_reproducibly_and_cover_everything() {
 }
 
 #[test]
+fn mini_batch_shuffle_is_pinned() {
+    // Portability guard: Fisher-Yates from the end with our bounded draw.
+    let mut mb = MiniBatches::new(20, 7);
+    mb.shuffle(&mut ChaCha8Rng::seed_from_u64(99));
+    let mut rng = ChaCha8Rng::seed_from_u64(99);
+    let mut want: Vec<usize> = (0..20).collect();
+    for i in (1..20).rev() {
+        let r = rand::RngCore::next_u64(&mut rng);
+        let j = ((u128::from(r) * (i as u128 + 1)) >> 64) as usize;
+        want.swap(i, j);
+    }
+    assert_eq!(mb.order(), want.as_slice());
+}
+
+#[test]
 fn gather_rows_and_select_copy_the_right_rows() {
     let images = Array2::from_shape_fn((6, 4), |(i, j)| (i * 10 + j) as f32);
     let mut out = Array2::zeros((3, 4));
@@ -569,4 +601,48 @@ fn load_shared_returns_one_copy() {
         load_shared(empty.path()),
         Err(CifarError::MissingData { .. })
     ));
+}
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn hold_out_splits_partition_the_training_images(
+            per_batch in 1usize..30,
+            frac in 0.0f64..1.0,
+            seed in any::<u64>(),
+        ) {
+            let data = Cifar10::synthetic(per_batch, 1, 0);
+            let n = 5 * per_batch;
+            let n_validation = ((n - 1) as f64 * frac) as usize;
+            let idx = data
+                .split_indices(&SplitSpec::HoldOut { n_validation, seed })
+                .unwrap();
+            prop_assert_eq!(idx.validation.len(), n_validation);
+            prop_assert_eq!(idx.train.len(), n - n_validation);
+            let mut all: Vec<usize> = idx.train.iter().chain(&idx.validation).copied().collect();
+            all.sort_unstable();
+            prop_assert_eq!(all, (0..n).collect::<Vec<_>>());
+        }
+
+        #[test]
+        fn batch_bytes_round_trip(n in 1usize..6, seed in any::<u64>()) {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            let raw = RawImages::random(n, &mut rng);
+            let back = parse_batch(raw.to_file_bytes(), Path::new("x.bin"), Some(n)).unwrap();
+            prop_assert_eq!(back, raw);
+        }
+
+        #[test]
+        fn any_non_record_length_is_refused(len in 1usize..4 * RECORD_BYTES) {
+            prop_assume!(len % RECORD_BYTES != 0);
+            let e = parse_batch(vec![0; len], Path::new("x.bin"), None).unwrap_err();
+            prop_assert!(e.to_string().contains("not a whole number"));
+        }
+    }
 }

@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use cifar::{Cifar10, SplitSpec, Splits};
 use crate::{ExperimentError, Result};
+use cifar::{Cifar10, SplitSpec, Splits};
 
 /// The CIFAR-10 directory of one process: raw bytes loaded on first use,
 /// the normalised splits of the most recent [`SplitSpec`] kept for reuse (the
@@ -160,7 +160,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let source = DataSource::new(dir.path());
         let err = source.check_present().unwrap_err().to_string();
-        assert!(err.contains("data_batch_1.bin") && err.contains("fetch-data"), "{err}");
+        assert!(
+            err.contains("data_batch_1.bin") && err.contains("fetch-data"),
+            "{err}"
+        );
         let err = source.raw().unwrap_err().to_string();
         assert!(err.contains("fetch-data"), "{err}");
         for name in cifar::TRAIN_FILES.iter().chain([&cifar::TEST_FILE]) {

@@ -300,3 +300,53 @@ fn record_steps_cover_start_cycles_and_end() {
     assert_eq!(s.period(), 7);
     assert_eq!(train::record_steps(&s, 3), vec![0, 2, 4, 7]);
 }
+
+#[test]
+fn observer_sees_every_step_and_every_record() {
+    struct Count {
+        steps: Vec<u64>,
+        records: usize,
+    }
+    impl train::Observer for Count {
+        fn on_step(&mut self, step: u64, n_steps: u64, _eta: f64) {
+            assert_eq!(n_steps, 37);
+            self.steps.push(step);
+        }
+        fn on_record(&mut self, _point: &train::CurvePoint, _n_steps: u64) {
+            self.records += 1;
+        }
+    }
+    let data = clustered(90, 8, 1.0, 13);
+    let config = small_config(
+        ScheduleSpec::Constant {
+            eta: 0.01,
+            n_steps: 37,
+        },
+        0.0,
+    );
+    let mut count = Count {
+        steps: Vec::new(),
+        records: 0,
+    };
+    let out = train::train(&data, &data, &config, &mut count).unwrap();
+    assert_eq!(count.steps, (1..=37).collect::<Vec<_>>());
+    assert_eq!(count.records, out.curve.len());
+    assert_eq!(out.curve.last().unwrap().step, 37);
+}
+
+#[test]
+fn f32_gradients_agree_with_f64() {
+    let (x, y) = synthetic(64, 100, 14);
+    let model = Mlp::<f64>::init(100, 20, 10, 15);
+    let (g64, _) = model.gradients(&x.view(), &y, 0.01);
+    let (g32, _) = model
+        .cast::<f32>()
+        .gradients(&x.mapv(|v| v as f32).view(), &y, 0.01);
+    let g32 = g32.cast::<f64>();
+    let rel = |a: &Array2<f64>, b: &Array2<f64>| {
+        let diff: f64 = a.iter().zip(b).map(|(u, v)| (u - v) * (u - v)).sum();
+        diff.sqrt() / a.iter().map(|u| u * u).sum::<f64>().sqrt()
+    };
+    assert!(rel(&g64.w1, &g32.w1) < 1e-5, "{}", rel(&g64.w1, &g32.w1));
+    assert!(rel(&g64.w2, &g32.w2) < 1e-5);
+}

@@ -6,21 +6,52 @@
 //! row-major, so per-sample operations (softmax, argmax) walk contiguous rows.
 //! Transposes are free: pass `a.t()` and the kernels read the strides.
 //!
+//! [`gemm`] is our own BLIS-style implementation (see the `gemm` and `kernel`
+//! modules): B is packed into `NR`-wide panels (or read in place when it is
+//! row-major), A is read in place when one of its strides is 1 (packed
+//! otherwise), and register-blocked micro-kernels compute `MR x NR` tiles:
+//! AVX-512F (10 x 32 for f32) or AVX2 + FMA (6 x 16) chosen at run time with
+//! `is_x86_feature_detected!`, and a portable fallback. `TENSOR_KERNEL=avx512|avx2|portable`
+//! overrides the choice for a whole process; [`gemm_with_kernel`] forces one
+//! per call (tests run every path that way).
+//!
 //! Parallelism comes from the caller's rayon pool: a matmul large enough to pay
 //! for it is split across `rayon::current_num_threads()` threads by output
 //! blocks only (never by the reduction dimension), so every output element is
 //! computed by the same sequence of operations whatever the thread count, and
-//! results are bit-identical for 1 or N threads.
+//! results are bit-identical for 1 or N threads. Results do differ (in the
+//! last bits) between kernels.
 //!
-//! NOTE (skeleton): `gemm` currently forwards to ndarray's `general_mat_mul`
-//! (matrixmultiply); issue 3 replaces it with our own kernels behind the same API.
+//! Everything here is allocation-free in steady state: callers pass output
+//! buffers, and the GEMM packing buffers are per-thread and reused.
+//! `unsafe` lives only in the micro-kernels (`kernel` module) and the one
+//! call site that hands them raw pointers.
 
-use ndarray::{ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2, LinalgScalar};
+mod gemm;
+mod kernel;
+mod ops;
+pub mod reference;
+
+use ndarray::{ArrayView2, ArrayViewMut2, LinalgScalar};
+
+pub use kernel::{available_kernels, measure_fma_peak, Kernel, KernelError, ALL_KERNELS};
+pub use ops::{
+    add_bias, add_bias_relu, argmax_rows, column_sums, relu_backward, softmax_cross_entropy,
+    softmax_rows, LossSum,
+};
 
 /// The element types the kernels support: `f32` for training, `f64` for
-/// gradient checks and references.
+/// gradient checks and references. Sealed (the hidden `GemmScalar` bound
+/// carries the per-type kernel dispatch).
 pub trait Element:
-    LinalgScalar + num_traits::Float + Send + Sync + std::fmt::Debug + std::iter::Sum + 'static
+    LinalgScalar
+    + num_traits::Float
+    + Send
+    + Sync
+    + std::fmt::Debug
+    + std::iter::Sum
+    + 'static
+    + gemm::GemmScalar
 {
 }
 impl Element for f32 {}
@@ -28,6 +59,7 @@ impl Element for f64 {}
 
 /// `C = alpha * A * B + beta * C` for any strides (pass `a.t()` for a
 /// transpose). When `beta` is zero, `C` is not read (NaN in it is ignored).
+/// Uses [`Kernel::detect`]'s kernel and the current rayon pool's threads.
 ///
 /// **Panics** if the shapes do not agree: `A` is `m x k`, `B` is `k x n`, `C` is `m x n`.
 #[track_caller]
@@ -38,170 +70,66 @@ pub fn gemm<T: Element>(
     beta: T,
     c: &mut ArrayViewMut2<'_, T>,
 ) {
-    if beta == T::zero() {
-        c.fill(T::zero());
-    }
-    ndarray::linalg::general_mat_mul(alpha, a, b, beta, c);
-}
-
-/// `Z[i, j] = max(0, Z[i, j] + bias[j])`: the hidden layer's bias add and ReLU in one pass.
-///
-/// **Panics** if `bias.len() != z.ncols()`.
-#[track_caller]
-pub fn add_bias_relu<T: Element>(z: &mut ArrayViewMut2<'_, T>, bias: &ArrayView1<'_, T>) {
-    assert_eq!(
-        bias.len(),
-        z.ncols(),
-        "bias length must equal the number of columns"
+    check_shapes(a, b, c);
+    T::dispatch(
+        Kernel::detect(),
+        alpha,
+        a,
+        b,
+        beta,
+        c,
+        rayon::current_num_threads(),
     );
-    for mut row in z.rows_mut() {
-        for (v, &b) in row.iter_mut().zip(bias.iter()) {
-            let s = *v + b;
-            // NaN propagates: `s < 0` is false for NaN.
-            *v = if s < T::zero() { T::zero() } else { s };
-        }
-    }
 }
 
-/// `Z[i, j] += bias[j]`.
+/// [`gemm`] with a chosen micro-kernel: how tests and benchmarks exercise
+/// every path. Returns an error (and leaves `C` untouched) if this CPU cannot
+/// run `kernel`.
 ///
-/// **Panics** if `bias.len() != z.ncols()`.
+/// **Panics** if the shapes do not agree (as [`gemm`]).
 #[track_caller]
-pub fn add_bias<T: Element>(z: &mut ArrayViewMut2<'_, T>, bias: &ArrayView1<'_, T>) {
-    assert_eq!(
-        bias.len(),
-        z.ncols(),
-        "bias length must equal the number of columns"
-    );
-    for mut row in z.rows_mut() {
-        row.zip_mut_with(bias, |v, &b| *v = *v + b);
-    }
+pub fn gemm_with_kernel<T: Element>(
+    kernel: Kernel,
+    alpha: T,
+    a: &ArrayView2<'_, T>,
+    b: &ArrayView2<'_, T>,
+    beta: T,
+    c: &mut ArrayViewMut2<'_, T>,
+) -> Result<(), KernelError> {
+    check_shapes(a, b, c);
+    let kernel = kernel.check()?;
+    T::dispatch(kernel, alpha, a, b, beta, c, rayon::current_num_threads());
+    Ok(())
 }
 
-/// ReLU backward: `grad[i, j] = 0` where `activation[i, j] <= 0` (the unit was off).
-///
-/// **Panics** if the shapes differ.
+/// The shape rule of [`gemm`] as a value: `Ok((m, k, n))` or a message.
+pub fn gemm_shapes(
+    a: (usize, usize),
+    b: (usize, usize),
+    c: (usize, usize),
+) -> Result<(usize, usize, usize), String> {
+    let (m, k) = a;
+    let (kb, n) = b;
+    if k != kb || c != (m, n) {
+        return Err(format!(
+            "gemm shape mismatch: A is {m}x{k}, B is {kb}x{n}, C is {}x{} \
+             (need A m x k, B k x n, C m x n)",
+            c.0, c.1
+        ));
+    }
+    Ok((m, k, n))
+}
+
 #[track_caller]
-pub fn relu_backward<T: Element>(grad: &mut ArrayViewMut2<'_, T>, activation: &ArrayView2<'_, T>) {
-    assert_eq!(
-        grad.dim(),
-        activation.dim(),
-        "gradient and activation shapes differ"
-    );
-    ndarray::Zip::from(grad).and(activation).for_each(|g, &a| {
-        if a <= T::zero() {
-            *g = T::zero();
-        }
-    });
+fn check_shapes<T>(a: &ArrayView2<'_, T>, b: &ArrayView2<'_, T>, c: &ArrayViewMut2<'_, T>) {
+    if let Err(msg) = gemm_shapes(a.dim(), b.dim(), c.dim()) {
+        shape_panic(&msg);
+    }
 }
 
-/// Column sums `out[j] = sum_i g[i, j]` (bias gradients), summed in row order.
-///
-/// **Panics** if `out.len() != g.ncols()`.
+#[cold]
+#[inline(never)]
 #[track_caller]
-pub fn column_sums<T: Element>(g: &ArrayView2<'_, T>, out: &mut ArrayViewMut1<'_, T>) {
-    assert_eq!(
-        out.len(),
-        g.ncols(),
-        "output length must equal the number of columns"
-    );
-    out.fill(T::zero());
-    for row in g.rows() {
-        out.zip_mut_with(&row, |o, &v| *o = *o + v);
-    }
-}
-
-/// Numerically stable softmax of each row, in place.
-pub fn softmax_rows<T: Element>(z: &mut ArrayViewMut2<'_, T>) {
-    for mut row in z.rows_mut() {
-        let max = row.iter().fold(
-            T::neg_infinity(),
-            |m, &v| if v > m || v.is_nan() { v } else { m },
-        );
-        let mut sum = T::zero();
-        for v in row.iter_mut() {
-            *v = (*v - max).exp();
-            sum = sum + *v;
-        }
-        for v in row.iter_mut() {
-            *v = *v / sum;
-        }
-    }
-}
-
-/// What one pass of softmax + cross-entropy over a block of rows yields.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct LossSum {
-    /// `sum_i -log p[i, y_i]`, accumulated in f64.
-    pub loss_sum: f64,
-    /// How many rows have `argmax_j p[i, j] == y_i`.
-    pub n_correct: usize,
-}
-
-/// Softmax + cross-entropy + its gradient in one pass.
-///
-/// For each row `i` of `logits`, writes `out[i, j] = p[i, j] - [j == labels[i]]`
-/// (the gradient of `-log p[i, y_i]` with respect to the logits, not yet
-/// divided by the batch size) and returns the summed loss and the number of
-/// correct argmax predictions. `out` may alias nothing; pass `logits` as a
-/// view of a separate buffer.
-///
-/// **Panics** if the shapes differ, `labels.len() != logits.nrows()`, or a
-/// label is not a column index.
-#[track_caller]
-pub fn softmax_cross_entropy<T: Element>(
-    logits: &ArrayView2<'_, T>,
-    labels: &[u8],
-    out: &mut ArrayViewMut2<'_, T>,
-) -> LossSum {
-    assert_eq!(logits.dim(), out.dim(), "logits and output shapes differ");
-    assert_eq!(labels.len(), logits.nrows(), "one label per row");
-    out.assign(logits);
-    let mut loss_sum = 0.0f64;
-    let mut n_correct = 0;
-    for (mut row, &label) in out.rows_mut().into_iter().zip(labels) {
-        let label = label as usize;
-        assert!(label < row.len(), "label {label} out of range");
-        let mut best = 0;
-        for j in 1..row.len() {
-            if row[j] > row[best] {
-                best = j;
-            }
-        }
-        n_correct += usize::from(best == label);
-        let max = row[best];
-        let mut sum = 0.0f64;
-        for v in row.iter() {
-            sum += (*v - max).to_f64().unwrap_or(f64::NAN).exp();
-        }
-        let log_sum = sum.ln();
-        let z_label = (row[label] - max).to_f64().unwrap_or(f64::NAN);
-        loss_sum += log_sum - z_label;
-        let inv = T::from(1.0 / sum).unwrap_or(T::nan());
-        for v in row.iter_mut() {
-            *v = (*v - max).exp() * inv;
-        }
-        row[label] = row[label] - T::one();
-    }
-    LossSum {
-        loss_sum,
-        n_correct,
-    }
-}
-
-/// Index of the largest entry of each row (first one on ties) into `out`.
-///
-/// **Panics** if `out.len() != x.nrows()`.
-#[track_caller]
-pub fn argmax_rows<T: Element>(x: &ArrayView2<'_, T>, out: &mut [usize]) {
-    assert_eq!(out.len(), x.nrows(), "one output per row");
-    for (row, o) in x.rows().into_iter().zip(out.iter_mut()) {
-        let mut best = 0;
-        for j in 1..row.len() {
-            if row[j] > row[best] {
-                best = j;
-            }
-        }
-        *o = best;
-    }
+fn shape_panic(msg: &str) -> ! {
+    panic!("{msg}")
 }

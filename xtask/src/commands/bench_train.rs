@@ -112,6 +112,14 @@ fn bench(args: &Args) -> anyhow::Result<()> {
     }
     std::hint::black_box((&w1, &w2_upd, &logits));
 
+    // For scale: one evaluation of the whole set (what a curve point costs per split).
+    let mut eval_secs = f64::INFINITY;
+    for _ in 0..args.repeats.max(1) {
+        let start = Instant::now();
+        std::hint::black_box(model.evaluate(&data.images.view(), &data.labels, lambda));
+        eval_secs = eval_secs.min(start.elapsed().as_secs_f64());
+    }
+
     let flops = n_steps as f64
         * 2.0
         * n as f64
@@ -129,6 +137,10 @@ fn bench(args: &Args) -> anyhow::Result<()> {
     println!(
         "ratio epoch / matmul:    {:8.3}   (target <= 1.5)",
         epoch_secs / gemm_secs
+    );
+    println!(
+        "(for scale) evaluating all {} images once: {:.3} s",
+        args.n_images, eval_secs
     );
     Ok(())
 }

@@ -81,9 +81,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             failed.push(stage.to_string());
         }
     };
-    let r = stages.run("gradcheck", || gradcheck::run(args_for("gradcheck", &opts)?));
+    let r = stages.run("gradcheck", || gradcheck::run(gradcheck_args(&opts)));
     note("gradcheck", r);
-    let r = stages.run("sanity", || sanity::run(args_for("sanity", &opts)?));
+    let r = stages.run("sanity", || sanity::run(sanity_args(&opts)));
     note("sanity", r);
     for name in ["clr-1cycle", "clr-3cycles"] {
         let path = experiments.join(format!("{name}.toml"));
@@ -118,23 +118,20 @@ fn search(experiments: &Path, name: &str, opts: &Options<'_>) -> anyhow::Result<
     Ok(())
 }
 
-/// Build the flags of another command (whose fields are its own business) as
-/// if `--data-dir D --results-dir R` were typed, passing only the flags it has.
-fn args_for<A: clap::Args + clap::FromArgMatches>(
-    name: &'static str,
-    opts: &Options<'_>,
-) -> anyhow::Result<A> {
-    let command = A::augment_args(clap::Command::new(name));
-    let has = |flag: &str| command.get_arguments().any(|a| a.get_long() == Some(flag));
-    let mut argv = vec![name.to_string()];
-    if has("data-dir") {
-        argv.push("--data-dir".into());
-        argv.push(opts.data.dir().display().to_string());
+/// The gradcheck's flags for this data and results folder (its defaults otherwise).
+fn gradcheck_args(opts: &Options<'_>) -> gradcheck::Args {
+    gradcheck::Args {
+        data_dir: Some(opts.data.dir().to_path_buf()),
+        results_dir: Some(opts.results_dir.clone()),
+        ..Default::default()
     }
-    if has("results-dir") {
-        argv.push("--results-dir".into());
-        argv.push(opts.results_dir.display().to_string());
+}
+
+/// The sanity check's flags for this data and results folder (its defaults otherwise).
+fn sanity_args(opts: &Options<'_>) -> sanity::Args {
+    sanity::Args {
+        data_dir: Some(opts.data.dir().to_path_buf()),
+        results_dir: Some(opts.results_dir.clone()),
+        ..Default::default()
     }
-    let matches = command.try_get_matches_from(argv)?;
-    Ok(A::from_arg_matches(&matches)?)
 }

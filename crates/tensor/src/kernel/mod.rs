@@ -1,0 +1,274 @@
+//! Register-blocked GEMM micro-kernels and their run-time selection.
+//!
+//! Each instruction set is a zero-sized type implementing [`MicroKernel`] for
+//! `f32` and `f64`. The SIMD bodies are `#[inline(always)]` generic functions
+//! that are only ever inlined into thin `#[target_feature]` wrappers, so the
+//! compiler emits AVX-512 / AVX2 code for them while the rest of the crate is
+//! built for the baseline target. [`Kernel::detect`] picks the best kernel the
+//! CPU supports once per process (overridable with `TENSOR_KERNEL`).
+//!
+//! A micro-kernel computes one `MR x NR` tile of `C = alpha * A * B + beta * C`
+//! from an `MR x k` micro-panel of A and a `k x NR` micro-panel of B, keeping
+//! the whole tile in registers for the full `k` loop.
+
+use std::sync::OnceLock;
+
+pub(crate) mod portable;
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod x86;
+
+/// Which micro-kernel family runs the matrix multiply.
+///
+/// [`Kernel::detect`] chooses the fastest one the CPU supports; tests and
+/// benchmarks force a specific one through [`crate::gemm_with_kernel`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kernel {
+    /// 512-bit AVX-512F kernels (x86_64 only).
+    Avx512,
+    /// 256-bit AVX2 + FMA kernels (x86_64 only).
+    Avx2,
+    /// Plain Rust kernels for any target (the compiler may auto-vectorise them).
+    Portable,
+}
+
+/// All kernels, best first.
+pub const ALL_KERNELS: [Kernel; 3] = [Kernel::Avx512, Kernel::Avx2, Kernel::Portable];
+
+/// The error of asking for a kernel this CPU cannot run, or naming an unknown one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KernelError {
+    message: String,
+}
+
+impl std::fmt::Display for KernelError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for KernelError {}
+
+impl Kernel {
+    /// The lower-case name used by `TENSOR_KERNEL` and in benchmark tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kernel::Avx512 => "avx512",
+            Kernel::Avx2 => "avx2",
+            Kernel::Portable => "portable",
+        }
+    }
+
+    /// Parses `avx512`, `avx2` or `portable` (case-insensitive).
+    pub fn from_name(name: &str) -> Result<Kernel, KernelError> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "avx512" => Ok(Kernel::Avx512),
+            "avx2" => Ok(Kernel::Avx2),
+            "portable" => Ok(Kernel::Portable),
+            other => Err(KernelError {
+                message: format!(
+                    "unknown kernel {other:?}: expected one of avx512, avx2, portable"
+                ),
+            }),
+        }
+    }
+
+    /// Whether this CPU can run the kernel (checked at run time).
+    pub fn is_available(self) -> bool {
+        match self {
+            Kernel::Portable => true,
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512 => std::arch::is_x86_feature_detected!("avx512f"),
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2 => {
+                std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => false,
+        }
+    }
+
+    /// `Ok(self)` if the CPU can run it, otherwise an error naming the missing feature.
+    pub fn check(self) -> Result<Kernel, KernelError> {
+        if self.is_available() {
+            Ok(self)
+        } else {
+            Err(KernelError {
+                message: format!(
+                    "kernel {} is not supported by this CPU; use one of: {}",
+                    self.name(),
+                    available_kernels()
+                        .iter()
+                        .map(|k| k.name())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            })
+        }
+    }
+
+    /// The best kernel this CPU supports, ignoring `TENSOR_KERNEL`.
+    pub fn best_available() -> Kernel {
+        ALL_KERNELS
+            .into_iter()
+            .find(|k| k.is_available())
+            .unwrap_or(Kernel::Portable)
+    }
+
+    /// The kernel [`crate::gemm`] uses: `TENSOR_KERNEL=avx512|avx2|portable` if
+    /// set (falling back, with one message on stderr, when the CPU lacks it),
+    /// otherwise [`Kernel::best_available`]. Decided once per process.
+    pub fn detect() -> Kernel {
+        static CHOSEN: OnceLock<Kernel> = OnceLock::new();
+        *CHOSEN.get_or_init(|| match std::env::var("TENSOR_KERNEL") {
+            Ok(name) if !name.trim().is_empty() => {
+                match Kernel::from_name(&name).and_then(Kernel::check) {
+                    Ok(k) => k,
+                    Err(e) => {
+                        let best = Kernel::best_available();
+                        eprintln!("TENSOR_KERNEL: {e}; using {}", best.name());
+                        best
+                    }
+                }
+            }
+            _ => Kernel::best_available(),
+        })
+    }
+}
+
+/// The kernels this CPU can run, best first.
+pub fn available_kernels() -> Vec<Kernel> {
+    ALL_KERNELS
+        .into_iter()
+        .filter(|k| k.is_available())
+        .collect()
+}
+
+/// One micro-kernel call: everything the kernel reads and writes, as raw parts.
+///
+/// Element `(r, p)` of the A micro-panel is at `a + r * rsa + p * csa`;
+/// element `(p, j)` of the B micro-panel is at `b + p * rsb + j` (B rows are
+/// contiguous: either packed with `rsb = NR`, or read in place when the
+/// operand is row-major); element `(r, j)` of C is at `c + r * rsc + j * csc`.
+pub(crate) struct Tile<T> {
+    /// Length of the reduction.
+    pub k: usize,
+    /// A micro-panel origin.
+    pub a: *const T,
+    /// A row stride (elements).
+    pub rsa: isize,
+    /// A column stride (elements).
+    pub csa: isize,
+    /// B micro-panel origin.
+    pub b: *const T,
+    /// B row stride (elements).
+    pub rsb: isize,
+    /// C tile origin.
+    pub c: *mut T,
+    /// C row stride (elements).
+    pub rsc: isize,
+    /// C column stride (elements).
+    pub csc: isize,
+    /// Valid rows of the tile (`1..=MR`); rows beyond are computed but not stored.
+    pub m_eff: usize,
+    /// Valid columns of the tile (`1..=NR`).
+    pub n_eff: usize,
+    /// Scale of the product.
+    pub alpha: T,
+    /// Scale of the old C; when zero, C is never read.
+    pub beta: T,
+}
+
+/// How the kernel walks its A micro-panel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ALayout {
+    /// `csa == 1`: each of the MR rows is contiguous along k (row-major A read
+    /// in place). Rows beyond `m_eff` are read from the last valid row.
+    Rows,
+    /// `rsa == 1`: the MR values of one k step are contiguous (packed A, or a
+    /// transposed row-major operand read in place). All MR rows must be readable.
+    Cols,
+}
+
+/// A register-blocked micro-kernel for element type `T`.
+pub(crate) trait MicroKernel<T>: Copy + Send + Sync + 'static {
+    /// Rows of the register tile.
+    const MR: usize;
+    /// Columns of the register tile (a multiple of the vector width).
+    const NR: usize;
+
+    /// Computes `C[..m_eff, ..n_eff] = alpha * A * B + beta * C` for one tile.
+    ///
+    /// # Safety
+    /// 1. The CPU supports the kernel's instruction set.
+    /// 2. For [`ALayout::Rows`]: `csa == 1` and rows `0..m_eff` of A are
+    ///    readable for `k` elements. For [`ALayout::Cols`]: `rsa == 1` and all
+    ///    `MR` rows are readable for `k` steps.
+    /// 3. `k` rows of `NR` contiguous B elements are readable at stride `rsb`.
+    /// 4. The `m_eff x n_eff` C tile is valid for writes (and reads when
+    ///    `beta != 0`), and aliases neither A nor B.
+    unsafe fn tile(self, layout: ALayout, t: &Tile<T>);
+}
+
+/// Flops of one round of [`fma_rounds`]: 16 FMAs (2 flops per lane).
+fn flops_per_round(kernel: Kernel, is_f64: bool) -> f64 {
+    let lanes = match kernel {
+        Kernel::Avx512 => 16,
+        Kernel::Avx2 => 8,
+        Kernel::Portable => 1,
+    };
+    let lanes = if is_f64 { lanes / 2 } else { lanes }.max(1);
+    16.0 * 2.0 * lanes as f64
+}
+
+/// `iters` rounds of 16 independent register-only multiply-adds with the
+/// kernel's widest vectors; returns a checksum so the work is not elided.
+fn fma_rounds(kernel: Kernel, is_f64: bool, iters: u64) -> f64 {
+    match (kernel, is_f64) {
+        // SAFETY (all four arms): `measure_fma_peak` checked that the CPU
+        // supports the kernel's features before calling this.
+        #[cfg(target_arch = "x86_64")]
+        (Kernel::Avx512, false) => f64::from(unsafe { x86::fma_512_f32(iters) }),
+        #[cfg(target_arch = "x86_64")]
+        (Kernel::Avx512, true) => unsafe { x86::fma_512_f64(iters) },
+        #[cfg(target_arch = "x86_64")]
+        (Kernel::Avx2, false) => f64::from(unsafe { x86::fma_256_f32(iters) }),
+        #[cfg(target_arch = "x86_64")]
+        (Kernel::Avx2, true) => unsafe { x86::fma_256_f64(iters) },
+        _ => {
+            let mut acc = [1.0f64; 16];
+            for _ in 0..iters {
+                for r in acc.iter_mut() {
+                    *r = std::hint::black_box(*r) * 0.999_999 + 1e-7;
+                }
+            }
+            acc.iter().sum()
+        }
+    }
+}
+
+/// Measures this core's multiply-add throughput in GFLOP/s (an FMA counts
+/// as 2 flops) with a register-only loop of `kernel`'s vector width, for
+/// `f32` (`is_f64 = false`) or `f64`, running for at least `min_seconds` on
+/// the calling thread. Benchmarks run it on several threads at once for the
+/// multi-core peak.
+pub fn measure_fma_peak(
+    kernel: Kernel,
+    is_f64: bool,
+    min_seconds: f64,
+) -> Result<f64, KernelError> {
+    let kernel = kernel.check()?;
+    let per_round = flops_per_round(kernel, is_f64);
+    // Warm up (frequency ramp, page-in), then time growing batches.
+    std::hint::black_box(fma_rounds(kernel, is_f64, 100_000));
+    let mut iters: u64 = 1_000_000;
+    loop {
+        let start = std::time::Instant::now();
+        std::hint::black_box(fma_rounds(kernel, is_f64, std::hint::black_box(iters)));
+        let elapsed = start.elapsed().as_secs_f64();
+        if elapsed >= min_seconds {
+            return Ok(per_round * iters as f64 / elapsed / 1e9);
+        }
+        iters = iters.saturating_mul(2);
+    }
+}

@@ -1,0 +1,398 @@
+//! GEMM vs `tensor::reference::gemm` on every kernel this CPU has.
+//!
+//! Tolerance: the classic forward bound for a dot product of length k,
+//! `|got - want| <= (k + 2) * u * (|alpha| * sum_p |a_ip b_pj| + |beta c_ij|)`
+//! with `u` the unit roundoff of the element type (plus a tiny absolute term
+//! for underflow); any indexing or packing bug breaks it by orders of magnitude.
+
+use ndarray::{s, Array2, ArrayView2, ArrayViewMut2, ShapeBuilder};
+use proptest::prelude::*;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use tensor::{available_kernels, gemm, gemm_with_kernel, reference, Element, Kernel, ALL_KERNELS};
+
+/// How an operand is laid out in memory.
+#[derive(Clone, Copy, Debug)]
+enum Layout {
+    /// Row-major contiguous.
+    Row,
+    /// Column-major (the transposed view of a row-major array).
+    Col,
+    /// Every other row and column of a larger row-major array (no unit stride).
+    Strided,
+    /// Column-major but every other column (row stride 1, column stride 2 * rows).
+    ColGap,
+}
+
+const LAYOUTS: [Layout; 4] = [Layout::Row, Layout::Col, Layout::Strided, Layout::ColGap];
+
+/// Storage that owns an operand's backing memory and hands out the view.
+struct Operand<T> {
+    store: Array2<T>,
+    layout: Layout,
+    rows: usize,
+    cols: usize,
+}
+
+impl<T: Element> Operand<T> {
+    fn new(rows: usize, cols: usize, layout: Layout, fill: impl FnMut() -> T) -> Self {
+        let mut fill = fill;
+        let store = match layout {
+            Layout::Row => Array2::from_shape_simple_fn((rows, cols), &mut fill),
+            Layout::Col => Array2::from_shape_simple_fn((rows, cols).f(), &mut fill),
+            Layout::Strided => Array2::from_shape_simple_fn((2 * rows, 2 * cols + 1), &mut fill),
+            Layout::ColGap => Array2::from_shape_simple_fn((rows, 2 * cols).f(), &mut fill),
+        };
+        Operand {
+            store,
+            layout,
+            rows,
+            cols,
+        }
+    }
+
+    fn view(&self) -> ArrayView2<'_, T> {
+        match self.layout {
+            Layout::Row | Layout::Col => self.store.view(),
+            Layout::Strided => self.store.slice(s![..;2, 1..;2]),
+            Layout::ColGap => self.store.slice(s![.., ..;2]),
+        }
+    }
+
+    fn view_mut(&mut self) -> ArrayViewMut2<'_, T> {
+        match self.layout {
+            Layout::Row | Layout::Col => self.store.view_mut(),
+            Layout::Strided => self.store.slice_mut(s![..;2, 1..;2]),
+            Layout::ColGap => self.store.slice_mut(s![.., ..;2]),
+        }
+    }
+
+    fn dim(&self) -> (usize, usize) {
+        (self.rows, self.cols)
+    }
+}
+
+fn unit_roundoff<T: Element>() -> f64 {
+    T::epsilon().to_f64().unwrap() / 2.0
+}
+
+/// One GEMM case; returns a description of the first failure.
+#[allow(clippy::too_many_arguments)]
+fn run_case<T: Element>(
+    kernel: Kernel,
+    (m, k, n): (usize, usize, usize),
+    layouts: (Layout, Layout, Layout),
+    alpha: f64,
+    beta: f64,
+    seed: u64,
+) -> Result<(), String> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut uniform = || T::from(rng.random_range(-1.0..1.0f64)).unwrap();
+    let a = Operand::new(m, k, layouts.0, &mut uniform);
+    let b = Operand::new(k, n, layouts.1, &mut uniform);
+    // C's backing store (including the gaps of strided layouts) starts as
+    // NaN; when beta != 0 the visible part is then overwritten with values.
+    let mut c = Operand::new(m, n, layouts.2, T::nan);
+    if beta != 0.0 {
+        c.view_mut().mapv_inplace(|_| uniform());
+    }
+    let c_before = c.view().to_owned();
+    let store_before = c.store.clone();
+    let want = reference::gemm(alpha, &a.view(), &b.view(), beta, &c_before.view());
+    let scale = reference::gemm_abs(&a.view(), &b.view());
+
+    gemm_with_kernel(
+        kernel,
+        T::from(alpha).unwrap(),
+        &a.view(),
+        &b.view(),
+        T::from(beta).unwrap(),
+        &mut c.view_mut(),
+    )
+    .map_err(|e| e.to_string())?;
+
+    let u = unit_roundoff::<T>();
+    let got = c.view();
+    for ((i, j), &w) in want.indexed_iter() {
+        let g = got[[i, j]].to_f64().unwrap();
+        let old = if beta == 0.0 {
+            0.0
+        } else {
+            c_before[[i, j]].to_f64().unwrap().abs()
+        };
+        let tol = (k as f64 + 2.0) * u * (alpha.abs() * scale[[i, j]] + beta.abs() * old) + 1e-30;
+        if !((g - w).abs() <= tol) {
+            return Err(format!(
+                "{kernel:?} {}: m={m} k={k} n={n} layouts={layouts:?} alpha={alpha} beta={beta}: \
+                 C[{i},{j}] = {g}, want {w} (tol {tol:e})",
+                std::any::type_name::<T>()
+            ));
+        }
+    }
+    // Nothing outside the C view was written.
+    let c_view_dim = c.dim();
+    let mut touched = c.store.clone();
+    match layouts.2 {
+        Layout::Row | Layout::Col => {}
+        Layout::Strided => touched.slice_mut(s![..;2, 1..;2]).fill(T::nan()),
+        Layout::ColGap => touched.slice_mut(s![.., ..;2]).fill(T::nan()),
+    }
+    let mut before = store_before;
+    match layouts.2 {
+        Layout::Row | Layout::Col => {}
+        Layout::Strided => before.slice_mut(s![..;2, 1..;2]).fill(T::nan()),
+        Layout::ColGap => before.slice_mut(s![.., ..;2]).fill(T::nan()),
+    }
+    if matches!(layouts.2, Layout::Strided | Layout::ColGap) {
+        let same = touched
+            .iter()
+            .zip(before.iter())
+            .all(|(x, y)| x.to_bits_eq(*y));
+        if !same {
+            return Err(format!(
+                "wrote outside the {c_view_dim:?} C view ({layouts:?})"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Bitwise equality that treats NaN == NaN (for the untouched-padding check).
+trait BitsEq {
+    fn to_bits_eq(self, other: Self) -> bool;
+}
+impl<T: Element> BitsEq for T {
+    fn to_bits_eq(self, other: Self) -> bool {
+        (self.is_nan() && other.is_nan()) || self == other
+    }
+}
+
+/// Runs `f` for each kernel, printing a note for the ones this CPU lacks.
+fn for_each_kernel(mut f: impl FnMut(Kernel) -> Result<(), String>) -> Result<(), String> {
+    for kernel in ALL_KERNELS {
+        if kernel.is_available() {
+            f(kernel)?;
+        } else {
+            println!("skipping {}: not supported by this CPU", kernel.name());
+        }
+    }
+    Ok(())
+}
+
+fn sizes() -> impl Strategy<Value = usize> {
+    prop_oneof![
+        3 => prop::sample::select(vec![1usize, 7, 15, 17, 33, 100]),
+        2 => 1usize..=40,
+    ]
+}
+
+fn layouts() -> impl Strategy<Value = Layout> {
+    prop::sample::select(LAYOUTS.to_vec())
+}
+
+fn scalars() -> impl Strategy<Value = (f64, f64)> {
+    (
+        prop::sample::select(vec![1.0, -0.5, 2.5]),
+        prop::sample::select(vec![0.0, 1.0, -1.5]),
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    #[test]
+    fn gemm_matches_reference_on_random_shapes(
+        m in sizes(), k in sizes(), n in sizes(),
+        la in layouts(), lb in layouts(), lc in layouts(),
+        (alpha, beta) in scalars(),
+        seed in any::<u64>(),
+    ) {
+        let r = for_each_kernel(|kernel| {
+            run_case::<f32>(kernel, (m, k, n), (la, lb, lc), alpha, beta, seed)?;
+            run_case::<f64>(kernel, (m, k, n), (la, lb, lc), alpha, beta, seed)
+        });
+        prop_assert!(r.is_ok(), "{}", r.unwrap_err());
+    }
+
+    #[test]
+    fn gemm_matches_reference_with_long_dimension(
+        which in 0usize..3,
+        small in prop::sample::select(vec![1usize, 7, 17, 33]),
+        other in prop::sample::select(vec![1usize, 10, 15]),
+        la in layouts(), lb in layouts(),
+        (alpha, beta) in scalars(),
+        seed in any::<u64>(),
+    ) {
+        let shape = match which {
+            0 => (3072, small, other),
+            1 => (small, 3072, other),
+            _ => (small, other, 3072),
+        };
+        let r = for_each_kernel(|kernel| {
+            run_case::<f32>(kernel, shape, (la, lb, Layout::Row), alpha, beta, seed)?;
+            run_case::<f64>(kernel, shape, (la, lb, Layout::Col), alpha, beta, seed)
+        });
+        prop_assert!(r.is_ok(), "{}", r.unwrap_err());
+    }
+}
+
+#[test]
+fn training_shapes_match_reference_on_every_kernel() {
+    // (m, k, n) and layouts as the MLP uses them: forward X W1^T, weight
+    // gradient G^T X, second layer H W2^T and its two gradients.
+    let cases = [
+        ((100, 3072, 50), (Layout::Row, Layout::Col, Layout::Row)),
+        ((50, 100, 3072), (Layout::Col, Layout::Row, Layout::Row)),
+        ((100, 50, 10), (Layout::Row, Layout::Col, Layout::Row)),
+        ((10, 100, 50), (Layout::Col, Layout::Row, Layout::Row)),
+        ((100, 10, 50), (Layout::Row, Layout::Row, Layout::Row)),
+        ((1000, 3072, 50), (Layout::Row, Layout::Col, Layout::Row)),
+    ];
+    for (shape, layouts) in cases {
+        for_each_kernel(|kernel| {
+            run_case::<f32>(kernel, shape, layouts, 1.0, 0.0, 7)?;
+            run_case::<f64>(kernel, shape, layouts, 1.0, 0.0, 7)?;
+            run_case::<f32>(kernel, shape, layouts, -0.5, 1.0, 8)
+        })
+        .unwrap();
+    }
+}
+
+#[test]
+fn beta_zero_ignores_nan_in_c_and_alpha_zero_scales_c() {
+    for_each_kernel(|kernel| {
+        let a = Array2::from_elem((5, 4), f32::NAN);
+        let b = Array2::from_elem((4, 3), 1.0f32);
+        let mut c = Array2::from_elem((5, 3), 2.0f32);
+        // alpha = 0: A (even NaN) is not referenced; C = beta * C.
+        gemm_with_kernel(kernel, 0.0, &a.view(), &b.view(), 0.5, &mut c.view_mut())
+            .map_err(|e| e.to_string())?;
+        assert!(c.iter().all(|&x| x == 1.0), "{kernel:?}: {c:?}");
+        // k = 0: C = beta * C, with beta = 0 overwriting NaN.
+        let a0 = Array2::<f32>::zeros((5, 0));
+        let b0 = Array2::<f32>::zeros((0, 3));
+        c.fill(f32::NAN);
+        gemm_with_kernel(kernel, 1.0, &a0.view(), &b0.view(), 0.0, &mut c.view_mut())
+            .map_err(|e| e.to_string())?;
+        assert!(c.iter().all(|&x| x == 0.0), "{kernel:?}: {c:?}");
+        Ok(())
+    })
+    .unwrap();
+}
+
+#[test]
+fn nan_in_a_or_b_reaches_c() {
+    for_each_kernel(|kernel| {
+        let mut a = Array2::from_elem((23, 40), 1.0f32);
+        a[[11, 17]] = f32::NAN;
+        let b = Array2::from_elem((40, 37), 0.5f32);
+        let mut c = Array2::zeros((23, 37));
+        gemm_with_kernel(kernel, 1.0, &a.view(), &b.view(), 0.0, &mut c.view_mut())
+            .map_err(|e| e.to_string())?;
+        for ((i, _), &x) in c.indexed_iter() {
+            assert_eq!(x.is_nan(), i == 11, "{kernel:?}");
+        }
+        Ok(())
+    })
+    .unwrap();
+}
+
+fn random_matrix(rows: usize, cols: usize, seed: u64) -> Array2<f32> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    Array2::from_shape_simple_fn((rows, cols), || rng.random_range(-1.0..1.0f32))
+}
+
+fn with_threads<R: Send>(n: usize, f: impl FnOnce() -> R + Send) -> R {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .build()
+        .unwrap()
+        .install(f)
+}
+
+#[test]
+fn results_are_bit_identical_for_any_thread_count() {
+    // Shapes above the parallel threshold that split rows, columns, both
+    // operands transposed, and several KC blocks (k > 3072).
+    let cases = [
+        (300, 3072, 50, false, true),
+        (50, 100, 3072, true, false),
+        (257, 129, 263, false, false),
+        (64, 4000, 48, true, true),
+    ];
+    for (m, k, n, ta, tb) in cases {
+        let a_store = if ta {
+            random_matrix(k, m, 1)
+        } else {
+            random_matrix(m, k, 1)
+        };
+        let b_store = if tb {
+            random_matrix(n, k, 2)
+        } else {
+            random_matrix(k, n, 2)
+        };
+        let a = if ta { a_store.t() } else { a_store.view() };
+        let b = if tb { b_store.t() } else { b_store.view() };
+        let c0 = random_matrix(m, n, 3);
+        for_each_kernel(|kernel| {
+            let run = |threads: usize| {
+                with_threads(threads, || {
+                    let mut c = c0.clone();
+                    gemm_with_kernel(kernel, 0.75, &a, &b, -1.25, &mut c.view_mut()).unwrap();
+                    c
+                })
+            };
+            let one = run(1);
+            for threads in [2, 3, 4] {
+                let many = run(threads);
+                let same = one
+                    .iter()
+                    .zip(many.iter())
+                    .all(|(x, y)| x.to_bits() == y.to_bits());
+                assert!(
+                    same,
+                    "{kernel:?} m={m} k={k} n={n}: 1 vs {threads} threads differ"
+                );
+            }
+            Ok(())
+        })
+        .unwrap();
+    }
+}
+
+#[test]
+fn default_gemm_uses_an_available_kernel() {
+    let chosen = Kernel::detect();
+    assert!(chosen.is_available());
+    assert!(available_kernels().contains(&chosen));
+    assert!(available_kernels().contains(&Kernel::Portable));
+    let a = random_matrix(9, 13, 4);
+    let b = random_matrix(13, 11, 5);
+    let mut c = Array2::from_elem((9, 11), f32::NAN);
+    gemm(1.0, &a.view(), &b.view(), 0.0, &mut c.view_mut());
+    let want = reference::gemm(1.0, &a.view(), &b.view(), 0.0, &c.view());
+    for (g, w) in c.iter().zip(want.iter()) {
+        assert!((f64::from(*g) - w).abs() < 1e-5);
+    }
+}
+
+#[test]
+fn kernel_names_parse_and_bad_input_is_an_error() {
+    for kernel in ALL_KERNELS {
+        assert_eq!(Kernel::from_name(kernel.name()), Ok(kernel));
+    }
+    assert_eq!(Kernel::from_name(" AVX2 "), Ok(Kernel::Avx2));
+    let err = Kernel::from_name("sse9").unwrap_err().to_string();
+    assert!(err.contains("sse9") && err.contains("portable"), "{err}");
+}
+
+#[test]
+fn shape_rule_reports_mismatches() {
+    assert_eq!(tensor::gemm_shapes((2, 3), (3, 4), (2, 4)), Ok((2, 3, 4)));
+    let err = tensor::gemm_shapes((2, 3), (4, 4), (2, 4)).unwrap_err();
+    assert!(
+        err.contains("A is 2x3") && err.contains("B is 4x4"),
+        "{err}"
+    );
+    assert!(tensor::gemm_shapes((2, 3), (3, 4), (4, 2)).is_err());
+}
