@@ -123,19 +123,29 @@ pub fn best_lambda(results_dir: &Path, search: &str) -> Result<f64> {
         })
 }
 
-/// The plan: every lambda `seeds_per_lambda` times, each trial with its own
-/// training seed drawn from `seed` (a stream apart from the lambdas' draw).
+/// The plan: every lambda `seeds_per_lambda` times. The training seeds are
+/// drawn from `seed` (a stream apart from the lambdas' draw) once and shared
+/// by every lambda: trials of different lambdas then start from the same
+/// initial weights and see the same mini-batch order, so the table compares
+/// lambdas, not seeds (common random numbers).
 pub fn draw_plan(lambdas: &[f64], seeds_per_lambda: usize, seed: u64) -> Vec<Trial> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     rng.set_stream(1);
+    let mut seeds: Vec<u64> = Vec::with_capacity(seeds_per_lambda);
+    while seeds.len() < seeds_per_lambda {
+        let s = u64::from(rng.next_u32());
+        if !seeds.contains(&s) {
+            seeds.push(s);
+        }
+    }
     lambdas
         .iter()
-        .flat_map(|&lambda| std::iter::repeat_n(lambda, seeds_per_lambda))
+        .flat_map(|&lambda| seeds.iter().map(move |&seed| (lambda, seed)))
         .enumerate()
-        .map(|(trial, lambda)| Trial {
+        .map(|(trial, (lambda, seed))| Trial {
             trial,
             lambda,
-            seed: u64::from(rng.next_u32()),
+            seed,
         })
         .collect()
 }
