@@ -111,12 +111,10 @@ pub fn best_lambda(results_dir: &Path, search: &str) -> Result<f64> {
         });
     }
     let rows: Vec<TableRow> = io::read_csv(&path)?;
-    let stats = lambda_stats(&rows);
-    stats
+    lambda_stats(&rows)
         .iter()
-        .filter_map(|s| s.validation_accuracy_mean.map(|acc| (acc, s.lambda)))
-        .max_by(|a, b| a.0.total_cmp(&b.0).then(b.1.total_cmp(&a.1)))
-        .map(|(_, lambda)| lambda)
+        .find(|s| s.validation_accuracy_mean.is_some())
+        .map(|s| s.lambda)
         .ok_or_else(|| ExperimentError::Format {
             path,
             message: "no finished (non-diverged) trial to take the best lambda from".into(),
@@ -251,15 +249,23 @@ pub fn mean_std(values: &[f64]) -> (Option<f64>, Option<f64>) {
     (Some(mean), std)
 }
 
-/// Per-lambda statistics of a table, best mean validation accuracy first.
+/// Per-lambda statistics of a table, best mean validation accuracy first;
+/// ties keep the table's order (so with one seed per lambda the first entry
+/// is the table's best row).
 pub fn lambda_stats(rows: &[TableRow]) -> Vec<LambdaStats> {
+    let mut order: Vec<u64> = Vec::new();
     let mut groups: BTreeMap<u64, Vec<&TableRow>> = BTreeMap::new();
     for row in rows {
-        groups.entry(row.lambda.to_bits()).or_default().push(row);
+        let key = row.lambda.to_bits();
+        if !groups.contains_key(&key) {
+            order.push(key);
+        }
+        groups.entry(key).or_default().push(row);
     }
-    let mut stats: Vec<LambdaStats> = groups
-        .into_values()
-        .map(|group| {
+    let mut stats: Vec<LambdaStats> = order
+        .iter()
+        .map(|key| {
+            let group = &groups[key];
             let done: Vec<&&TableRow> =
                 group.iter().filter(|r| r.state == RunState::Done).collect();
             let val: Vec<f64> = done.iter().filter_map(|r| r.validation_accuracy).collect();
@@ -277,11 +283,10 @@ pub fn lambda_stats(rows: &[TableRow]) -> Vec<LambdaStats> {
             }
         })
         .collect();
+    // Stable: equal means keep the table's order.
     stats.sort_by(|a, b| {
         let acc = |s: &LambdaStats| s.validation_accuracy_mean.unwrap_or(f64::NEG_INFINITY);
-        acc(b)
-            .total_cmp(&acc(a))
-            .then(a.lambda.total_cmp(&b.lambda))
+        acc(b).total_cmp(&acc(a))
     });
     stats
 }
