@@ -181,7 +181,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         eprintln!("interrupted: cleaning up (Ctrl-C again to exit at once)");
     });
-    let data_dir = std::path::absolute(super::paths::data_dir(args.data_dir))?;
+    let mut data_dir = std::path::absolute(super::paths::data_dir(args.data_dir))?;
+    // Loading accepts the batches dir itself as the data dir; so does fetching.
+    if data_dir.file_name().is_some_and(|n| n == BATCHES_DIR) {
+        if let Some(parent) = data_dir.parent() {
+            data_dir = parent.to_path_buf();
+        }
+    }
     println!("data dir: {}", data_dir.display());
     let source = match args.from {
         Some(path) if path.is_dir() => Source::Dir(path),
@@ -376,6 +382,11 @@ fn fetch_inner(req: &Request) -> anyhow::Result<Outcome> {
     }
     std::fs::rename(&staged, &target)
         .with_context(|| format!("cannot rename {} to {}", staged.display(), target.display()))?;
+    // Make the rename itself durable (best effort: not every platform can
+    // sync a directory).
+    if let Ok(dir) = File::open(&req.data_dir) {
+        let _ = dir.sync_all();
+    }
     drop(temp);
     Ok(Outcome::Installed(stamp))
 }

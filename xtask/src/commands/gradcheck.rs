@@ -57,6 +57,11 @@ pub struct Args {
     /// Fail when a max elementwise relative error (kinks apart) is above this.
     #[arg(long, default_value_t = DEFAULT_LIMIT)]
     pub limit: f64,
+    /// Also run the plain method (two full cost evaluations per entry, one
+    /// subtraction) on scenarios (a) and (b) and print its errors for
+    /// comparison (not written to the CSV; (b) takes about two minutes).
+    #[arg(long)]
+    pub plain: bool,
 }
 
 const DEFAULT_SEED: u64 = 1;
@@ -75,6 +80,7 @@ impl Default for Args {
             lambda: DEFAULT_LAMBDA,
             h: gradcheck::DEFAULT_H,
             limit: DEFAULT_LIMIT,
+            plain: false,
         }
     }
 }
@@ -88,17 +94,16 @@ struct Row {
 /// Run the command.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let data = cifar::load_dir(&paths::data_dir(args.data_dir.clone()))?;
-    run_with(data, &args)
+    run_with(&data, &args)
 }
 
 /// [`run`] on data already loaded (tests pass a small generated set).
-pub fn run_with(data: cifar::Cifar10, args: &Args) -> anyhow::Result<()> {
+pub fn run_with(data: &cifar::Cifar10, args: &Args) -> anyhow::Result<()> {
     let out_dir = paths::results_dir(args.results_dir.clone()).join("gradcheck");
     // Batch 1, z-scored with its own statistics (it is the training split here).
     let batch1: Vec<usize> = (0..data.train_batches[0].len()).collect();
     let stats = data.feature_stats(&batch1);
     let batch = data.train_dataset::<f64>(&batch1, &stats);
-    drop(data);
     anyhow::ensure!(
         batch.images.nrows() >= 10,
         "batch 1 has only {} images",
@@ -124,6 +129,7 @@ pub fn run_with(data: cifar::Cifar10, args: &Args) -> anyhow::Result<()> {
         rayon::current_num_threads()
     );
     let mut rows = Vec::new();
+    let mut plain_rows = Vec::new();
     for (name, images, n) in &scenarios {
         let labels = &batch.labels[..*n];
         let d = images.ncols();
@@ -138,6 +144,30 @@ pub fn run_with(data: cifar::Cifar10, args: &Args) -> anyhow::Result<()> {
             gradcheck::numerical_gradients(&model, &images.view(), labels, args.lambda, args.h);
         let report = gradcheck::compare(&analytic, &numerical);
         spinner.finish_and_clear();
+        if args.plain && *name != "c" {
+            let start = Instant::now();
+            let plain = gradcheck::Numerical {
+                grads: gradcheck::plain_numerical_gradients(
+                    &model,
+                    &images.view(),
+                    labels,
+                    args.lambda,
+                    args.h,
+                ),
+                kinks: numerical.kinks.clone(),
+                seconds: [0.0; 4],
+            };
+            let secs = start.elapsed().as_secs_f64();
+            plain_rows.extend(gradcheck::compare(&analytic, &plain).into_iter().map(
+                |mut error| {
+                    error.seconds = secs;
+                    Row {
+                        scenario: name,
+                        error,
+                    }
+                },
+            ));
+        }
         println!(
             "scenario ({name}): {n} image(s) x {d} dims, {n_entries} entries, {:.2} s",
             start.elapsed().as_secs_f64()
@@ -149,6 +179,10 @@ pub fn run_with(data: cifar::Cifar10, args: &Args) -> anyhow::Result<()> {
     }
 
     print_table(&rows);
+    if !plain_rows.is_empty() {
+        println!("for comparison, the plain J(theta+h) - J(theta-h) (not in the CSV; seconds = whole scenario):");
+        print_table(&plain_rows);
+    }
     let path = out_dir.join("gradcheck.csv");
     std::fs::create_dir_all(&out_dir)
         .with_context(|| format!("cannot create {}", out_dir.display()))?;
@@ -269,7 +303,7 @@ mod tests {
             n_hidden: 8,
             ..Args::default()
         };
-        run_with(cifar::Cifar10::synthetic(12, 2, 3), &args).unwrap();
+        run_with(&cifar::Cifar10::synthetic(12, 2, 3), &args).unwrap();
         let table = std::fs::read_to_string(dir.path().join("gradcheck/gradcheck.csv")).unwrap();
         let lines: Vec<&str> = table.lines().collect();
         assert_eq!(lines[0], HEADER.join(","));
@@ -282,7 +316,7 @@ mod tests {
             scenario: Scenario::A,
             ..args
         };
-        assert!(run_with(cifar::Cifar10::synthetic(12, 2, 3), &strict).is_err());
+        assert!(run_with(&cifar::Cifar10::synthetic(12, 2, 3), &strict).is_err());
     }
 
     #[test]

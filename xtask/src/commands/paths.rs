@@ -28,7 +28,6 @@ fn data_dir_from(flag: Option<PathBuf>, env: Option<OsString>) -> PathBuf {
 }
 
 /// The results dir: `--results-dir` if given, else `<root>/results`.
-#[allow(dead_code)] // for the experiment commands (issue 5), not all merged yet
 pub fn results_dir(flag: Option<PathBuf>) -> PathBuf {
     flag.unwrap_or_else(|| project_root().join("results"))
 }

@@ -76,11 +76,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     );
     anyhow::ensure!(args.epochs > 0, "--epochs must be at least 1");
     let data = cifar::load_dir(&paths::data_dir(args.data_dir.clone()))?;
-    run_with(data, &args)
+    run_with(&data, &args)
 }
 
 /// [`run`] on data already loaded (tests pass a small generated set).
-pub fn run_with(data: cifar::Cifar10, args: &Args) -> anyhow::Result<()> {
+pub fn run_with(data: &cifar::Cifar10, args: &Args) -> anyhow::Result<()> {
     let n_batch1 = data.train_batches[0].len();
     anyhow::ensure!(
         2 * args.n_images <= n_batch1,
@@ -205,13 +205,13 @@ mod tests {
             epochs: 100,
             ..Args::default()
         };
-        run_with(cifar::Cifar10::synthetic(80, 2, 4), &args).unwrap();
+        run_with(&cifar::Cifar10::synthetic(80, 2, 4), &args).unwrap();
         let curve = std::fs::read_to_string(dir.path().join("sanity/curve.csv")).unwrap();
         // Header, epoch 0, then one line per epoch.
         assert_eq!(curve.lines().count(), 1 + 1 + 100);
         // Too few epochs to overfit: the command fails.
         let short = Args { epochs: 1, ..args };
-        assert!(run_with(cifar::Cifar10::synthetic(80, 2, 4), &short).is_err());
+        assert!(run_with(&cifar::Cifar10::synthetic(80, 2, 4), &short).is_err());
     }
 
     #[test]

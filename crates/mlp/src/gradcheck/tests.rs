@@ -195,3 +195,15 @@ fn relative_error_uses_the_floor() {
     assert!((relative_error(1.0, 3.0) - 0.5).abs() < 1e-15);
     assert!((relative_error(1e-9, 0.0) - 1e-3).abs() < 1e-15);
 }
+
+#[test]
+fn plain_gradients_match_the_per_entry_plain_difference() {
+    let (model, x, y) = small_problem(8, 5, 6);
+    let plain = plain_numerical_gradients(&model, &x.view(), &y, 0.01, DEFAULT_H);
+    for entry in all_entries(&model) {
+        let expected = plain_cost_difference(&model, &x.view(), &y, 0.01, entry, DEFAULT_H)
+            / (2.0 * DEFAULT_H);
+        let mut g = plain.clone();
+        assert_eq!(*entry.get_mut(&mut g), expected, "{entry:?}");
+    }
+}

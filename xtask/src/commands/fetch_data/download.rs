@@ -76,7 +76,8 @@ pub fn download(
         .timeout_recv_response(Some(Duration::from_secs(60)))
         .timeout_per_read(Some(Duration::from_secs(60)));
     if transport == Transport::LoopbackHttp {
-        config = config.proxy(None);
+        // Tests only: no proxy, and no redirect (it could lead off the loopback).
+        config = config.proxy(None).max_redirects(0);
     }
     let agent = ureq::Agent::new_with_config(config.build());
     let response = agent

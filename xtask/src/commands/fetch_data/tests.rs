@@ -634,6 +634,12 @@ fn http_error_status_is_refused() {
 }
 
 #[test]
+fn loopback_http_does_not_follow_redirects() {
+    let r = b"HTTP/1.1 302 Found\r\nLocation: http://example.com/a.tar.gz\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec();
+    download_refused(vec![r], expected_of(b"x"), &["HTTP 302"]);
+}
+
+#[test]
 fn unreachable_url_suggests_from() {
     // A port nobody listens on.
     let port = TcpListener::bind("127.0.0.1:0")
