@@ -105,8 +105,9 @@ pub fn best_lambda(results_dir: &Path, search: &str) -> Result<f64> {
             path,
             hint: format!(
                 "this experiment takes its lambda from the search `{search}`: run \
-                 `cargo xtask {search}` first (with the same --results-dir), or give the lambda(s) \
-                 explicitly (`--lambda` or a `list` / `range` grid in the config)"
+                 `cargo xtask {search}` first (with the same --results-dir), or give the \
+                 lambda(s) in the config (a `list` or `range` grid; final-train also takes \
+                 `--lambda`)"
             ),
         });
     }
