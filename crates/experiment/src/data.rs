@@ -90,7 +90,7 @@ impl DataSource {
         }
         // Not `check_present`: it takes the lock this function holds.
         self.check_files()?;
-        let raw = cifar::load_shared(&self.dir)?;
+        let raw = cifar::load_shared(&self.dir).map_err(ExperimentError::DataLoad)?;
         *guard = Some(raw.clone());
         Ok(raw)
     }
@@ -156,7 +156,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn missing_data_names_the_file_and_fetch_data() {
+    fn missing_or_corrupt_data_names_the_file_and_fetch_data() {
         let dir = tempfile::tempdir().unwrap();
         let source = DataSource::new(dir.path());
         let err = source.check_present().unwrap_err().to_string();
@@ -170,5 +170,10 @@ mod tests {
             std::fs::write(dir.path().join(name), b"x").unwrap();
         }
         source.check_present().unwrap();
+        // Present but corrupt: the loader's message, naming a file, and the fix.
+        let err = source.raw().unwrap_err();
+        assert!(matches!(err, ExperimentError::DataLoad(_)), "{err}");
+        let text = err.to_string();
+        assert!(text.contains(".bin") && text.contains("fetch-data"), "{text}");
     }
 }

@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::RunConfig;
 use crate::run::{self, RunState, RunSummary};
 use crate::search::{self, LambdaStats, TableRow};
 use crate::{io, Result};
@@ -194,7 +193,7 @@ pub fn write_report(results_dir: &Path) -> Result<PathBuf> {
          this folder. \"Report\" is the original report (SPEC.md); the difference is ours minus \
          the report's.\n"
     );
-    if let Some(prov) = RunConfig::provenance_of(&results_dir.join("clr-1cycle")) {
+    if let Some(prov) = run::read_provenance(&results_dir.join("clr-1cycle")) {
         let _ = writeln!(
             out,
             "Git revision `{}`, data `{}` ({}).\n",
@@ -506,14 +505,6 @@ fn sanity_section(out: &mut String, results_dir: &Path) {
         }
     }
     out.push('\n');
-}
-
-impl RunConfig {
-    /// The provenance recorded in the run folder `dir`, if any.
-    pub fn provenance_of(dir: &Path) -> Option<crate::config::Provenance> {
-        let text = std::fs::read_to_string(dir.join(run::files::CONFIG)).ok()?;
-        toml::from_str::<RunConfig>(&text).ok()?.provenance
-    }
 }
 
 #[cfg(test)]

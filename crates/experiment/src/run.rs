@@ -260,6 +260,12 @@ pub fn write_summary(dir: &Path, summary: &RunSummary) -> Result<()> {
     io::write_csv(&dir.join(files::SUMMARY), std::slice::from_ref(summary))
 }
 
+/// The provenance recorded in the run folder `dir`'s `config.toml`, if any.
+pub fn read_provenance(dir: &Path) -> Option<crate::config::Provenance> {
+    let text = std::fs::read_to_string(dir.join(files::CONFIG)).ok()?;
+    toml::from_str::<RunConfig>(&text).ok()?.provenance
+}
+
 /// Read the summary of the run folder `dir`: `Ok(None)` when the run is not finished.
 pub fn read_summary(dir: &Path) -> Result<Option<RunSummary>> {
     let path = dir.join(files::SUMMARY);
