@@ -66,7 +66,7 @@ impl DataSource {
 
     fn check_files(&self) -> Result<()> {
         let dir = self.batches_dir();
-        for name in cifar::TRAIN_FILES.iter().chain([&cifar::TEST_FILE]) {
+        for name in cifar::DATA_FILES {
             let path = dir.join(name);
             if !path.is_file() {
                 return Err(ExperimentError::Missing {
@@ -166,7 +166,7 @@ mod tests {
         );
         let err = source.raw().unwrap_err().to_string();
         assert!(err.contains("fetch-data"), "{err}");
-        for name in cifar::TRAIN_FILES.iter().chain([&cifar::TEST_FILE]) {
+        for name in cifar::DATA_FILES {
             std::fs::write(dir.path().join(name), b"x").unwrap();
         }
         source.check_present().unwrap();
@@ -174,6 +174,9 @@ mod tests {
         let err = source.raw().unwrap_err();
         assert!(matches!(err, ExperimentError::DataLoad(_)), "{err}");
         let text = err.to_string();
-        assert!(text.contains(".bin") && text.contains("fetch-data"), "{text}");
+        assert!(
+            text.contains("data_batch_1.bin") && text.contains("fetch-data"),
+            "{text}"
+        );
     }
 }
