@@ -60,8 +60,11 @@ pub enum ExperimentError {
         /// How to make it.
         hint: String,
     },
-    /// The data could not be loaded.
-    #[error("{0}\n(get the data with `cargo xtask fetch-data`, or pass --data-dir)")]
+    /// The data files could not be read (missing, truncated, corrupt).
+    #[error("{0}\n(get the data again with `cargo xtask fetch-data`, or point --data-dir at it)")]
+    DataLoad(cifar::CifarError),
+    /// The data could not be split as asked (e.g. a bad split spec).
+    #[error(transparent)]
     Data(#[from] cifar::CifarError),
     /// Training failed (divergence or a bad training config).
     #[error(transparent)]

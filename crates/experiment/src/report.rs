@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::RunConfig;
 use crate::run::{self, RunState, RunSummary};
 use crate::search::{self, LambdaStats, TableRow};
 use crate::{io, Result};
@@ -90,21 +89,39 @@ pub struct StageTime {
     pub status: String,
 }
 
-/// Read a CSV file as a markdown table (all columns as written).
-fn csv_as_markdown(path: &Path) -> Option<String> {
+/// Read a CSV file as a markdown table (all columns as written); a long file
+/// shows its first `head` and last `tail` rows with a marker between.
+fn csv_as_markdown_rows(path: &Path, head: usize, tail: usize) -> Option<String> {
     let mut reader = csv::Reader::from_path(path).ok()?;
     let header: Vec<String> = reader.headers().ok()?.iter().map(str::to_string).collect();
+    let records: Vec<csv::StringRecord> = reader.records().collect::<Result<_, _>>().ok()?;
     let mut out = format!(
         "| {} |\n|{}\n",
         header.join(" | "),
         "---|".repeat(header.len())
     );
-    for record in reader.records() {
-        let record = record.ok()?;
-        let cells: Vec<&str> = record.iter().collect();
-        let _ = writeln!(out, "| {} |", cells.join(" | "));
+    let line =
+        |r: &csv::StringRecord| format!("| {} |\n", r.iter().collect::<Vec<_>>().join(" | "));
+    if records.len() <= head + tail + 1 {
+        records.iter().for_each(|r| out.push_str(&line(r)));
+    } else {
+        records[..head].iter().for_each(|r| out.push_str(&line(r)));
+        let n_skipped = records.len() - head - tail;
+        let _ = writeln!(
+            out,
+            "| ({n_skipped} rows) |{}",
+            " |".repeat(header.len() - 1)
+        );
+        records[records.len() - tail..]
+            .iter()
+            .for_each(|r| out.push_str(&line(r)));
     }
     Some(out)
+}
+
+/// Read a whole CSV file as a markdown table.
+fn csv_as_markdown(path: &Path) -> Option<String> {
+    csv_as_markdown_rows(path, usize::MAX / 4, 0)
 }
 
 fn fmt4(x: Option<f64>) -> String {
@@ -176,7 +193,7 @@ pub fn write_report(results_dir: &Path) -> Result<PathBuf> {
          this folder. \"Report\" is the original report (SPEC.md); the difference is ours minus \
          the report's.\n"
     );
-    if let Some(prov) = RunConfig::provenance_of(&results_dir.join("clr-1cycle")) {
+    if let Some(prov) = run::read_provenance(&results_dir.join("clr-1cycle")) {
         let _ = writeln!(
             out,
             "Git revision `{}`, data `{}` ({}).\n",
@@ -480,33 +497,14 @@ fn sanity_section(out: &mut String, results_dir: &Path) {
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
         let name = name.unwrap_or_default();
         if name.ends_with(".csv") {
-            let n_lines = std::fs::read_to_string(&path)
-                .map(|t| t.lines().count())
-                .unwrap_or(0);
-            if n_lines <= 25 {
-                if let Some(table) = csv_as_markdown(&path) {
-                    let _ = writeln!(out, "`sanity/{name}`:\n\n{table}");
-                    continue;
-                }
+            if let Some(table) = csv_as_markdown_rows(&path, 2, 2) {
+                let _ = writeln!(out, "`sanity/{name}` (first and last rows):\n\n{table}");
             }
-            let _ = writeln!(
-                out,
-                "- `sanity/{name}` ({} rows)",
-                n_lines.saturating_sub(1)
-            );
         } else if name.ends_with(".svg") {
             let _ = writeln!(out, "![sanity](sanity/{name})\n");
         }
     }
     out.push('\n');
-}
-
-impl RunConfig {
-    /// The provenance recorded in the run folder `dir`, if any.
-    pub fn provenance_of(dir: &Path) -> Option<crate::config::Provenance> {
-        let text = std::fs::read_to_string(dir.join(run::files::CONFIG)).ok()?;
-        toml::from_str::<RunConfig>(&text).ok()?.provenance
-    }
 }
 
 #[cfg(test)]

@@ -165,10 +165,7 @@ impl From<&CurvePoint> for CurveRow {
 
 /// Update steps a schedule runs for.
 pub fn n_steps(schedule: &ScheduleSpec) -> u64 {
-    match *schedule {
-        ScheduleSpec::Constant { n_steps, .. } => n_steps,
-        ScheduleSpec::Triangular { n_s, n_cycles, .. } => 2 * n_s * n_cycles,
-    }
+    schedule.n_steps()
 }
 
 /// Train as `config` says on `splits` and write the run folder `dir` (all but
@@ -261,6 +258,12 @@ fn remove_if_present(path: &Path) -> Result<()> {
 /// Write `summary.csv` into the run folder `dir`: the mark of a finished run.
 pub fn write_summary(dir: &Path, summary: &RunSummary) -> Result<()> {
     io::write_csv(&dir.join(files::SUMMARY), std::slice::from_ref(summary))
+}
+
+/// The provenance recorded in the run folder `dir`'s `config.toml`, if any.
+pub fn read_provenance(dir: &Path) -> Option<crate::config::Provenance> {
+    let text = std::fs::read_to_string(dir.join(files::CONFIG)).ok()?;
+    toml::from_str::<RunConfig>(&text).ok()?.provenance
 }
 
 /// Read the summary of the run folder `dir`: `Ok(None)` when the run is not finished.
