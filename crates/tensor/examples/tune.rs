@@ -1,8 +1,14 @@
-//! Tuning helper: best-of-N GFLOP/s of ours vs matrixmultiply on one shape.
+//! Tuning helper: best-of-15 GFLOP/s of ours vs matrixmultiply on one shape.
+//!
 //! `cargo run -p tensor --release --example tune -- M K N TA TB [threads]`
+//! (TA / TB = 1: pass that operand as a transposed view). Environment:
+//! `F64=1` for f64; `FIXED=calls` runs exactly that many products of ours
+//! (or of matrixmultiply with `MM=1`) and prints their flops, for
+//! `perf stat -e task-clock` (CPU time is robust on a busy machine).
 
 use ndarray::Array2;
 use std::time::Instant;
+use tensor::Element;
 
 fn best(flops: f64, mut f: impl FnMut()) -> f64 {
     f();
@@ -23,36 +29,65 @@ fn best(flops: f64, mut f: impl FnMut()) -> f64 {
         .fold(0.0, f64::max)
 }
 
-fn main() {
-    std::env::set_var("MATMUL_NUM_THREADS", "1");
-    let a: Vec<usize> = std::env::args()
-        .skip(1)
-        .map(|x| x.parse().unwrap())
-        .collect();
-    let (m, k, n, ta, tb) = (a[0], a[1], a[2], a[3] == 1, a[4] == 1);
-    let threads = a.get(5).copied().unwrap_or(1);
+fn run<T: Element>(args: &[usize]) {
+    let (m, k, n, ta, tb) = (args[0], args[1], args[2], args[3] == 1, args[4] == 1);
+    let threads = args.get(5).copied().unwrap_or(1);
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()
         .unwrap();
-    let fill =
-        |r, c| Array2::from_shape_fn((r, c), |(i, j)| ((i * 7 + j * 13) % 17) as f32 / 17.0 - 0.5);
+    let fill = |r, c| {
+        Array2::from_shape_fn((r, c), |(i, j)| {
+            T::from(((i * 7 + j * 13) % 17) as f64 / 17.0 - 0.5).unwrap()
+        })
+    };
     let a_s = if ta { fill(k, m) } else { fill(m, k) };
     let b_s = if tb { fill(n, k) } else { fill(k, n) };
     let av = if ta { a_s.t() } else { a_s.view() };
     let bv = if tb { b_s.t() } else { b_s.view() };
-    let mut c = Array2::<f32>::zeros((m, n));
+    let mut c = Array2::<T>::zeros((m, n));
     let flops = 2.0 * (m * n * k) as f64;
+    if let Some(calls) = std::env::var("FIXED")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        let use_mm = std::env::var("MM").is_ok();
+        pool.install(|| {
+            for _ in 0..calls {
+                if use_mm {
+                    ndarray::linalg::general_mat_mul(T::one(), &av, &bv, T::zero(), &mut c);
+                } else {
+                    tensor::gemm(T::one(), &av, &bv, T::zero(), &mut c.view_mut());
+                }
+            }
+        });
+        println!("{}", flops * calls as f64);
+        return;
+    }
     let ours = pool.install(|| {
         best(flops, || {
-            tensor::gemm(1.0, &av, &bv, 0.0, &mut c.view_mut())
+            tensor::gemm(T::one(), &av, &bv, T::zero(), &mut c.view_mut())
         })
     });
     let mm = best(flops, || {
-        ndarray::linalg::general_mat_mul(1.0, &av, &bv, 0.0, &mut c)
+        ndarray::linalg::general_mat_mul(T::one(), &av, &bv, T::zero(), &mut c)
     });
     println!(
         "{m}x{k}x{n} ours {ours:.1} mm {mm:.1} ratio {:.2}",
         ours / mm
     );
+}
+
+fn main() {
+    std::env::set_var("MATMUL_NUM_THREADS", "1");
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .map(|x| x.parse().expect("numbers: M K N TA TB [threads]"))
+        .collect();
+    assert!(args.len() >= 5, "usage: tune M K N TA TB [threads]");
+    if std::env::var("F64").is_ok() {
+        run::<f64>(&args);
+    } else {
+        run::<f32>(&args);
+    }
 }

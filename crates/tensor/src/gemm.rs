@@ -1,20 +1,24 @@
 //! The BLIS-style blocked GEMM driver: cache blocking, packing, threading.
 //!
-//! Loops, outermost first (names as in the BLIS papers):
-//! 1. `jc`: columns of C in blocks of `NC` (the packed B block stays in L2);
-//! 2. `pc`: the reduction in blocks of `KC` (the first block applies `beta`,
-//!    later blocks accumulate with `beta = 1`);
-//!    pack the `KC x NC` block of B into `NR`-wide panels (row-major B panels
-//!    that are full are read in place instead);
-//! 3. threads: the block's tiles are split into contiguous ranges of `MR` rows
-//!    or `NR` columns, one per thread; every thread sees the same tile grid;
-//! 4. `ic`: rows in blocks of `MC` (A is read in place when one of its strides
-//!    is 1, otherwise packed per block);
-//! 5. `jr` / `ir`: `NR` / `MR` micro-panels, one micro-kernel call per tile.
+//! Loops, outermost first (names as in the BLIS papers): `jc` (columns of C
+//! in blocks of `NC`), `pc` (the reduction in blocks of `KC`; the first block
+//! applies `beta`, later ones accumulate with `beta = 1`), `ic` (rows in
+//! blocks of `MC`), `jr` / `ir` (`NR` / `MR` micro-panels, one micro-kernel
+//! call per tile). Which operand is packed where depends on the shape:
 //!
-//! Every C element is produced by the same micro-kernel arithmetic over the
-//! same `KC` blocks in the same order, whatever the thread count, so results
-//! are bit-identical for 1 or N threads.
+//! - thin C (at most `FEW_PANELS` panels, e.g. the 50 hidden units): all B
+//!   micro-panels of a `KC` slice stay in L1 and each A micro-panel visits
+//!   them all (`ir` outside `jr`);
+//! - few rows (`m <= MC`, a mini-batch): each thread packs the B panels it
+//!   needs right before use (no shared buffer, no synchronisation);
+//! - otherwise B is packed once and shared: one `KC x NC` slice at a time
+//!   (`jc, pc, ic`), or for thin C all of `k` at once with `pc` inside `ic`.
+//!
+//! Threads split the tile grid into contiguous ranges of whole `MR`-row or
+//! `NR`-column panels. Every C element is produced by the same micro-kernel
+//! arithmetic over the same `KC` blocks in the same order whatever the
+//! thread count and whichever of the loop orders above runs, so results are
+//! bit-identical for 1 or N threads.
 
 use std::cell::Cell;
 
@@ -27,12 +31,24 @@ use crate::Element;
 const PARALLEL_MIN_FLOPS: f64 = 4.0e6;
 /// Below this many packed B elements, B is packed on the calling thread only.
 const PARALLEL_PACK_MIN: usize = 32 * 1024;
-/// Longest reduction block.
-const KC_MAX: usize = 3072;
+/// A column block with at most this many `NR` panels is "thin": see `blocking`.
+const FEW_PANELS: usize = 3;
+/// Bytes of all B micro-panels of a thin block's `KC` slice (kept in L1).
+const KC_FEW_BYTES: usize = 32 << 10;
+/// Above this many rows a thin product streams A past B in long `KC` runs.
+const FEW_LOCAL_ROWS: usize = 128;
+/// Bytes of a thin block's `KC` slice of B when streaming many rows (L2).
+const KC_FEW_STREAM_BYTES: usize = 256 << 10;
+/// Bytes of one `KC x NR` micro-panel of packed B (kept in L1).
+const KC_BYTES: usize = 32 << 10;
+/// Reduction rows per block of the transposing B packer.
+const PACK_ROWS: usize = 64;
+/// Pack A when a column block has at least this many `NR` panels.
+const PACK_A_MIN_PANELS: usize = 8;
 /// Bytes of packed B per block (kept in L2).
 const B_BLOCK_BYTES: usize = 1 << 20;
 /// Bytes of the A rows one `ic` block spans (kept in L2).
-const A_BLOCK_BYTES: usize = 256 << 10;
+const A_BLOCK_BYTES: usize = 64 << 10;
 
 /// The element-type hooks behind [`Element`]: per-type kernel dispatch and
 /// per-thread scratch buffers. Sealed: only `f32` and `f64` implement it.
@@ -66,6 +82,8 @@ pub enum Slot {
     B,
     /// Packed A (held by each worker).
     A,
+    /// B micro-panels a worker packs for itself.
+    Panels,
 }
 
 macro_rules! impl_gemm_scalar {
@@ -95,14 +113,14 @@ macro_rules! impl_gemm_scalar {
 
             fn take_scratch(slot: Slot) -> Vec<$t> {
                 thread_local! {
-                    static SCRATCH: [Cell<Vec<$t>>; 2] = const { [Cell::new(Vec::new()), Cell::new(Vec::new())] };
+                    static SCRATCH: [Cell<Vec<$t>>; 3] = const { [Cell::new(Vec::new()), Cell::new(Vec::new()), Cell::new(Vec::new())] };
                 }
                 SCRATCH.with(|s| s[slot as usize].take())
             }
 
             fn put_scratch(slot: Slot, buf: Vec<$t>) {
                 thread_local! {
-                    static SCRATCH: [Cell<Vec<$t>>; 2] = const { [Cell::new(Vec::new()), Cell::new(Vec::new())] };
+                    static SCRATCH: [Cell<Vec<$t>>; 3] = const { [Cell::new(Vec::new()), Cell::new(Vec::new()), Cell::new(Vec::new())] };
                 }
                 SCRATCH.with(|s| s[slot as usize].set(buf));
             }
@@ -136,31 +154,45 @@ struct Blocking {
     kc: usize,
     nc: usize,
     mc: usize,
-}
-
-/// Temporary tuning knobs (read once from `TENSOR_TUNE_<NAME>`).
-pub(crate) fn tune(name: &str, default: usize) -> usize {
-    use std::collections::HashMap;
-    use std::sync::OnceLock;
-    static KNOBS: OnceLock<HashMap<String, usize>> = OnceLock::new();
-    let knobs = KNOBS.get_or_init(|| {
-        std::env::vars()
-            .filter_map(|(k, v)| {
-                Some((k.strip_prefix("TENSOR_TUNE_")?.to_string(), v.parse().ok()?))
-            })
-            .collect()
-    });
-    knobs.get(name).copied().unwrap_or(default)
+    /// Loop `ir` outside `jr` (few B panels).
+    a_outer: bool,
 }
 
 fn blocking<T>(m: usize, n: usize, k: usize, mr: usize, nr: usize) -> Blocking {
     let size = std::mem::size_of::<T>();
-    let kc = k.clamp(1, tune("KC", KC_MAX));
-    let nc = (tune("BBYTES", B_BLOCK_BYTES) / (kc * size) / nr).max(1) * nr;
-    let nc = nc.min(n.div_ceil(nr) * nr);
-    let mc = (tune("ABYTES", A_BLOCK_BYTES) / (kc * size) / mr).max(1) * mr;
+    // Few B panels (thin C, like the hidden layer's 50 columns): all of a
+    // KC block's B micro-panels stay in L1 and each A micro-panel meets them
+    // all while it is hot. Otherwise one `KC x NR` micro-panel of B stays in
+    // L1 while it meets every A micro-panel of an `ic` block.
+    let n_panels = n.div_ceil(nr);
+    let few = n_panels <= FEW_PANELS;
+    let kc = if few && m <= FEW_LOCAL_ROWS {
+        KC_FEW_BYTES / (n_panels * nr * size)
+    } else if few {
+        // Many rows streaming past a thin B (evaluation): long KC blocks,
+        // so each row of A is read in long runs and C is revisited rarely.
+        KC_FEW_STREAM_BYTES / (n_panels * nr * size)
+    } else {
+        KC_BYTES / (nr * size)
+    };
+    let kc = kc.max(32);
+    let kc = if k <= kc + kc / 2 { k } else { kc };
+    // A `KC x NC` slice of packed B stays in L2.
+    let nc = if few {
+        n_panels * nr
+    } else {
+        let nc = (B_BLOCK_BYTES / (kc * size) / nr).max(1) * nr;
+        nc.min(n_panels * nr)
+    };
+    // The `MC x KC` block of A stays in L2.
+    let mc = (A_BLOCK_BYTES / (kc * size) / mr).max(1) * mr;
     let mc = mc.min(m.div_ceil(mr) * mr);
-    Blocking { kc, nc, mc }
+    Blocking {
+        kc,
+        nc,
+        mc,
+        a_outer: few,
+    }
 }
 
 /// `C = alpha * A * B + beta * C` with micro-kernel `K` on up to `n_threads` threads.
@@ -192,34 +224,68 @@ fn gemm_driver<T: Element, K: MicroKernel<T>>(
     } else {
         n_threads.max(1)
     };
+    // Packing A costs one pass over it per column block; it pays when the
+    // packed panels then meet several B panels, or when A has no unit stride.
+    let pack_a = blk.nc.min(n).div_ceil(nr) >= PACK_A_MIN_PANELS;
 
+    // When each thread meets every B micro-panel only once (a single `ic`
+    // block), the thread packs B itself right before use (hot in L1, no
+    // shared buffer, no synchronisation); otherwise B is packed once up front
+    // and shared.
+    let b_local = m <= blk.mc;
+
+    // Large problems with a shared B: pack one `KC x NC` slice of B at a
+    // time and run all threads over it (BLIS order `jc, pc, ic`); the
+    // packed slice stays in L2. (Same `KC` blocks in the same order as the
+    // other paths, so the arithmetic per element is unchanged.)
+    let pc_outer = !b_local && !blk.a_outer;
+    let job = Job {
+        kernel,
+        alpha,
+        beta,
+        blk,
+        pack_a,
+    };
     for jc in (0..n).step_by(blk.nc) {
         let nb = blk.nc.min(n - jc);
         let n_panels = nb.div_ceil(nr);
-        for pc in (0..k).step_by(blk.kc) {
-            let kb = blk.kc.min(k - pc);
-            let beta_block = if pc == 0 { beta } else { T::one() };
-            let a_blk = a.slice(s![.., pc..pc + kb]);
-            let b_blk = b.slice(s![pc..pc + kb, jc..jc + nb]);
-            let c_blk = c.slice_mut(s![.., jc..jc + nb]);
-            let b_direct = b_blk.strides()[1] == 1 && tune("DIRECTB", 1) == 1;
-            with_scratch(Slot::B, n_panels * kb * nr, |packed: &mut [T]| {
-                pack_b_panels(&b_blk, packed, 0, kb, nr, b_direct, n_threads);
-                let packed: &[T] = packed;
-                let job = Job {
-                    kernel,
-                    alpha,
-                    beta: beta_block,
-                    mc: blk.mc,
-                };
+        let b_blk = b.slice(s![.., jc..jc + nb]);
+        let mut c_blk = c.slice_mut(s![.., jc..jc + nb]);
+        if pc_outer {
+            for pc in (0..k).step_by(blk.kc) {
+                let kb = blk.kc.min(k - pc);
+                let b_slice = b_blk.slice(s![pc..pc + kb, ..]);
+                with_scratch(Slot::B, n_panels * kb * nr, |packed: &mut [T]| {
+                    pack_b_panels(kernel, &b_slice, packed, 0, nr, n_threads);
+                    let job = Job {
+                        beta: if pc == 0 { beta } else { T::one() },
+                        ..job
+                    };
+                    let b_panels = BPanels {
+                        b: b_slice.view(),
+                        packed,
+                        local: false,
+                        nr,
+                    };
+                    job.run_parallel(
+                        a.slice(s![.., pc..pc + kb]),
+                        b_panels,
+                        c_blk.view_mut(),
+                        n_threads,
+                    );
+                });
+            }
+        } else {
+            let pack_len = if b_local { 0 } else { n_panels * k * nr };
+            with_scratch(Slot::B, pack_len, |packed: &mut [T]| {
+                pack_b_panels(kernel, &b_blk, packed, 0, nr, n_threads);
                 let b_panels = BPanels {
                     b: b_blk.view(),
                     packed,
-                    direct: b_direct,
-                    kb,
+                    local: b_local,
                     nr,
                 };
-                job.run_parallel(a_blk, b_panels, c_blk, n_threads);
+                job.run_parallel(a.view(), b_panels, c_blk, n_threads);
             });
         }
     }
@@ -234,108 +300,208 @@ fn scale<T: Element>(c: &mut ArrayViewMut2<'_, T>, beta: T) {
     }
 }
 
-/// Packs the `NR`-wide panels of `b` (starting at panel `first`) into
-/// `packed`, zero-padding the last one. Full panels of a row-major `b` are
-/// skipped when `direct` (the kernel reads them in place).
-fn pack_b_panels<T: Element>(
+/// Packs the `NR`-wide column panels of `b` (starting at panel `first`) into
+/// `packed`: panel `q` is `k x NR` row-major at `q * k * NR`, the last one
+/// zero-padded. Splits the panels across up to `n_threads` threads when the
+/// buffer is large.
+fn pack_b_panels<T: Element, K: MicroKernel<T>>(
+    kernel: K,
     b: &ArrayView2<'_, T>,
     packed: &mut [T],
     first: usize,
-    kb: usize,
     nr: usize,
-    direct: bool,
     n_threads: usize,
 ) {
-    let n_panels = packed.len() / (kb * nr);
+    let k = b.nrows();
+    let n_panels = packed.len() / (k * nr);
     if n_threads > 1 && n_panels > 1 && packed.len() >= PARALLEL_PACK_MIN {
         let half = n_panels / 2;
-        let (lo, hi) = packed.split_at_mut(half * kb * nr);
+        let (lo, hi) = packed.split_at_mut(half * k * nr);
+        let left = n_threads / 2;
         rayon::join(
-            || pack_b_panels(b, lo, first, kb, nr, direct, n_threads / 2),
-            || {
-                pack_b_panels(
-                    b,
-                    hi,
-                    first + half,
-                    kb,
-                    nr,
-                    direct,
-                    n_threads - n_threads / 2,
-                )
-            },
+            || pack_b_panels(kernel, b, lo, first, nr, left),
+            || pack_b_panels(kernel, b, hi, first + half, nr, n_threads - left),
         );
         return;
     }
     let n = b.ncols();
-    for (q, panel) in packed.chunks_exact_mut(kb * nr).enumerate() {
+    for (q, panel) in packed.chunks_exact_mut(k * nr).enumerate() {
         let j0 = (first + q) * nr;
         let width = nr.min(n - j0);
-        if direct && width == nr {
-            continue;
+        pack_b_panel(kernel, &b.slice(s![.., j0..j0 + width]), panel, nr);
+    }
+}
+
+/// Packs `src` (`kb x width`, `width <= NR`) into `panel` as `kb` rows of
+/// `NR` (row-major, zero-padded).
+fn pack_b_panel<T: Element, K: MicroKernel<T>>(
+    kernel: K,
+    src: &ArrayView2<'_, T>,
+    panel: &mut [T],
+    nr: usize,
+) {
+    let (kb, width) = src.dim();
+    let panel = &mut panel[..kb * nr];
+    if src.strides()[1] == 1 {
+        // SAFETY: src is a kb x width view with unit column stride and row
+        // stride rsb, so `src + p * rsb + j` is in bounds for p < kb,
+        // j < width; the panel holds kb * nr elements; the kernel was
+        // checked available.
+        if unsafe { kernel.pack_b_rows(src.as_ptr(), src.strides()[0], kb, width, panel) } {
+            return;
         }
-        let src = b.slice(s![.., j0..j0 + width]);
-        if width < nr || src.strides()[1] != 1 {
-            panel.fill(T::zero());
+    }
+    if src.strides()[0] == 1 && width > 1 {
+        // SAFETY: src is a kb x width view with unit row stride and column
+        // stride csb, so `src + p + j * csb` is in bounds for p < kb,
+        // j < width; the panel holds kb * nr elements; the kernel was
+        // checked available.
+        if unsafe { kernel.pack_b_transposed(src.as_ptr(), src.strides()[1], kb, width, panel) } {
+            return;
         }
-        if src.strides()[1] == 1 {
-            for (dst, row) in panel.chunks_exact_mut(nr).zip(src.rows()) {
-                if let Some(row) = row.as_slice() {
-                    dst[..width].copy_from_slice(row);
+    }
+    if width < nr {
+        panel.fill(T::zero());
+    }
+    if src.strides()[1] == 1 || width == 1 {
+        for (dst, row) in panel.chunks_exact_mut(nr).zip(src.rows()) {
+            match row.as_slice() {
+                Some(row) => dst[..width].copy_from_slice(row),
+                None => {
+                    for (d, &x) in dst.iter_mut().zip(row.iter()) {
+                        *d = x;
+                    }
                 }
             }
-        } else {
-            for (j, col) in src.columns().into_iter().enumerate() {
-                for (dst, &x) in panel[j..].iter_mut().step_by(nr).zip(col.iter()) {
-                    *dst = x;
+        }
+    } else if src.strides()[0] == 1 && width <= 64 {
+        // Transposed operand: each column is contiguous. Transpose in
+        // blocks of PACK_ROWS reduction rows so the panel rows being
+        // written stay in L1.
+        let cols: [&[T]; 64] = std::array::from_fn(|j| {
+            if j < width {
+                src.column(j).to_slice().unwrap_or_default()
+            } else {
+                &[]
+            }
+        });
+        let cols = &cols[..width.min(64)];
+        for (rows, p0) in panel
+            .chunks_mut(PACK_ROWS * nr)
+            .zip((0..kb).step_by(PACK_ROWS))
+        {
+            for (p, dst) in (p0..).zip(rows.chunks_exact_mut(nr)) {
+                for (d, col) in dst.iter_mut().zip(cols) {
+                    *d = col[p];
                 }
+            }
+        }
+    } else {
+        for (j, col) in src.columns().into_iter().enumerate() {
+            for (dst, &x) in panel[j..].iter_mut().step_by(nr).zip(col.iter()) {
+                *dst = x;
             }
         }
     }
 }
 
-/// The B operand of one block: panel `q` is either read in place (full panel
-/// of a row-major B) or from `packed`.
+/// The B operand of one column block: panel `q` is either in the shared
+/// `packed` buffer (`k x NR` row-major at `q * k * NR`) or, when `local`,
+/// packed by the thread that uses it right before use.
 #[derive(Clone, Copy)]
 struct BPanels<'a, T> {
     b: ArrayView2<'a, T>,
     packed: &'a [T],
-    direct: bool,
-    kb: usize,
+    local: bool,
     nr: usize,
 }
 
 impl<'a, T: Element> BPanels<'a, T> {
-    /// Panel `q`: pointer to its `(0, 0)` element and its row stride.
-    fn panel(&self, q: usize) -> (*const T, isize) {
-        let j0 = q * self.nr;
-        if self.direct && j0 + self.nr <= self.b.ncols() {
-            (self.b.as_ptr().wrapping_add(j0), self.b.strides()[0])
+    /// Micro-panels `q0..q1` for reduction rows `p0..p0 + kb`, each `kb x NR`
+    /// row-major, consecutive; packed into `scratch` first when local.
+    fn micro_panels<'s, K: MicroKernel<T>>(
+        &self,
+        kernel: K,
+        (q0, q1): (usize, usize),
+        (p0, kb): (usize, usize),
+        scratch: &'s mut [T],
+    ) -> MicroPanels<'s, T>
+    where
+        'a: 's,
+    {
+        let nr = self.nr;
+        if self.local {
+            let n = self.b.ncols();
+            let [rsb, csb] = [self.b.strides()[0], self.b.strides()[1]];
+            for (q, panel) in (q0..q1).zip(scratch.chunks_exact_mut(kb * nr)) {
+                let j0 = q * nr;
+                let width = nr.min(n - j0);
+                // Fast path for a row-major B: SIMD row copies straight from
+                // the operand, no view slicing per panel.
+                if csb == 1 {
+                    let src = self
+                        .b
+                        .as_ptr()
+                        .wrapping_offset(p0 as isize * rsb + j0 as isize);
+                    // SAFETY: rows p0..p0 + kb and columns j0..j0 + width
+                    // are inside `b` (row stride rsb, unit column stride);
+                    // the panel holds kb * nr elements; the kernel was
+                    // checked available.
+                    if unsafe { kernel.pack_b_rows(src, rsb, kb, width, panel) } {
+                        continue;
+                    }
+                }
+                let src = self.b.slice(s![p0..p0 + kb, j0..j0 + width]);
+                pack_b_panel(kernel, &src, panel, nr);
+            }
+            MicroPanels {
+                data: scratch,
+                first: q0,
+                stride: kb * nr,
+            }
         } else {
-            (
-                self.packed[q * self.kb * self.nr..].as_ptr(),
-                self.nr as isize,
-            )
+            let k = self.b.nrows();
+            MicroPanels {
+                data: &self.packed[p0 * nr..],
+                first: 0,
+                stride: k * nr,
+            }
         }
     }
 
     /// The panels from `q0` on (a column range starting on a panel boundary).
     fn starting_at(&self, q0: usize) -> BPanels<'a, T> {
         let j0 = (q0 * self.nr).min(self.b.ncols());
+        let start = (q0 * self.b.nrows() * self.nr).min(self.packed.len());
         BPanels {
             b: self.b.slice_move(s![.., j0..]),
-            packed: &self.packed[(q0 * self.kb * self.nr).min(self.packed.len())..],
+            packed: &self.packed[start..],
             ..*self
         }
     }
 }
 
-/// One block's worth of micro-kernel calls.
+/// Packed B micro-panels: panel `q` starts at `(q - first) * stride`.
+struct MicroPanels<'s, T> {
+    data: &'s [T],
+    first: usize,
+    stride: usize,
+}
+
+impl<T> MicroPanels<'_, T> {
+    fn get(&self, q: usize) -> &[T] {
+        &self.data[(q - self.first) * self.stride..]
+    }
+}
+
+/// One column block's worth of micro-kernel calls.
 #[derive(Clone, Copy)]
 struct Job<K, T> {
     kernel: K,
     alpha: T,
     beta: T,
-    mc: usize,
+    blk: Blocking,
+    pack_a: bool,
 }
 
 impl<T: Element, K: MicroKernel<T>> Job<K, T> {
@@ -356,8 +522,7 @@ impl<T: Element, K: MicroKernel<T>> Job<K, T> {
         }
         let left = n_threads / 2;
         if m_panels >= n_panels {
-            let split = m_panels * left / n_threads;
-            let split = split.max(1) * K::MR;
+            let split = (m_panels * left / n_threads).max(1) * K::MR;
             let (a_lo, a_hi) = a.split_at(Axis(0), split);
             let (c_lo, c_hi) = c.split_at(Axis(0), split);
             rayon::join(
@@ -374,106 +539,180 @@ impl<T: Element, K: MicroKernel<T>> Job<K, T> {
         }
     }
 
-    /// The `ic`, `jr`, `ir` loops on one thread.
+    /// The `ic`, `pc`, `jr`, `ir` loops on one thread.
     fn run(&self, a: ArrayView2<'_, T>, b: BPanels<'_, T>, mut c: ArrayViewMut2<'_, T>) {
-        let (m, kb) = a.dim();
+        let (m, k) = a.dim();
         let n = c.ncols();
         let (mr, nr) = (K::MR, K::NR);
+        let Blocking {
+            kc, mc, a_outer, ..
+        } = self.blk;
         let [rsa, csa] = [a.strides()[0], a.strides()[1]];
         let [rsc, csc] = [c.strides()[0], c.strides()[1]];
         let c_ptr = c.as_mut_ptr();
-        // A is read in place when one of its strides is 1; otherwise (and
-        // for a ragged last block of a column-contiguous A, whose padding
-        // rows the kernel would read) each `ic` block is packed.
-        let in_place = if tune("PACKA", 0) == 1 {
+        let n_panels = n.div_ceil(nr);
+        // A is read in place when one of its strides is 1 (and packing does
+        // not pay); otherwise, and for a ragged last block of a
+        // column-contiguous A (whose padding rows the kernel would read),
+        // each `MC x KC` block is packed.
+        let in_place = if self.pack_a {
             None
-        } else if csa == 1 || kb == 1 {
+        } else if csa == 1 || k == 1 {
             Some(ALayout::Rows)
         } else if rsa == 1 {
             Some(ALayout::Cols)
         } else {
             None
         };
-        for ic in (0..m).step_by(self.mc) {
-            let mb = self.mc.min(m - ic);
-            let a_rows = a.slice(s![ic..ic + mb, ..]);
-            let needs_pack = match in_place {
-                Some(ALayout::Rows) => false,
-                Some(ALayout::Cols) => mb % mr != 0,
-                None => true,
-            };
-            let pack_len = if needs_pack {
-                mb.div_ceil(mr) * mr * kb
-            } else {
-                0
-            };
-            with_scratch(Slot::A, pack_len, |a_packed: &mut [T]| {
-                if needs_pack {
-                    pack_a(&a_rows, a_packed, mr);
-                }
-                for q in 0..n.div_ceil(nr) {
-                    let (b_ptr, rsb) = b.panel(q);
-                    let j0 = q * nr;
-                    let n_eff = nr.min(n - j0);
-                    for i0 in (0..mb).step_by(mr) {
-                        let m_eff = mr.min(mb - i0);
-                        let (a_ptr, layout, rsa, csa) = match (needs_pack, in_place) {
+        // Local B: all (few) panels of a KC block, or one panel at a time.
+        let local_panels = if a_outer { n_panels } else { 1 };
+        let b_scratch_len = if b.local {
+            local_panels * kc.min(k) * nr
+        } else {
+            0
+        };
+        with_scratch(Slot::Panels, b_scratch_len, |b_scratch: &mut [T]| {
+            for ic in (0..m).step_by(mc) {
+                let mb = mc.min(m - ic);
+                let needs_pack = match in_place {
+                    Some(ALayout::Rows) => false,
+                    Some(ALayout::Cols) => mb % mr != 0,
+                    None => true,
+                };
+                let pack_len = if needs_pack {
+                    mb.div_ceil(mr) * mr * kc.min(k)
+                } else {
+                    0
+                };
+                with_scratch(Slot::A, pack_len, |a_packed: &mut [T]| {
+                    for pc in (0..k).step_by(kc) {
+                        let kb = kc.min(k - pc);
+                        let beta = if pc == 0 { self.beta } else { T::one() };
+                        let a_blk = a.slice(s![ic..ic + mb, pc..pc + kb]);
+                        if needs_pack {
+                            pack_a(
+                                self.kernel,
+                                &a_blk,
+                                &mut a_packed[..mb.div_ceil(mr) * mr * kb],
+                                mr,
+                            );
+                        }
+                        let a_panel = |i0: usize| match (needs_pack, in_place) {
                             (true, _) | (false, None) => {
                                 (a_packed[i0 * kb..].as_ptr(), ALayout::Cols, 1, mr as isize)
                             }
                             (false, Some(ALayout::Rows)) => (
-                                a_rows.as_ptr().wrapping_offset(i0 as isize * rsa),
+                                a_blk.as_ptr().wrapping_offset(i0 as isize * rsa),
                                 ALayout::Rows,
                                 rsa,
                                 1,
                             ),
                             (false, Some(ALayout::Cols)) => {
-                                (a_rows.as_ptr().wrapping_add(i0), ALayout::Cols, 1, csa)
+                                (a_blk.as_ptr().wrapping_add(i0), ALayout::Cols, 1, csa)
                             }
                         };
-                        let tile = Tile {
-                            k: kb,
-                            a: a_ptr,
-                            rsa,
-                            csa,
-                            b: b_ptr,
-                            rsb,
-                            c: c_ptr.wrapping_offset((ic + i0) as isize * rsc + j0 as isize * csc),
-                            rsc,
-                            csc,
-                            m_eff,
-                            n_eff,
-                            alpha: self.alpha,
-                            beta: self.beta,
+                        let tile = |i0: usize, q: usize, b_panel: &[T]| {
+                            let (a_ptr, layout, rsa, csa) = a_panel(i0);
+                            let j0 = q * nr;
+                            let tile = Tile {
+                                k: kb,
+                                a: a_ptr,
+                                rsa,
+                                csa,
+                                b: b_panel.as_ptr(),
+                                rsb: nr as isize,
+                                c: c_ptr
+                                    .wrapping_offset((ic + i0) as isize * rsc + j0 as isize * csc),
+                                rsc,
+                                csc,
+                                m_eff: mr.min(mb - i0),
+                                n_eff: nr.min(n - j0),
+                                alpha: self.alpha,
+                                beta,
+                            };
+                            debug_assert!(b_panel.len() >= kb * nr);
+                            // SAFETY: the tile lies inside C (i0 < mb, j0 < n,
+                            // m_eff / n_eff clipped); A rows ic + i0 .. + m_eff
+                            // cover kb steps from pc in place, or the packed
+                            // panel is padded to MR rows; the B micro-panel
+                            // holds kb rows of NR (padded); the kernel was
+                            // checked available by `gemm_with_kernel`; C is a
+                            // unique borrow, so it aliases neither A nor B.
+                            unsafe { self.kernel.tile(layout, &tile) };
                         };
-                        // SAFETY: the tile lies inside C (i0 + m_eff <= mb,
-                        // j0 + n_eff <= n); A rows ic + i0 .. + m_eff and B
-                        // panel q cover kb steps (packed panels are padded to
-                        // MR / NR); the kernel was checked available by
-                        // `gemm_with_kernel`; C is a unique borrow so it
-                        // aliases neither A nor B.
-                        unsafe { self.kernel.tile(layout, &tile) };
+                        if a_outer {
+                            let panels =
+                                b.micro_panels(self.kernel, (0, n_panels), (pc, kb), b_scratch);
+                            for i0 in (0..mb).step_by(mr) {
+                                for q in 0..n_panels {
+                                    tile(i0, q, panels.get(q));
+                                }
+                            }
+                        } else {
+                            for q in 0..n_panels {
+                                let panels =
+                                    b.micro_panels(self.kernel, (q, q + 1), (pc, kb), b_scratch);
+                                for i0 in (0..mb).step_by(mr) {
+                                    tile(i0, q, panels.get(q));
+                                }
+                            }
+                        }
                     }
-                }
-            });
-        }
+                });
+            }
+        });
     }
 }
 
 /// Packs rows of `a` into `MR`-row panels, k-major (`rsa = 1, csa = MR`),
 /// zero-padding the last panel.
-fn pack_a<T: Element>(a: &ArrayView2<'_, T>, packed: &mut [T], mr: usize) {
+fn pack_a<T: Element, K: MicroKernel<T>>(
+    kernel: K,
+    a: &ArrayView2<'_, T>,
+    packed: &mut [T],
+    mr: usize,
+) {
     let kb = a.ncols();
     for (panel, rows) in packed
         .chunks_exact_mut(mr * kb)
         .zip(a.axis_chunks_iter(Axis(0), mr))
     {
+        if rows.strides()[1] == 1 && rows.nrows() > 1 {
+            // SAFETY: `rows` is an r x kb view (r <= MR) with unit column
+            // stride and row stride rsa, so `src + r * rsa + p` is in bounds
+            // for r < rows, p < kb; the panel holds MR * kb elements; the
+            // kernel was checked available.
+            let done = unsafe {
+                kernel.pack_a_rows(rows.as_ptr(), rows.strides()[0], kb, rows.nrows(), panel)
+            };
+            if done {
+                continue;
+            }
+        }
         if rows.nrows() < mr {
             panel.fill(T::zero());
         }
-        for (r, row) in rows.rows().into_iter().enumerate() {
-            for (dst, &x) in panel[r..].iter_mut().step_by(mr).zip(row.iter()) {
-                *dst = x;
+        if rows.strides()[0] == 1 && rows.nrows() == mr {
+            // Column-contiguous A: each k step is MR contiguous values.
+            for (dst, col) in panel.chunks_exact_mut(mr).zip(rows.columns()) {
+                for (d, &x) in dst.iter_mut().zip(col.iter()) {
+                    *d = x;
+                }
+            }
+        } else {
+            for (r, row) in rows.rows().into_iter().enumerate() {
+                match row.as_slice() {
+                    Some(src) => {
+                        for (dst, &x) in panel[r..].chunks_mut(mr).zip(src) {
+                            dst[0] = x;
+                        }
+                    }
+                    None => {
+                        for (dst, &x) in panel[r..].iter_mut().step_by(mr).zip(row.iter()) {
+                            *dst = x;
+                        }
+                    }
+                }
             }
         }
     }

@@ -7,13 +7,14 @@
 //! Transposes are free: pass `a.t()` and the kernels read the strides.
 //!
 //! [`gemm`] is our own BLIS-style implementation (see the `gemm` and `kernel`
-//! modules): B is packed into `NR`-wide panels (or read in place when it is
-//! row-major), A is read in place when one of its strides is 1 (packed
-//! otherwise), and register-blocked micro-kernels compute `MR x NR` tiles:
+//! modules): B is packed into `NR`-wide panels, A is read in place when one
+//! of its strides is 1 (packed when many B panels reuse it, or when it has no
+//! unit stride), and register-blocked micro-kernels compute `MR x NR` tiles:
 //! AVX-512F (10 x 32 for f32) or AVX2 + FMA (6 x 16) chosen at run time with
-//! `is_x86_feature_detected!`, and a portable fallback. `TENSOR_KERNEL=avx512|avx2|portable`
-//! overrides the choice for a whole process; [`gemm_with_kernel`] forces one
-//! per call (tests run every path that way).
+//! `is_x86_feature_detected!`, and a portable fallback.
+//! `TENSOR_KERNEL=avx512|avx2|portable` overrides the choice for a whole
+//! process; [`gemm_with_kernel`] forces one per call (tests run every path
+//! that way).
 //!
 //! Parallelism comes from the caller's rayon pool: a matmul large enough to pay
 //! for it is split across `rayon::current_num_threads()` threads by output
@@ -24,8 +25,8 @@
 //!
 //! Everything here is allocation-free in steady state: callers pass output
 //! buffers, and the GEMM packing buffers are per-thread and reused.
-//! `unsafe` lives only in the micro-kernels (`kernel` module) and the one
-//! call site that hands them raw pointers.
+//! `unsafe` lives only in the micro-kernels and packers (`kernel` module) and the
+//! few call sites in `gemm` that hand them raw pointers, each with a `// SAFETY:` comment.
 
 mod gemm;
 mod kernel;

@@ -1,12 +1,19 @@
 //! Fused row operations of the training loop: bias + ReLU and its backward
 //! mask, column sums, row softmax, softmax + cross-entropy + gradient, argmax.
-//! All write into caller-provided buffers (no allocation).
+//!
+//! All of them write into caller-provided buffers and never allocate. Rows
+//! are walked as contiguous slices when the layout allows (the usual
+//! row-major case) and element by element otherwise.
+//!
+//! NaN policy: a NaN in the input shows up as NaN in the output (or, for
+//! argmax, as the chosen index), never as a plausible-looking number.
 
-use ndarray::{ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2};
+use ndarray::{ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2, Axis};
 
 use crate::Element;
 
 /// `Z[i, j] = max(0, Z[i, j] + bias[j])`: the hidden layer's bias add and ReLU in one pass.
+/// NaN stays NaN.
 ///
 /// **Panics** if `bias.len() != z.ncols()`.
 #[track_caller]
@@ -16,11 +23,24 @@ pub fn add_bias_relu<T: Element>(z: &mut ArrayViewMut2<'_, T>, bias: &ArrayView1
         z.ncols(),
         "bias length must equal the number of columns"
     );
-    for mut row in z.rows_mut() {
-        for (v, &b) in row.iter_mut().zip(bias.iter()) {
-            let s = *v + b;
-            // NaN propagates: `s < 0` is false for NaN.
-            *v = if s < T::zero() { T::zero() } else { s };
+    let relu = |v: &mut T, b: T| {
+        let s = *v + b;
+        // NaN propagates: `s < 0` is false for NaN.
+        *v = if s < T::zero() { T::zero() } else { s };
+    };
+    match bias.as_slice() {
+        Some(bias) => {
+            for mut row in z.rows_mut() {
+                match row.as_slice_mut() {
+                    Some(row) => row.iter_mut().zip(bias).for_each(|(v, &b)| relu(v, b)),
+                    None => row.iter_mut().zip(bias).for_each(|(v, &b)| relu(v, b)),
+                }
+            }
+        }
+        None => {
+            for mut row in z.rows_mut() {
+                row.zip_mut_with(bias, |v, &b| relu(v, b));
+            }
         }
     }
 }
@@ -36,11 +56,16 @@ pub fn add_bias<T: Element>(z: &mut ArrayViewMut2<'_, T>, bias: &ArrayView1<'_, 
         "bias length must equal the number of columns"
     );
     for mut row in z.rows_mut() {
-        row.zip_mut_with(bias, |v, &b| *v = *v + b);
+        match (row.as_slice_mut(), bias.as_slice()) {
+            (Some(row), Some(bias)) => row.iter_mut().zip(bias).for_each(|(v, &b)| *v = *v + b),
+            _ => row.zip_mut_with(bias, |v, &b| *v = *v + b),
+        }
     }
 }
 
-/// ReLU backward: `grad[i, j] = 0` where `activation[i, j] <= 0` (the unit was off).
+/// ReLU backward: `grad[i, j] = 0` where `activation[i, j] <= 0` (the unit
+/// was off); where the activation is NaN the gradient becomes NaN (the mask
+/// is undefined there).
 ///
 /// **Panics** if the shapes differ.
 #[track_caller]
@@ -50,11 +75,19 @@ pub fn relu_backward<T: Element>(grad: &mut ArrayViewMut2<'_, T>, activation: &A
         activation.dim(),
         "gradient and activation shapes differ"
     );
-    ndarray::Zip::from(grad).and(activation).for_each(|g, &a| {
+    let mask = |g: &mut T, a: T| {
         if a <= T::zero() {
             *g = T::zero();
+        } else if a.is_nan() {
+            *g = a;
         }
-    });
+    };
+    for (mut g_row, a_row) in grad.rows_mut().into_iter().zip(activation.rows()) {
+        match (g_row.as_slice_mut(), a_row.as_slice()) {
+            (Some(g), Some(a)) => g.iter_mut().zip(a).for_each(|(g, &a)| mask(g, a)),
+            _ => g_row.zip_mut_with(&a_row, |g, &a| mask(g, a)),
+        }
+    }
 }
 
 /// Column sums `out[j] = sum_i g[i, j]` (bias gradients), summed in row order.
@@ -69,24 +102,80 @@ pub fn column_sums<T: Element>(g: &ArrayView2<'_, T>, out: &mut ArrayViewMut1<'_
     );
     out.fill(T::zero());
     for row in g.rows() {
-        out.zip_mut_with(&row, |o, &v| *o = *o + v);
+        match (out.as_slice_mut(), row.as_slice()) {
+            (Some(o), Some(r)) => o.iter_mut().zip(r).for_each(|(o, &v)| *o = *o + v),
+            _ => out.zip_mut_with(&row, |o, &v| *o = *o + v),
+        }
     }
 }
 
-/// Numerically stable softmax of each row, in place.
+/// The largest entry of `row`, or NaN if the row contains a NaN (and
+/// `-inf` for an empty row).
+fn row_max<T: Element>(row: impl Iterator<Item = T>) -> T {
+    let mut max = T::neg_infinity();
+    for v in row {
+        if v.is_nan() {
+            return v;
+        }
+        if v > max {
+            max = v;
+        }
+    }
+    max
+}
+
+/// Index of the first largest entry, or of the first NaN if there is one.
+fn row_argmax<T: Element>(row: impl Iterator<Item = T>) -> usize {
+    let mut best = 0;
+    let mut best_value = T::neg_infinity();
+    for (j, v) in row.enumerate() {
+        if v.is_nan() {
+            return j;
+        }
+        if v > best_value || j == 0 {
+            best = j;
+            best_value = v;
+        }
+    }
+    best
+}
+
+/// Softmax of one contiguous row in place; the sum of the exponentials is
+/// accumulated in `f64`. Returns `(max, sum)` for callers that need the log-sum.
+fn softmax_slice<T: Element>(row: &mut [T]) -> (T, f64) {
+    let max = row_max(row.iter().copied());
+    let mut sum = 0.0f64;
+    for v in row.iter_mut() {
+        *v = (*v - max).exp();
+        sum += v.to_f64().unwrap_or(f64::NAN);
+    }
+    let inv = T::from(1.0 / sum).unwrap_or_else(T::nan);
+    for v in row.iter_mut() {
+        *v = *v * inv;
+    }
+    (max, sum)
+}
+
+/// Numerically stable softmax of each row, in place: `exp(z - max) / sum`.
+///
+/// Finite for any finite input (1e4, -1e4, all equal); a row containing NaN
+/// (or `+inf`) becomes all NaN.
 pub fn softmax_rows<T: Element>(z: &mut ArrayViewMut2<'_, T>) {
     for mut row in z.rows_mut() {
-        let max = row.iter().fold(
-            T::neg_infinity(),
-            |m, &v| if v > m || v.is_nan() { v } else { m },
-        );
-        let mut sum = T::zero();
-        for v in row.iter_mut() {
-            *v = (*v - max).exp();
-            sum = sum + *v;
-        }
-        for v in row.iter_mut() {
-            *v = *v / sum;
+        match row.as_slice_mut() {
+            Some(row) => {
+                softmax_slice(row);
+            }
+            None => {
+                let max = row_max(row.iter().copied());
+                let mut sum = 0.0f64;
+                for v in row.iter_mut() {
+                    *v = (*v - max).exp();
+                    sum += v.to_f64().unwrap_or(f64::NAN);
+                }
+                let inv = T::from(1.0 / sum).unwrap_or_else(T::nan);
+                row.map_inplace(|v| *v = *v * inv);
+            }
         }
     }
 }
@@ -105,8 +194,11 @@ pub struct LossSum {
 /// For each row `i` of `logits`, writes `out[i, j] = p[i, j] - [j == labels[i]]`
 /// (the gradient of `-log p[i, y_i]` with respect to the logits, not yet
 /// divided by the batch size) and returns the summed loss and the number of
-/// correct argmax predictions. `out` may alias nothing; pass `logits` as a
-/// view of a separate buffer.
+/// correct argmax predictions (first maximum on ties). `out` may alias
+/// nothing; pass `logits` as a view of a separate buffer.
+///
+/// A row containing NaN yields a NaN gradient row and a NaN loss, and never
+/// counts as correct.
 ///
 /// **Panics** if the shapes differ, `labels.len() != logits.nrows()`, or a
 /// label is not a column index.
@@ -118,32 +210,40 @@ pub fn softmax_cross_entropy<T: Element>(
 ) -> LossSum {
     assert_eq!(logits.dim(), out.dim(), "logits and output shapes differ");
     assert_eq!(labels.len(), logits.nrows(), "one label per row");
-    out.assign(logits);
+    let n_classes = logits.ncols();
+    if let Some(&bad) = labels.iter().find(|&&y| usize::from(y) >= n_classes) {
+        label_panic(bad, n_classes);
+    }
     let mut loss_sum = 0.0f64;
     let mut n_correct = 0;
-    for (mut row, &label) in out.rows_mut().into_iter().zip(labels) {
-        let label = label as usize;
-        assert!(label < row.len(), "label {label} out of range");
-        let mut best = 0;
-        for j in 1..row.len() {
-            if row[j] > row[best] {
-                best = j;
+    for ((z, mut o), &label) in logits
+        .axis_iter(Axis(0))
+        .zip(out.axis_iter_mut(Axis(0)))
+        .zip(labels)
+    {
+        let label = usize::from(label);
+        let predicted = row_argmax(z.iter().copied());
+        let z_label = z[label];
+        o.assign(&z);
+        let (max, sum) = match o.as_slice_mut() {
+            Some(row) => softmax_slice(row),
+            None => {
+                let max = row_max(o.iter().copied());
+                let mut sum = 0.0f64;
+                for v in o.iter_mut() {
+                    *v = (*v - max).exp();
+                    sum += v.to_f64().unwrap_or(f64::NAN);
+                }
+                let inv = T::from(1.0 / sum).unwrap_or_else(T::nan);
+                o.map_inplace(|v| *v = *v * inv);
+                (max, sum)
             }
-        }
-        n_correct += usize::from(best == label);
-        let max = row[best];
-        let mut sum = 0.0f64;
-        for v in row.iter() {
-            sum += (*v - max).to_f64().unwrap_or(f64::NAN).exp();
-        }
-        let log_sum = sum.ln();
-        let z_label = (row[label] - max).to_f64().unwrap_or(f64::NAN);
-        loss_sum += log_sum - z_label;
-        let inv = T::from(1.0 / sum).unwrap_or(T::nan());
-        for v in row.iter_mut() {
-            *v = (*v - max).exp() * inv;
-        }
-        row[label] = row[label] - T::one();
+        };
+        // -log p_y = log(sum) - (z_y - max), without forming the rounded p_y.
+        let shifted = (z_label - max).to_f64().unwrap_or(f64::NAN);
+        loss_sum += sum.ln() - shifted;
+        n_correct += usize::from(predicted == label && !max.is_nan());
+        o[label] = o[label] - T::one();
     }
     LossSum {
         loss_sum,
@@ -151,19 +251,25 @@ pub fn softmax_cross_entropy<T: Element>(
     }
 }
 
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn label_panic(label: u8, n_classes: usize) -> ! {
+    panic!("label {label} out of range for {n_classes} classes")
+}
+
 /// Index of the largest entry of each row (first one on ties) into `out`.
+/// A row containing NaN yields the index of its first NaN (as NumPy's
+/// `argmax`), so a broken row never looks like a confident prediction.
 ///
 /// **Panics** if `out.len() != x.nrows()`.
 #[track_caller]
 pub fn argmax_rows<T: Element>(x: &ArrayView2<'_, T>, out: &mut [usize]) {
     assert_eq!(out.len(), x.nrows(), "one output per row");
     for (row, o) in x.rows().into_iter().zip(out.iter_mut()) {
-        let mut best = 0;
-        for j in 1..row.len() {
-            if row[j] > row[best] {
-                best = j;
-            }
-        }
-        *o = best;
+        *o = match row.as_slice() {
+            Some(slice) => row_argmax(slice.iter().copied()),
+            None => row_argmax(row.iter().copied()),
+        };
     }
 }

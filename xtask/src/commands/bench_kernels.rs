@@ -6,7 +6,8 @@
 //! strides; forced to one thread with `MATMUL_NUM_THREADS=1`) and ndarray's
 //! allocating `dot` (also matrixmultiply underneath), and relates the numbers
 //! to this machine's FMA peak measured with a register-only loop. Each
-//! figure is the median of `--samples` timed samples, each sample long enough
+//! figure is the median of `--samples` timed samples (taken round robin over
+//! the contenders, so bursts of load hit all alike), each sample long enough
 //! (`--sample-ms`) to swamp timer noise. Prints a table and writes
 //! `<results>/bench/kernels.csv` atomically.
 
@@ -29,10 +30,10 @@ pub struct Args {
     #[arg(long)]
     pub results_dir: Option<PathBuf>,
     /// Timed samples per figure (the median is reported).
-    #[arg(long, default_value_t = 7)]
+    #[arg(long, default_value_t = 21)]
     pub samples: usize,
     /// Minimum duration of one sample in milliseconds (short products are repeated).
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, default_value_t = 15)]
     pub sample_ms: u64,
     /// Kernel for "ours" (`avx512`, `avx2`, `portable`); default: the detected one.
     #[arg(long)]
@@ -134,6 +135,8 @@ struct Row {
     ndarray_dot: f64,
     peak_1t: f64,
     peak_2t: f64,
+    /// 256-bit (AVX2 + FMA) single-thread peak, the yardstick the issue quotes.
+    peak_256_1t: f64,
 }
 
 /// Run the command.
@@ -160,11 +163,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let two = peak_on_threads(kernel, is_f64, 2);
         (one, two)
     });
-    let avx2_peak_f32 = if Kernel::Avx2.is_available() {
-        tensor::measure_fma_peak(Kernel::Avx2, false, 0.3).ok()
-    } else {
-        None
-    };
+    let peaks_256 = [false, true]
+        .map(|is_f64| tensor::measure_fma_peak(Kernel::Avx2, is_f64, 0.3).unwrap_or(f64::NAN));
 
     let shapes: Vec<&Shape> = SHAPES
         .iter()
@@ -187,11 +187,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 pool1: &pool1,
                 pool2: &pool2,
             };
-            let row = if is_f64 {
+            let mut row = if is_f64 {
                 timing.bench::<f64>(shape, "f64", (peak_1t, peak_2t))?
             } else {
                 timing.bench::<f32>(shape, "f32", (peak_1t, peak_2t))?
             };
+            row.peak_256_1t = peaks_256[usize::from(is_f64)];
             progress.done(&format_row(&row));
             rows.push(row);
         }
@@ -199,15 +200,22 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     progress.finish();
 
     println!(
-        "kernel: {}; FMA peak f32: {:.1} GFLOP/s on 1 thread, {:.1} on 2; f64: {:.1} / {:.1}{}",
+        "kernel: {}; measured FMA peak ({} vectors) f32: {:.1} GFLOP/s on 1 thread, {:.1} on 2; \
+         f64: {:.1} / {:.1}; 256-bit (AVX2) peak on 1 thread: f32 {:.1}, f64 {:.1}",
+        kernel.name(),
         kernel.name(),
         peaks[0].0,
         peaks[0].1,
         peaks[1].0,
         peaks[1].1,
-        avx2_peak_f32
-            .map(|p| format!("; 256-bit (AVX2) f32 peak: {p:.1} on 1 thread"))
-            .unwrap_or_default()
+        peaks_256[0],
+        peaks_256[1],
+    );
+    println!(
+        "GFLOP/s (median of {} samples); mm = matrixmultiply (1 thread), dot = ndarray dot; \
+         pk1t / pk2t = ours vs the measured peak of the kernel's vectors, pk256 = ours (1 thread) \
+         vs the 256-bit peak",
+        args.samples
     );
     println!("{}", header());
     for row in &rows {
@@ -293,31 +301,54 @@ impl Timing<'_> {
         })?;
 
         let kernel = self.kernel;
-        // The whole timing loop runs inside the pool, so no sample pays for
-        // waking a pool thread.
-        let mut ours = |pool: &rayon::ThreadPool| {
-            pool.install(|| {
-                self.gflops(flops, || {
+        let mut c_1t = c.clone();
+        let mut c_2t = c;
+        // The four contenders, each one sample = `reps` calls. Ours runs
+        // inside its pool for the whole sample (no pool wake-up per call).
+        let mut ours_1t = |reps: usize| {
+            self.pool1.install(|| {
+                for _ in 0..reps {
                     tensor::gemm_with_kernel(
                         kernel,
                         T::one(),
                         &a,
                         &b,
                         T::zero(),
-                        &mut c.view_mut(),
+                        &mut c_1t.view_mut(),
                     )
                     .expect("kernel checked above");
-                })
+                }
             })
         };
-        let ours_1t = ours(self.pool1);
-        let ours_2t = ours(self.pool2);
-        let matrixmultiply = self.gflops(flops, || {
-            ndarray::linalg::general_mat_mul(T::one(), &a, &b, T::zero(), &mut c_mm);
-        });
-        let ndarray_dot = self.gflops(flops, || {
-            std::hint::black_box(a.dot(&b));
-        });
+        let mut ours_2t = |reps: usize| {
+            self.pool2.install(|| {
+                for _ in 0..reps {
+                    tensor::gemm_with_kernel(
+                        kernel,
+                        T::one(),
+                        &a,
+                        &b,
+                        T::zero(),
+                        &mut c_2t.view_mut(),
+                    )
+                    .expect("kernel checked above");
+                }
+            })
+        };
+        let mut mm = |reps: usize| {
+            for _ in 0..reps {
+                ndarray::linalg::general_mat_mul(T::one(), &a, &b, T::zero(), &mut c_mm);
+            }
+        };
+        let mut dot = |reps: usize| {
+            for _ in 0..reps {
+                std::hint::black_box(a.dot(&b));
+            }
+        };
+        let mut contenders: [&mut dyn FnMut(usize); 4] =
+            [&mut ours_1t, &mut ours_2t, &mut mm, &mut dot];
+        let [ours_1t, ours_2t, matrixmultiply, ndarray_dot] =
+            self.gflops_round_robin(flops, &mut contenders);
         Ok(Row {
             shape: shape.name,
             m,
@@ -330,27 +361,39 @@ impl Timing<'_> {
             ndarray_dot,
             peak_1t,
             peak_2t,
+            peak_256_1t: f64::NAN,
         })
     }
 
-    /// Median GFLOP/s of `f` over `samples` samples of at least `sample_secs` each.
-    fn gflops(&self, flops: f64, mut f: impl FnMut()) -> f64 {
+    /// Median GFLOP/s of each contender over `samples` samples of at least
+    /// `sample_secs` each, taken round robin (sample 1 of every contender,
+    /// then sample 2, ...) so a burst of load from other processes hits all
+    /// of them alike and the median discards it.
+    fn gflops_round_robin(
+        &self,
+        flops: f64,
+        contenders: &mut [&mut dyn FnMut(usize); 4],
+    ) -> [f64; 4] {
         // Warm up and calibrate how many calls make one sample.
-        let start = Instant::now();
-        f();
-        let once = start.elapsed().as_secs_f64().max(1e-7);
-        let reps = ((self.sample_secs / once).ceil() as usize).clamp(1, 1_000_000);
-        let mut rates: Vec<f64> = (0..self.samples)
-            .map(|_| {
+        let reps = contenders.each_mut().map(|f| {
+            f(1);
+            let start = Instant::now();
+            f(1);
+            let once = start.elapsed().as_secs_f64().max(1e-7);
+            ((self.sample_secs / once).ceil() as usize).clamp(1, 1_000_000)
+        });
+        let mut rates = [(); 4].map(|_| Vec::with_capacity(self.samples));
+        for _ in 0..self.samples {
+            for ((f, &reps), rates) in contenders.iter_mut().zip(&reps).zip(rates.iter_mut()) {
                 let start = Instant::now();
-                for _ in 0..reps {
-                    f();
-                }
-                flops * reps as f64 / start.elapsed().as_secs_f64() / 1e9
-            })
-            .collect();
-        rates.sort_by(f64::total_cmp);
-        rates[rates.len() / 2]
+                f(reps);
+                rates.push(flops * reps as f64 / start.elapsed().as_secs_f64() / 1e9);
+            }
+        }
+        rates.map(|mut r| {
+            r.sort_by(f64::total_cmp);
+            r[r.len() / 2]
+        })
     }
 }
 
@@ -378,7 +421,7 @@ fn check_close<T: Element + LinalgScalar>(
 
 fn header() -> String {
     format!(
-        "{:<21} {:>5} {:>5} {:>5} {:<4} {:>8} {:>8} {:>8} {:>8} {:>7} {:>6} {:>6} {:>6}",
+        "{:<21} {:>5} {:>5} {:>5} {:<4} {:>8} {:>8} {:>8} {:>8} {:>7} {:>6} {:>6} {:>6} {:>6}",
         "shape",
         "m",
         "k",
@@ -391,13 +434,14 @@ fn header() -> String {
         "ours/mm",
         "2t/1t",
         "pk1t",
-        "pk2t"
+        "pk2t",
+        "pk256"
     )
 }
 
 fn format_row(r: &Row) -> String {
     format!(
-        "{:<21} {:>5} {:>5} {:>5} {:<4} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>7.2} {:>6.2} {:>5.0}% {:>5.0}%",
+        "{:<21} {:>5} {:>5} {:>5} {:<4} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>7.2} {:>6.2} {:>5.0}% {:>5.0}% {:>5.0}%",
         r.shape,
         r.m,
         r.k,
@@ -410,7 +454,8 @@ fn format_row(r: &Row) -> String {
         r.ours_1t / r.matrixmultiply,
         r.ours_2t / r.ours_1t,
         100.0 * r.ours_1t / r.peak_1t,
-        100.0 * r.ours_2t / r.peak_2t
+        100.0 * r.ours_2t / r.peak_2t,
+        100.0 * r.ours_1t / r.peak_256_1t
     )
 }
 
@@ -439,6 +484,8 @@ fn write_csv(path: &Path, rows: &[Row], kernel: Kernel) -> anyhow::Result<()> {
             "fma_peak_2t_gflops",
             "fraction_of_peak_1t",
             "fraction_of_peak_2t",
+            "fma_peak_256bit_1t_gflops",
+            "fraction_of_256bit_peak_1t",
         ])?;
         for r in rows {
             w.write_record([
@@ -458,6 +505,8 @@ fn write_csv(path: &Path, rows: &[Row], kernel: Kernel) -> anyhow::Result<()> {
                 format!("{:.2}", r.peak_2t),
                 format!("{:.3}", r.ours_1t / r.peak_1t),
                 format!("{:.3}", r.ours_2t / r.peak_2t),
+                format!("{:.2}", r.peak_256_1t),
+                format!("{:.3}", r.ours_1t / r.peak_256_1t),
             ])?;
         }
         w.flush()

@@ -208,20 +208,81 @@ pub(crate) trait MicroKernel<T>: Copy + Send + Sync + 'static {
     /// 4. The `m_eff x n_eff` C tile is valid for writes (and reads when
     ///    `beta != 0`), and aliases neither A nor B.
     unsafe fn tile(self, layout: ALayout, t: &Tile<T>);
+
+    /// Packs one panel of a transposed B (columns contiguous) with SIMD, if
+    /// this kernel has a routine for it: `dst[p * NR + j] = src[p + j * csb]`
+    /// for `p < k`, `j < width`, and zero for `width <= j < NR`. Returns
+    /// `false` (writing nothing) when it has none; the caller then packs with
+    /// scalar code.
+    ///
+    /// # Safety
+    /// The CPU supports the kernel; `src + p + j * csb` is readable for all
+    /// `p < k`, `j < width <= NR`; `dst.len() >= k * NR`.
+    unsafe fn pack_b_transposed(
+        self,
+        src: *const T,
+        csb: isize,
+        k: usize,
+        width: usize,
+        dst: &mut [T],
+    ) -> bool {
+        let _ = (src, csb, k, width, dst);
+        false
+    }
+
+    /// Copies one panel of a row-major B with SIMD, if this kernel has a
+    /// routine for it: `dst[p * NR + j] = src[p * rsb + j]` for `p < k`,
+    /// `j < width`, and zero for `width <= j < NR`. Returns `false` (writing
+    /// nothing) when it has none.
+    ///
+    /// # Safety
+    /// The CPU supports the kernel; `src + p * rsb + j` is readable for all
+    /// `p < k`, `j < width <= NR`; `dst.len() >= k * NR`.
+    unsafe fn pack_b_rows(
+        self,
+        src: *const T,
+        rsb: isize,
+        k: usize,
+        width: usize,
+        dst: &mut [T],
+    ) -> bool {
+        let _ = (src, rsb, k, width, dst);
+        false
+    }
+
+    /// Packs one A micro-panel from rows that are contiguous along k, with
+    /// SIMD, if this kernel has a routine for it: `dst[p * MR + r] =
+    /// src[r * rsa + p]` for `p < k`, `r < rows`, zero for `rows <= r < MR`.
+    /// Returns `false` (writing nothing) when it has none.
+    ///
+    /// # Safety
+    /// The CPU supports the kernel; `src + r * rsa + p` is readable for all
+    /// `r < rows <= MR`, `p < k`; `dst.len() >= k * MR`.
+    unsafe fn pack_a_rows(
+        self,
+        src: *const T,
+        rsa: isize,
+        k: usize,
+        rows: usize,
+        dst: &mut [T],
+    ) -> bool {
+        let _ = (src, rsa, k, rows, dst);
+        false
+    }
 }
 
-/// Flops of one round of [`fma_rounds`]: 16 FMAs (2 flops per lane).
+/// Flops of one round of [`fma_rounds`]: one FMA (2 flops per lane) per chain.
 fn flops_per_round(kernel: Kernel, is_f64: bool) -> f64 {
-    let lanes = match kernel {
-        Kernel::Avx512 => 16,
-        Kernel::Avx2 => 8,
-        Kernel::Portable => 1,
+    let (lanes, chains) = match kernel {
+        Kernel::Avx512 => (16, 16),
+        Kernel::Avx2 => (8, 12),
+        Kernel::Portable => (1, 16),
     };
     let lanes = if is_f64 { lanes / 2 } else { lanes }.max(1);
-    16.0 * 2.0 * lanes as f64
+    chains as f64 * 2.0 * lanes as f64
 }
 
-/// `iters` rounds of 16 independent register-only multiply-adds with the
+/// `iters` rounds of 12-16 independent register-only multiply-adds with the
 /// kernel's widest vectors; returns a checksum so the work is not elided.
 fn fma_rounds(kernel: Kernel, is_f64: bool, iters: u64) -> f64 {
     match (kernel, is_f64) {

@@ -8,10 +8,15 @@ use std::arch::x86_64::*;
 
 use super::{ALayout, MicroKernel, Tile};
 
+/// Software prefetch distance for packed A (elements ahead).
+const PF_A: usize = 160;
+/// Reduction steps per trip of the micro-kernel loop.
+const UNROLL: usize = 4;
+
 /// Defines `$name::<MR, NV, ROWS>`: an `MR x (NV * lanes)` register tile.
 macro_rules! simd_body {
     ($name:ident, $t:ty, $lanes:expr, $zero:ident, $set1:ident, $load:ident, $store:ident,
-     $fmadd:ident, $mul:ident) => {
+     $fmadd:ident, $mul:ident, $load_n:ident, $store_n:ident) => {
         /// The SIMD micro-kernel body for one vector type (see [`MicroKernel::tile`]).
         ///
         /// # Safety
@@ -31,22 +36,41 @@ macro_rules! simd_body {
             }
             let mut bp = t.b;
             let mut ap = t.a;
-            for p in 0..t.k {
-                let mut bv = [$zero(); NV];
-                for (v, x) in bv.iter_mut().enumerate() {
-                    *x = $load(bp.add(v * $lanes));
-                }
-                for r in 0..MR {
-                    let x = if ROWS { *rows[r].add(p) } else { *ap.add(r) };
-                    let av = $set1(x);
-                    for v in 0..NV {
-                        acc[r][v] = $fmadd(av, bv[v], acc[r][v]);
+            // One reduction step: a row of B times a column of A into the tile.
+            macro_rules! step {
+                ($p:expr) => {{
+                    let p = $p;
+                    let mut bv = [$zero(); NV];
+                    for (v, x) in bv.iter_mut().enumerate() {
+                        *x = $load(bp.add(v * $lanes));
                     }
+                    for r in 0..MR {
+                        let x = if ROWS { *rows[r].add(p) } else { *ap.add(r) };
+                        let av = $set1(x);
+                        for v in 0..NV {
+                            acc[r][v] = $fmadd(av, bv[v], acc[r][v]);
+                        }
+                    }
+                    bp = bp.offset(t.rsb);
+                    if !ROWS {
+                        if PF_A > 0 {
+                            _mm_prefetch::<_MM_HINT_T0>(ap.wrapping_add(PF_A) as *const i8);
+                        }
+                        ap = ap.offset(t.csa);
+                    }
+                }};
+            }
+            // Unrolled by UNROLL to thin out the loop overhead.
+            let mut p = 0;
+            while p + UNROLL <= t.k {
+                for u in 0..UNROLL {
+                    step!(p + u);
                 }
-                bp = bp.offset(t.rsb);
-                if !ROWS {
-                    ap = ap.offset(t.csa);
-                }
+                p += UNROLL;
+            }
+            while p < t.k {
+                step!(p);
+                p += 1;
             }
 
             let alpha = $set1(t.alpha);
@@ -64,8 +88,31 @@ macro_rules! simd_body {
                         $store(cp, y);
                     }
                 }
+            } else if t.csc == 1 {
+                // Edge tile of a row-contiguous C: the same arithmetic with
+                // partial (masked) loads and stores.
+                // (Loops over the full constant ranges, so the accumulators
+                // keep constant indices and stay in registers.)
+                for (r, acc_row) in acc.iter().enumerate() {
+                    if r >= t.m_eff {
+                        continue;
+                    }
+                    let c_row = t.c.offset(r as isize * t.rsc);
+                    for (v, &x) in acc_row.iter().enumerate() {
+                        let lanes = t.n_eff.saturating_sub(v * $lanes).min($lanes);
+                        if lanes == 0 {
+                            continue;
+                        }
+                        let cp = c_row.add(v * $lanes);
+                        let mut y = $mul(x, alpha);
+                        if !beta_is_zero {
+                            y = $fmadd($load_n(cp, lanes), beta, y);
+                        }
+                        $store_n(cp, lanes, y);
+                    }
+                }
             } else {
-                // Edge or strided C: the same vector arithmetic through a
+                // Strided C: the same vector arithmetic through a
                 // stack buffer, so every element gets identical rounding.
                 let mut buf = [[[0.0 as $t; $lanes]; NV]; MR];
                 let c_at = |r: usize, j: usize| t.c.offset(r as isize * t.rsc + j as isize * t.csc);
@@ -95,6 +142,69 @@ macro_rules! simd_body {
     };
 }
 
+/// Loads the first `n` (1..=16) lanes, zeroing the rest, reading nothing beyond.
+#[inline(always)]
+unsafe fn load_n_512_f32(p: *const f32, n: usize) -> __m512 {
+    _mm512_maskz_loadu_ps(lane_mask(n), p)
+}
+
+/// Stores the first `n` (1..=16) lanes, writing nothing beyond.
+#[inline(always)]
+unsafe fn store_n_512_f32(p: *mut f32, n: usize, v: __m512) {
+    _mm512_mask_storeu_ps(p, lane_mask(n), v)
+}
+
+/// Loads the first `n` (1..=8) lanes, zeroing the rest, reading nothing beyond.
+#[inline(always)]
+unsafe fn load_n_512_f64(p: *const f64, n: usize) -> __m512d {
+    _mm512_maskz_loadu_pd(lane_mask(n) as u8, p)
+}
+
+/// Stores the first `n` (1..=8) lanes, writing nothing beyond.
+#[inline(always)]
+unsafe fn store_n_512_f64(p: *mut f64, n: usize, v: __m512d) {
+    _mm512_mask_storeu_pd(p, lane_mask(n) as u8, v)
+}
+
+/// AVX2 lane mask of the first `n` of 8 32-bit lanes.
+#[inline(always)]
+unsafe fn mask_256_32(n: usize) -> __m256i {
+    _mm256_cmpgt_epi32(
+        _mm256_set1_epi32(n as i32),
+        _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+    )
+}
+
+/// AVX2 lane mask of the first `n` of 4 64-bit lanes.
+#[inline(always)]
+unsafe fn mask_256_64(n: usize) -> __m256i {
+    _mm256_cmpgt_epi64(_mm256_set1_epi64x(n as i64), _mm256_setr_epi64x(0, 1, 2, 3))
+}
+
+/// Loads the first `n` (1..=8) lanes, zeroing the rest, reading nothing beyond.
+#[inline(always)]
+unsafe fn load_n_256_f32(p: *const f32, n: usize) -> __m256 {
+    _mm256_maskload_ps(p, mask_256_32(n))
+}
+
+/// Stores the first `n` (1..=8) lanes, writing nothing beyond.
+#[inline(always)]
+unsafe fn store_n_256_f32(p: *mut f32, n: usize, v: __m256) {
+    _mm256_maskstore_ps(p, mask_256_32(n), v)
+}
+
+/// Loads the first `n` (1..=4) lanes, zeroing the rest, reading nothing beyond.
+#[inline(always)]
+unsafe fn load_n_256_f64(p: *const f64, n: usize) -> __m256d {
+    _mm256_maskload_pd(p, mask_256_64(n))
+}
+
+/// Stores the first `n` (1..=4) lanes, writing nothing beyond.
+#[inline(always)]
+unsafe fn store_n_256_f64(p: *mut f64, n: usize, v: __m256d) {
+    _mm256_maskstore_pd(p, mask_256_64(n), v)
+}
+
 simd_body!(
     body_512_f32,
     f32,
@@ -104,7 +214,9 @@ simd_body!(
     _mm512_loadu_ps,
     _mm512_storeu_ps,
     _mm512_fmadd_ps,
-    _mm512_mul_ps
+    _mm512_mul_ps,
+    load_n_512_f32,
+    store_n_512_f32
 );
 simd_body!(
     body_512_f64,
@@ -115,7 +227,9 @@ simd_body!(
     _mm512_loadu_pd,
     _mm512_storeu_pd,
     _mm512_fmadd_pd,
-    _mm512_mul_pd
+    _mm512_mul_pd,
+    load_n_512_f64,
+    store_n_512_f64
 );
 simd_body!(
     body_256_f32,
@@ -126,7 +240,9 @@ simd_body!(
     _mm256_loadu_ps,
     _mm256_storeu_ps,
     _mm256_fmadd_ps,
-    _mm256_mul_ps
+    _mm256_mul_ps,
+    load_n_256_f32,
+    store_n_256_f32
 );
 simd_body!(
     body_256_f64,
@@ -137,7 +253,9 @@ simd_body!(
     _mm256_loadu_pd,
     _mm256_storeu_pd,
     _mm256_fmadd_pd,
-    _mm256_mul_pd
+    _mm256_mul_pd,
+    load_n_256_f64,
+    store_n_256_f64
 );
 
 /// AVX-512F kernels: 10 x 32 tiles for f32, 10 x 16 for f64 (20 accumulators).
@@ -151,7 +269,7 @@ pub(crate) struct Avx2;
 /// Defines the `#[target_feature]` wrappers and the `MicroKernel` impl.
 macro_rules! wrappers {
     ($kernel:ident, $t:ty, $features:literal, $body:ident, $mr:literal, $nv:literal, $lanes:literal,
-     $rows:ident, $cols:ident) => {
+     $rows:ident, $cols:ident, $pack:ident, $pack_a:ident, $pack_rows:ident) => {
         #[target_feature(enable = $features)]
         unsafe fn $rows(t: &Tile<$t>) {
             // SAFETY: forwarded contract of `MicroKernel::tile`; this function
@@ -168,6 +286,42 @@ macro_rules! wrappers {
         impl MicroKernel<$t> for $kernel {
             const MR: usize = $mr;
             const NR: usize = $nv * $lanes;
+
+            #[inline]
+            unsafe fn pack_b_rows(
+                self,
+                src: *const $t,
+                rsb: isize,
+                k: usize,
+                width: usize,
+                dst: &mut [$t],
+            ) -> bool {
+                $pack_rows(src, rsb, k, width, $nv * $lanes, dst)
+            }
+
+            #[inline]
+            unsafe fn pack_a_rows(
+                self,
+                src: *const $t,
+                rsa: isize,
+                k: usize,
+                rows: usize,
+                dst: &mut [$t],
+            ) -> bool {
+                $pack_a(src, rsa, k, rows, $mr, dst)
+            }
+
+            #[inline]
+            unsafe fn pack_b_transposed(
+                self,
+                src: *const $t,
+                csb: isize,
+                k: usize,
+                width: usize,
+                dst: &mut [$t],
+            ) -> bool {
+                $pack(src, csb, k, width, dst)
+            }
 
             #[inline]
             unsafe fn tile(self, layout: ALayout, t: &Tile<$t>) {
@@ -193,7 +347,10 @@ wrappers!(
     2,
     16,
     avx512_f32_rows,
-    avx512_f32_cols
+    avx512_f32_cols,
+    pack_bt_512_f32,
+    pack_a_512_f32,
+    pack_rows_512_f32
 );
 wrappers!(
     Avx512,
@@ -204,7 +361,10 @@ wrappers!(
     2,
     8,
     avx512_f64_rows,
-    avx512_f64_cols
+    avx512_f64_cols,
+    pack_bt_512_f64,
+    pack_a_512_f64,
+    pack_rows_512_f64
 );
 wrappers!(
     Avx2,
@@ -215,7 +375,10 @@ wrappers!(
     2,
     8,
     avx2_f32_rows,
-    avx2_f32_cols
+    avx2_f32_cols,
+    no_pack,
+    no_pack_a,
+    no_pack_a
 );
 wrappers!(
     Avx2,
@@ -226,17 +389,22 @@ wrappers!(
     2,
     4,
     avx2_f64_rows,
-    avx2_f64_cols
+    avx2_f64_cols,
+    no_pack,
+    no_pack_a,
+    no_pack_a
 );
 
-/// Defines `$name(iters) -> checksum`: `iters` rounds of 16 independent
-/// register-only FMAs on full vectors (the machine's FMA throughput).
+/// Defines `$name(iters) -> checksum`: `iters` rounds of `$chains`
+/// independent register-only FMAs on full vectors (the machine's FMA
+/// throughput; enough chains to cover latency x ports, few enough to stay
+/// in registers: 16 of 32 zmm, 12 of 16 ymm).
 macro_rules! fma_loop {
     ($name:ident, $t:ty, $features:literal, $set1:ident, $fmadd:ident, $add:ident, $store:ident,
-     $lanes:literal) => {
+     $lanes:literal, $chains:literal) => {
         #[target_feature(enable = $features)]
         pub(crate) fn $name(iters: u64) -> $t {
-            let mut acc = [$set1(1.0); 16];
+            let mut acc = [$set1(1.0); $chains];
             let x = $set1(0.999_999);
             let y = $set1(1e-7);
             for _ in 0..iters {
@@ -264,6 +432,7 @@ fma_loop!(
     _mm512_fmadd_ps,
     _mm512_add_ps,
     _mm512_storeu_ps,
+    16,
     16
 );
 fma_loop!(
@@ -274,7 +443,8 @@ fma_loop!(
     _mm512_fmadd_pd,
     _mm512_add_pd,
     _mm512_storeu_pd,
-    8
+    8,
+    16
 );
 fma_loop!(
     fma_256_f32,
@@ -284,7 +454,8 @@ fma_loop!(
     _mm256_fmadd_ps,
     _mm256_add_ps,
     _mm256_storeu_ps,
-    8
+    8,
+    12
 );
 fma_loop!(
     fma_256_f64,
@@ -294,5 +465,360 @@ fma_loop!(
     _mm256_fmadd_pd,
     _mm256_add_pd,
     _mm256_storeu_pd,
-    4
+    4,
+    12
+);
+
+/// No SIMD packer: the driver packs with scalar code.
+#[inline]
+unsafe fn no_pack<T>(_: *const T, _: isize, _: usize, _: usize, _: &mut [T]) -> bool {
+    false
+}
+
+/// Gather indices `j * csb` for `j` in `0..16`, or `None` if a panel's
+/// offsets (up to `31 * csb`) overflow `i32`.
+fn gather_index(csb: isize) -> Option<[i32; 16]> {
+    let step = i32::try_from(csb).ok()?;
+    step.checked_mul(31)?;
+    Some(std::array::from_fn(|j| j as i32 * step))
+}
+
+/// Lane mask of the first `width` lanes (saturating at 16).
+fn lane_mask(width: usize) -> u16 {
+    if width >= 16 {
+        u16::MAX
+    } else {
+        ((1u32 << width) - 1) as u16
+    }
+}
+
+/// AVX-512 transposing packer for f32 panels of 32 columns: two masked
+/// 16-lane gathers per reduction row.
+///
+/// # Safety
+/// The contract of [`MicroKernel::pack_b_transposed`].
+unsafe fn pack_bt_512_f32(
+    src: *const f32,
+    csb: isize,
+    k: usize,
+    width: usize,
+    dst: &mut [f32],
+) -> bool {
+    let Some(idx) = gather_index(csb) else {
+        return false;
+    };
+    if dst.len() < k * 32 || width > 32 {
+        return false;
+    }
+    // SAFETY: the caller guarantees the features and the readable source
+    // elements (j < width, enforced by the lane masks); dst's length is checked.
+    unsafe { pack_bt_512_f32_inner(src, csb, k, width, dst.as_mut_ptr(), idx) };
+    true
+}
+
+#[target_feature(enable = "avx512f")]
+unsafe fn pack_bt_512_f32_inner(
+    src: *const f32,
+    csb: isize,
+    k: usize,
+    width: usize,
+    dst: *mut f32,
+    idx: [i32; 16],
+) {
+    // SAFETY: `idx` holds 16 i32 (64 bytes).
+    let idx = unsafe { _mm512_loadu_si512(idx.as_ptr().cast()) };
+    let lo_mask = lane_mask(width);
+    let hi_mask = lane_mask(width.saturating_sub(16));
+    let zero = _mm512_setzero_ps();
+    let src_hi = src.wrapping_offset(16 * csb);
+    // Full blocks of 16 reduction rows: 16 x 16 in-register transposes.
+    let k16 = k / 16 * 16;
+    for p in (0..k16).step_by(16) {
+        for half in 0..2 {
+            let cols = width.saturating_sub(16 * half).min(16);
+            let mut r = [zero; 16];
+            for (j, v) in r.iter_mut().enumerate().take(cols) {
+                // SAFETY: column 16 * half + j < width, rows p..p + 16 < k.
+                *v = unsafe { _mm512_loadu_ps(src.offset((16 * half + j) as isize * csb).add(p)) };
+            }
+            // SAFETY: this function is compiled with avx512f.
+            let o = unsafe { transpose_16x16(r) };
+            for (q, v) in o.iter().enumerate() {
+                // SAFETY: row p + q < k of dst (k * 32 elements), lanes 16 * half ..+16.
+                unsafe { _mm512_storeu_ps(dst.add((p + q) * 32 + 16 * half), *v) };
+            }
+        }
+    }
+    for p in k16..k {
+        // SAFETY: masked-off lanes are not read; enabled lanes address
+        // `src + p + j * csb` with j < width (caller's contract); row p of
+        // dst is inside its k * 32 elements.
+        unsafe {
+            let lo = _mm512_mask_i32gather_ps::<4>(zero, lo_mask, idx, src.add(p).cast());
+            let hi =
+                _mm512_mask_i32gather_ps::<4>(zero, hi_mask, idx, src_hi.wrapping_add(p).cast());
+            _mm512_storeu_ps(dst.add(p * 32), lo);
+            _mm512_storeu_ps(dst.add(p * 32 + 16), hi);
+        }
+    }
+}
+
+/// AVX-512 transposing packer for f64 panels of 16 columns.
+///
+/// # Safety
+/// The contract of [`MicroKernel::pack_b_transposed`].
+unsafe fn pack_bt_512_f64(
+    src: *const f64,
+    csb: isize,
+    k: usize,
+    width: usize,
+    dst: &mut [f64],
+) -> bool {
+    let Some(idx) = gather_index(csb) else {
+        return false;
+    };
+    if dst.len() < k * 16 || width > 16 {
+        return false;
+    }
+    // SAFETY: as for `pack_bt_512_f32`.
+    unsafe { pack_bt_512_f64_inner(src, csb, k, width, dst.as_mut_ptr(), idx) };
+    true
+}
+
+#[target_feature(enable = "avx512f")]
+unsafe fn pack_bt_512_f64_inner(
+    src: *const f64,
+    csb: isize,
+    k: usize,
+    width: usize,
+    dst: *mut f64,
+    idx: [i32; 16],
+) {
+    // SAFETY: the first 8 of `idx`'s 16 i32 (32 bytes).
+    let idx = unsafe { _mm256_loadu_si256(idx.as_ptr().cast()) };
+    let lo_mask = lane_mask(width.min(8)) as u8;
+    let hi_mask = lane_mask(width.saturating_sub(8).min(8)) as u8;
+    let zero = _mm512_setzero_pd();
+    let src_hi = src.wrapping_offset(8 * csb);
+    for p in 0..k {
+        // SAFETY: as in the f32 version.
+        unsafe {
+            let lo = _mm512_mask_i32gather_pd::<8>(zero, lo_mask, idx, src.add(p).cast());
+            let hi =
+                _mm512_mask_i32gather_pd::<8>(zero, hi_mask, idx, src_hi.wrapping_add(p).cast());
+            _mm512_storeu_pd(dst.add(p * 16), lo);
+            _mm512_storeu_pd(dst.add(p * 16 + 8), hi);
+        }
+    }
+}
+
+/// No SIMD A packer: the driver packs with scalar code.
+#[inline]
+unsafe fn no_pack_a<T>(_: *const T, _: isize, _: usize, _: usize, _: usize, _: &mut [T]) -> bool {
+    false
+}
+
+/// AVX-512 A packer for f32 (`MR <= 16`): one masked gather of the `rows`
+/// row values per reduction step.
+///
+/// # Safety
+/// The contract of [`MicroKernel::pack_a_rows`].
+unsafe fn pack_a_512_f32(
+    src: *const f32,
+    rsa: isize,
+    k: usize,
+    rows: usize,
+    mr: usize,
+    dst: &mut [f32],
+) -> bool {
+    let Some(idx) = gather_index(rsa) else {
+        return false;
+    };
+    if mr > 16 || rows > mr || dst.len() < k * mr {
+        return false;
+    }
+    // SAFETY: the caller guarantees the features and the readable rows
+    // (lanes >= rows are masked off); dst's length is checked.
+    unsafe { pack_a_512_f32_inner(src, k, rows, mr, dst.as_mut_ptr(), idx) };
+    true
+}
+
+#[target_feature(enable = "avx512f")]
+unsafe fn pack_a_512_f32_inner(
+    src: *const f32,
+    k: usize,
+    rows: usize,
+    mr: usize,
+    dst: *mut f32,
+    idx: [i32; 16],
+) {
+    // SAFETY: `idx` holds 16 i32 (64 bytes).
+    let idx = unsafe { _mm512_loadu_si512(idx.as_ptr().cast()) };
+    let load = lane_mask(rows);
+    let store = lane_mask(mr);
+    let zero = _mm512_setzero_ps();
+    for p in 0..k {
+        // SAFETY: enabled lanes read `src + r * rsa + p` with r < rows; the
+        // store writes lanes < mr of row p of dst (k * mr elements).
+        unsafe {
+            let v = _mm512_mask_i32gather_ps::<4>(zero, load, idx, src.add(p).cast());
+            _mm512_mask_storeu_ps(dst.add(p * mr), store, v);
+        }
+    }
+}
+
+/// AVX-512 A packer for f64 (`MR <= 16`): two masked 8-lane gathers per step.
+///
+/// # Safety
+/// The contract of [`MicroKernel::pack_a_rows`].
+unsafe fn pack_a_512_f64(
+    src: *const f64,
+    rsa: isize,
+    k: usize,
+    rows: usize,
+    mr: usize,
+    dst: &mut [f64],
+) -> bool {
+    let Some(idx) = gather_index(rsa) else {
+        return false;
+    };
+    if mr > 16 || rows > mr || dst.len() < k * mr {
+        return false;
+    }
+    // SAFETY: as for `pack_a_512_f32`.
+    unsafe { pack_a_512_f64_inner(src, rsa, k, rows, mr, dst.as_mut_ptr(), idx) };
+    true
+}
+
+#[target_feature(enable = "avx512f")]
+unsafe fn pack_a_512_f64_inner(
+    src: *const f64,
+    rsa: isize,
+    k: usize,
+    rows: usize,
+    mr: usize,
+    dst: *mut f64,
+    idx: [i32; 16],
+) {
+    // SAFETY: the first 8 of `idx`'s 16 i32 (32 bytes).
+    let idx = unsafe { _mm256_loadu_si256(idx.as_ptr().cast()) };
+    let load_lo = lane_mask(rows.min(8)) as u8;
+    let load_hi = lane_mask(rows.saturating_sub(8)) as u8;
+    let store_lo = lane_mask(mr.min(8)) as u8;
+    let store_hi = lane_mask(mr.saturating_sub(8)) as u8;
+    let zero = _mm512_setzero_pd();
+    let src_hi = src.wrapping_offset(8 * rsa);
+    for p in 0..k {
+        // SAFETY: as in the f32 version; the high half starts at row 8.
+        unsafe {
+            let lo = _mm512_mask_i32gather_pd::<8>(zero, load_lo, idx, src.add(p).cast());
+            let hi =
+                _mm512_mask_i32gather_pd::<8>(zero, load_hi, idx, src_hi.wrapping_add(p).cast());
+            _mm512_mask_storeu_pd(dst.add(p * mr), store_lo, lo);
+            _mm512_mask_storeu_pd(dst.add(p * mr + 8), store_hi, hi);
+        }
+    }
+}
+
+/// Transposes a 16 x 16 block held as 16 rows: `out[p][j] = rows[j][p]`
+/// (unpack, in-lane shuffle, then two 128-bit lane shuffles).
+///
+/// # Safety
+/// The CPU supports AVX-512F; inline only into `avx512f` functions.
+#[inline(always)]
+unsafe fn transpose_16x16(r: [__m512; 16]) -> [__m512; 16] {
+    // SAFETY: register-only AVX-512F operations (caller's contract).
+    unsafe {
+        let mut t = [_mm512_setzero_ps(); 16];
+        for i in 0..8 {
+            t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+            t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+        }
+        // u[4i + q], 128-bit lane L: rows 4i..4i+4 at column 4L + q.
+        let mut u = [_mm512_setzero_ps(); 16];
+        for i in 0..4 {
+            u[4 * i] = _mm512_shuffle_ps::<0x44>(t[4 * i], t[4 * i + 2]);
+            u[4 * i + 1] = _mm512_shuffle_ps::<0xEE>(t[4 * i], t[4 * i + 2]);
+            u[4 * i + 2] = _mm512_shuffle_ps::<0x44>(t[4 * i + 1], t[4 * i + 3]);
+            u[4 * i + 3] = _mm512_shuffle_ps::<0xEE>(t[4 * i + 1], t[4 * i + 3]);
+        }
+        let mut o = [_mm512_setzero_ps(); 16];
+        for q in 0..4 {
+            let v0 = _mm512_shuffle_f32x4::<0x88>(u[q], u[4 + q]);
+            let v1 = _mm512_shuffle_f32x4::<0xDD>(u[q], u[4 + q]);
+            let v2 = _mm512_shuffle_f32x4::<0x88>(u[8 + q], u[12 + q]);
+            let v3 = _mm512_shuffle_f32x4::<0xDD>(u[8 + q], u[12 + q]);
+            o[q] = _mm512_shuffle_f32x4::<0x88>(v0, v2);
+            o[8 + q] = _mm512_shuffle_f32x4::<0xDD>(v0, v2);
+            o[4 + q] = _mm512_shuffle_f32x4::<0x88>(v1, v3);
+            o[12 + q] = _mm512_shuffle_f32x4::<0xDD>(v1, v3);
+        }
+        o
+    }
+}
+
+/// Defines `$name`: an AVX-512 copy of a row-major B panel (`NR` = 2
+/// vectors), masked for `width < NR`.
+macro_rules! pack_rows_512 {
+    ($name:ident, $inner:ident, $t:ty, $lanes:literal, $zero:ident, $loadz:ident,
+     $store:ident, $mask:ty) => {
+        /// AVX-512 row-major B panel copy (see [`MicroKernel::pack_b_rows`]).
+        ///
+        /// # Safety
+        /// The contract of [`MicroKernel::pack_b_rows`].
+        unsafe fn $name(
+            src: *const $t,
+            rsb: isize,
+            k: usize,
+            width: usize,
+            nr: usize,
+            dst: &mut [$t],
+        ) -> bool {
+            if nr != 2 * $lanes || width > nr || dst.len() < k * nr {
+                return false;
+            }
+            // SAFETY: the caller guarantees the features and the readable
+            // source (lanes >= width are masked off); dst's length is checked.
+            unsafe { $inner(src, rsb, k, width, dst.as_mut_ptr()) };
+            true
+        }
+
+        #[target_feature(enable = "avx512f")]
+        unsafe fn $inner(src: *const $t, rsb: isize, k: usize, width: usize, dst: *mut $t) {
+            let lo = lane_mask(width.min($lanes)) as $mask;
+            let hi = lane_mask(width.saturating_sub($lanes)) as $mask;
+            for p in 0..k {
+                // SAFETY: enabled lanes read `src + p * rsb + j`, j < width;
+                // row p of dst holds 2 vectors.
+                unsafe {
+                    let row = src.offset(p as isize * rsb);
+                    let a = $loadz(lo, row);
+                    let b = $loadz(hi, row.wrapping_add($lanes));
+                    $store(dst.add(p * 2 * $lanes), a);
+                    $store(dst.add(p * 2 * $lanes + $lanes), b);
+                }
+            }
+        }
+    };
+}
+
+pack_rows_512!(
+    pack_rows_512_f32,
+    pack_rows_512_f32_inner,
+    f32,
+    16,
+    _mm512_setzero_ps,
+    _mm512_maskz_loadu_ps,
+    _mm512_storeu_ps,
+    u16
+);
+pack_rows_512!(
+    pack_rows_512_f64,
+    pack_rows_512_f64_inner,
+    f64,
+    8,
+    _mm512_setzero_pd,
+    _mm512_maskz_loadu_pd,
+    _mm512_storeu_pd,
+    u8
 );

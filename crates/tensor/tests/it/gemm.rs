@@ -22,9 +22,20 @@ enum Layout {
     Strided,
     /// Column-major but every other column (row stride 1, column stride 2 * rows).
     ColGap,
+    /// Row-major with the row order reversed (negative row stride).
+    RowRev,
+    /// Column-major with both axes reversed (negative strides, no unit stride).
+    BothRev,
 }
 
-const LAYOUTS: [Layout; 4] = [Layout::Row, Layout::Col, Layout::Strided, Layout::ColGap];
+const LAYOUTS: [Layout; 6] = [
+    Layout::Row,
+    Layout::Col,
+    Layout::Strided,
+    Layout::ColGap,
+    Layout::RowRev,
+    Layout::BothRev,
+];
 
 /// Storage that owns an operand's backing memory and hands out the view.
 struct Operand<T> {
@@ -38,7 +49,8 @@ impl<T: Element> Operand<T> {
     fn new(rows: usize, cols: usize, layout: Layout, fill: impl FnMut() -> T) -> Self {
         let mut fill = fill;
         let store = match layout {
-            Layout::Row => Array2::from_shape_simple_fn((rows, cols), &mut fill),
+            Layout::Row | Layout::RowRev => Array2::from_shape_simple_fn((rows, cols), &mut fill),
+            Layout::BothRev => Array2::from_shape_simple_fn((rows, cols).f(), &mut fill),
             Layout::Col => Array2::from_shape_simple_fn((rows, cols).f(), &mut fill),
             Layout::Strided => Array2::from_shape_simple_fn((2 * rows, 2 * cols + 1), &mut fill),
             Layout::ColGap => Array2::from_shape_simple_fn((rows, 2 * cols).f(), &mut fill),
@@ -56,6 +68,8 @@ impl<T: Element> Operand<T> {
             Layout::Row | Layout::Col => self.store.view(),
             Layout::Strided => self.store.slice(s![..;2, 1..;2]),
             Layout::ColGap => self.store.slice(s![.., ..;2]),
+            Layout::RowRev => self.store.slice(s![..;-1, ..]),
+            Layout::BothRev => self.store.slice(s![..;-1, ..;-1]),
         }
     }
 
@@ -64,6 +78,8 @@ impl<T: Element> Operand<T> {
             Layout::Row | Layout::Col => self.store.view_mut(),
             Layout::Strided => self.store.slice_mut(s![..;2, 1..;2]),
             Layout::ColGap => self.store.slice_mut(s![.., ..;2]),
+            Layout::RowRev => self.store.slice_mut(s![..;-1, ..]),
+            Layout::BothRev => self.store.slice_mut(s![..;-1, ..;-1]),
         }
     }
 
@@ -121,7 +137,8 @@ fn run_case<T: Element>(
             c_before[[i, j]].to_f64().unwrap().abs()
         };
         let tol = (k as f64 + 2.0) * u * (alpha.abs() * scale[[i, j]] + beta.abs() * old) + 1e-30;
-        if !((g - w).abs() <= tol) {
+        let within = (g - w).abs() <= tol;
+        if !within {
             return Err(format!(
                 "{kernel:?} {}: m={m} k={k} n={n} layouts={layouts:?} alpha={alpha} beta={beta}: \
                  C[{i},{j}] = {g}, want {w} (tol {tol:e})",
@@ -133,13 +150,13 @@ fn run_case<T: Element>(
     let c_view_dim = c.dim();
     let mut touched = c.store.clone();
     match layouts.2 {
-        Layout::Row | Layout::Col => {}
+        Layout::Row | Layout::Col | Layout::RowRev | Layout::BothRev => {}
         Layout::Strided => touched.slice_mut(s![..;2, 1..;2]).fill(T::nan()),
         Layout::ColGap => touched.slice_mut(s![.., ..;2]).fill(T::nan()),
     }
     let mut before = store_before;
     match layouts.2 {
-        Layout::Row | Layout::Col => {}
+        Layout::Row | Layout::Col | Layout::RowRev | Layout::BothRev => {}
         Layout::Strided => before.slice_mut(s![..;2, 1..;2]).fill(T::nan()),
         Layout::ColGap => before.slice_mut(s![.., ..;2]).fill(T::nan()),
     }
@@ -298,8 +315,14 @@ fn nan_in_a_or_b_reaches_c() {
 }
 
 fn random_matrix(rows: usize, cols: usize, seed: u64) -> Array2<f32> {
+    random_matrix_of(rows, cols, seed)
+}
+
+fn random_matrix_of<T: Element>(rows: usize, cols: usize, seed: u64) -> Array2<T> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    Array2::from_shape_simple_fn((rows, cols), || rng.random_range(-1.0..1.0f32))
+    Array2::from_shape_simple_fn((rows, cols), || {
+        T::from(rng.random_range(-1.0..1.0f64)).unwrap()
+    })
 }
 
 fn with_threads<R: Send>(n: usize, f: impl FnOnce() -> R + Send) -> R {
@@ -310,45 +333,36 @@ fn with_threads<R: Send>(n: usize, f: impl FnOnce() -> R + Send) -> R {
         .install(f)
 }
 
-#[test]
-fn results_are_bit_identical_for_any_thread_count() {
-    // Shapes above the parallel threshold that split rows, columns, both
-    // operands transposed, and several KC blocks (k > 3072).
-    let cases = [
-        (300, 3072, 50, false, true),
-        (50, 100, 3072, true, false),
-        (257, 129, 263, false, false),
-        (64, 4000, 48, true, true),
-    ];
-    for (m, k, n, ta, tb) in cases {
+/// 1 vs 2, 3, 4 threads on every kernel: identical bits.
+fn check_thread_identity<T: Element>(cases: &[(usize, usize, usize, bool, bool)]) {
+    for &(m, k, n, ta, tb) in cases {
         let a_store = if ta {
-            random_matrix(k, m, 1)
+            random_matrix_of::<T>(k, m, 1)
         } else {
-            random_matrix(m, k, 1)
+            random_matrix_of::<T>(m, k, 1)
         };
         let b_store = if tb {
-            random_matrix(n, k, 2)
+            random_matrix_of::<T>(n, k, 2)
         } else {
-            random_matrix(k, n, 2)
+            random_matrix_of::<T>(k, n, 2)
         };
         let a = if ta { a_store.t() } else { a_store.view() };
         let b = if tb { b_store.t() } else { b_store.view() };
-        let c0 = random_matrix(m, n, 3);
+        let c0 = random_matrix_of::<T>(m, n, 3);
+        let alpha = T::from(0.75).unwrap();
+        let beta = T::from(-1.25).unwrap();
         for_each_kernel(|kernel| {
             let run = |threads: usize| {
                 with_threads(threads, || {
                     let mut c = c0.clone();
-                    gemm_with_kernel(kernel, 0.75, &a, &b, -1.25, &mut c.view_mut()).unwrap();
+                    gemm_with_kernel(kernel, alpha, &a, &b, beta, &mut c.view_mut()).unwrap();
                     c
                 })
             };
             let one = run(1);
             for threads in [2, 3, 4] {
                 let many = run(threads);
-                let same = one
-                    .iter()
-                    .zip(many.iter())
-                    .all(|(x, y)| x.to_bits() == y.to_bits());
+                let same = one.iter().zip(many.iter()).all(|(x, y)| x == y);
                 assert!(
                     same,
                     "{kernel:?} m={m} k={k} n={n}: 1 vs {threads} threads differ"
@@ -358,6 +372,24 @@ fn results_are_bit_identical_for_any_thread_count() {
         })
         .unwrap();
     }
+}
+
+#[test]
+fn results_are_bit_identical_for_any_thread_count() {
+    // Shapes above the parallel threshold covering every loop order: the
+    // forward mini-batch (thin C, thread-local B), the weight gradient
+    // (column split), evaluation-like streaming (thin C, many rows), a
+    // shared-B square-ish product, and several KC blocks with both operands
+    // transposed.
+    let cases = [
+        (100, 3072, 50, false, true),
+        (300, 3072, 50, false, true),
+        (50, 100, 3072, true, false),
+        (257, 129, 263, false, false),
+        (64, 4000, 48, true, true),
+    ];
+    check_thread_identity::<f32>(&cases);
+    check_thread_identity::<f64>(&cases[..3]);
 }
 
 #[test]
