@@ -353,6 +353,11 @@ pub fn write_report(results_dir: &Path) -> Result<PathBuf> {
                 let _ = writeln!(out, "(not run)\n");
             }
         }
+        if let (Some(fine_rows), Some((_, coarse_lambda)), "fine-search") =
+            (rows, coarse_best, name)
+        {
+            grid_note(&mut out, fine_rows, coarse_lambda);
+        }
         picture(
             &mut out,
             results_dir,
@@ -414,6 +419,27 @@ pub fn write_report(results_dir: &Path) -> Result<PathBuf> {
     let path = results_dir.join(REPORT);
     io::write_atomic(&path, out.as_bytes())?;
     Ok(path)
+}
+
+/// Say where the fine grid lies relative to the coarse best, when it does not
+/// bracket it (a linear step near zero cannot).
+fn grid_note(out: &mut String, fine_rows: &[TableRow], coarse_lambda: f64) {
+    let lo = fine_rows
+        .iter()
+        .map(|r| r.lambda)
+        .fold(f64::INFINITY, f64::min);
+    let hi = fine_rows
+        .iter()
+        .map(|r| r.lambda)
+        .fold(f64::NEG_INFINITY, f64::max);
+    if coarse_lambda < lo || coarse_lambda > hi {
+        let _ = writeln!(
+            out,
+            "Note: the coarse best lambda {coarse_lambda:.6} lies outside this grid \
+             ({lo:.6} .. {hi:.6}): the grid's multiples of its step stay positive, so near \
+             zero it cannot centre on the coarse best.\n"
+        );
+    }
 }
 
 fn run_section(out: &mut String, s: &RunSummary, theirs: f64) {
@@ -619,6 +645,7 @@ mod tests {
             "![coarse-search](coarse-search/accuracy-vs-lambda.svg)",
             "(picture clr-1cycle/curves.svg missing)",
             "(not run: no `sanity/` folder)",
+            "coarse best lambda 0.007200 lies outside this grid (0.006500 .. 0.007000)",
         ] {
             assert!(text.contains(needle), "REPORT.md lacks {needle:?}:\n{text}");
         }
