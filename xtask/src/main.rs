@@ -9,7 +9,7 @@ use commands::*;
 
 /// cifar-clr: train and study a two-layer network on CIFAR-10 with cyclical learning rates.
 #[derive(Parser)]
-#[command(name = "cargo xtask", version, about, long_about = None)]
+#[command(name = "xtask", bin_name = "cargo xtask", version)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
