@@ -6,10 +6,10 @@
 //! - [`data`]: the data set loaded and normalised once per process, shared
 //!   read-only by every run, with its fingerprint and the git revision;
 //! - [`run`]: one training run and its folder (`config.toml`, `curves.csv`,
-//!   `summary.csv`, `weights.safetensors`, `curves.svg`);
+//!   `summary.csv`, `weights.safetensors`, `curves.svg`, `curves.png`);
 //! - [`search`]: a plan of trials drawn up front, run in parallel, resumable,
 //!   summarised in a sorted `table.csv`;
-//! - [`plot`]: SVG pictures made from the CSV files;
+//! - [`plot`]: SVG and PNG pictures made from the CSV files;
 //! - [`report`]: `REPORT.md`, every result beside the original report's number;
 //! - [`commands`]: the entry points `cargo xtask train`, `coarse-search`, ... call.
 //!

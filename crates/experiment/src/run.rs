@@ -1,7 +1,7 @@
 //! One training run and its folder:
 //! `config.toml` (the resolved config: every value, the seed, the data
 //! fingerprint, the git revision), `curves.csv`, `weights.safetensors` (with
-//! the config in its metadata), `curves.svg` and, last, `summary.csv`, whose
+//! the config in its metadata), `curves.svg`, `curves.png` and, last, `summary.csv`, whose
 //! presence marks the run as finished. Every file is written atomically.
 
 use std::collections::BTreeMap;
@@ -29,6 +29,8 @@ pub mod files {
     pub const WEIGHTS: &str = "weights.safetensors";
     /// Learning-curve picture.
     pub const CURVES_SVG: &str = "curves.svg";
+    /// The same picture as PNG.
+    pub const CURVES_PNG: &str = "curves.png";
 }
 
 /// How a run ended.
@@ -237,6 +239,12 @@ pub fn execute(
         Some(&t.schedule),
         &config.name,
         &dir.join(files::CURVES_SVG),
+    )?;
+    plot::curves_png(
+        &rows,
+        Some(&t.schedule),
+        &config.name,
+        &dir.join(files::CURVES_PNG),
     )?;
     Ok(summary)
 }

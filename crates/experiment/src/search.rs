@@ -7,7 +7,7 @@
 //! Folder of a search `<results-dir>/<name>/`: `config.toml`, `plan.csv`,
 //! `runs/trial-NN/` (one run folder each, see [`crate::run`]), and once every
 //! trial is finished, `table.csv` (best first), `lambdas.csv` (mean and spread
-//! per lambda over seeds) and `accuracy-vs-lambda.svg`.
+//! per lambda over seeds) and `accuracy-vs-lambda.svg` (and `.png`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -36,6 +36,8 @@ pub mod files {
     pub const LAMBDAS: &str = "lambdas.csv";
     /// Validation accuracy against lambda.
     pub const ACCURACY_SVG: &str = "accuracy-vs-lambda.svg";
+    /// The same picture as PNG.
+    pub const ACCURACY_PNG: &str = "accuracy-vs-lambda.png";
     /// Sub-folder holding one run folder per trial.
     pub const RUNS: &str = "runs";
 }
@@ -418,6 +420,7 @@ where
     let lambdas = lambda_stats(&rows);
     io::write_csv(&dir.join(files::LAMBDAS), &lambdas)?;
     plot::search_svg(&rows, name, &dir.join(files::ACCURACY_SVG))?;
+    plot::search_png(&rows, name, &dir.join(files::ACCURACY_PNG))?;
     Ok(SearchOutcome {
         rows,
         lambdas,

@@ -126,6 +126,7 @@ fn table_is_sorted_best_first_with_diverged_last_and_any_jobs_gives_the_same_tab
         let from_disk: Vec<TableRow> = io::read_csv(&dir.path().join(files::TABLE)).unwrap();
         assert_eq!(from_disk, out.rows);
         assert!(dir.path().join(files::ACCURACY_SVG).is_file());
+        assert!(dir.path().join(files::ACCURACY_PNG).is_file());
         tables.push(out.rows);
     }
     assert_eq!(without_time(&tables[0]), without_time(&tables[1]));

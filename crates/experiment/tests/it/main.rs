@@ -133,6 +133,7 @@ fn coarse_fine_final_chain_is_identical_for_any_jobs_and_resumable() {
         "summary.csv",
         "weights.safetensors",
         "curves.svg",
+        "curves.png",
     ] {
         assert!(run_dir.join(file).is_file(), "{file} missing");
     }
