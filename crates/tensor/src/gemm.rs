@@ -87,7 +87,13 @@ pub enum Slot {
 }
 
 macro_rules! impl_gemm_scalar {
-    ($t:ty) => {
+    ($t:ty, $scratch:ident) => {
+        thread_local! {
+            /// This thread's scratch buffers, one per [`Slot`].
+            static $scratch: [Cell<Vec<$t>>; 3] =
+                const { [Cell::new(Vec::new()), Cell::new(Vec::new()), Cell::new(Vec::new())] };
+        }
+
         impl GemmScalar for $t {
             fn dispatch(
                 kernel: Kernel,
@@ -112,24 +118,18 @@ macro_rules! impl_gemm_scalar {
             }
 
             fn take_scratch(slot: Slot) -> Vec<$t> {
-                thread_local! {
-                    static SCRATCH: [Cell<Vec<$t>>; 3] = const { [Cell::new(Vec::new()), Cell::new(Vec::new()), Cell::new(Vec::new())] };
-                }
-                SCRATCH.with(|s| s[slot as usize].take())
+                $scratch.with(|s| s[slot as usize].take())
             }
 
             fn put_scratch(slot: Slot, buf: Vec<$t>) {
-                thread_local! {
-                    static SCRATCH: [Cell<Vec<$t>>; 3] = const { [Cell::new(Vec::new()), Cell::new(Vec::new()), Cell::new(Vec::new())] };
-                }
-                SCRATCH.with(|s| s[slot as usize].set(buf));
+                $scratch.with(|s| s[slot as usize].set(buf));
             }
         }
     };
 }
 
-impl_gemm_scalar!(f32);
-impl_gemm_scalar!(f64);
+impl_gemm_scalar!(f32, SCRATCH_F32);
+impl_gemm_scalar!(f64, SCRATCH_F64);
 
 /// Runs `f` on a 64-byte aligned scratch slice of `len` elements, reusing this
 /// thread's buffer (no allocation once it is large enough). Re-entrant: a
