@@ -9,7 +9,7 @@ use commands::*;
 
 /// cifar-clr: train and study a two-layer network on CIFAR-10 with cyclical learning rates.
 #[derive(Parser)]
-#[command(name = "cargo xtask", version, about, long_about = None)]
+#[command(name = "xtask", bin_name = "cargo xtask", version)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -40,8 +40,20 @@ enum Command {
     Bench(bench::Bench),
 }
 
-fn main() -> anyhow::Result<()> {
-    match Cli::parse().command {
+/// Runs the command; an error is printed as its chain of causes (no backtrace,
+/// even with `RUST_BACKTRACE` set: these are messages for users) with exit code 1.
+fn main() -> std::process::ExitCode {
+    match run(Cli::parse().command) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command) -> anyhow::Result<()> {
+    match command {
         Command::FetchData(args) => fetch_data::run(args),
         Command::Gradcheck(args) => gradcheck::run(args),
         Command::Sanity(args) => sanity::run(args),

@@ -407,7 +407,14 @@ pub fn gather_rows<T: Element>(images: &ArrayView2<'_, T>, indices: &[usize], ou
         "mini-batch buffer shape"
     );
     for (mut dst, &idx) in out.rows_mut().into_iter().zip(indices) {
-        dst.assign(&images.row(idx));
+        let src = images.row(idx);
+        // Contiguous rows (the normal case) copy as one memcpy; strided views
+        // fall back to an element-wise assign.
+        if let (Some(dst), Some(src)) = (dst.as_slice_mut(), src.as_slice()) {
+            dst.copy_from_slice(src);
+            continue;
+        }
+        dst.assign(&src);
     }
 }
 

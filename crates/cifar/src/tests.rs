@@ -503,6 +503,11 @@ fn gather_rows_and_select_copy_the_right_rows() {
     assert_eq!(out.row(0).to_vec(), vec![40.0, 41.0, 42.0, 43.0]);
     assert_eq!(out.row(1).to_vec(), vec![0.0, 1.0, 2.0, 3.0]);
     assert_eq!(out.row(2), out.row(0));
+    // A strided view (columns reversed) takes the element-wise path.
+    let reversed = images.slice(ndarray::s![.., ..;-1]);
+    let mut one = Array2::zeros((1, 4));
+    gather_rows(&reversed, &[2], &mut one);
+    assert_eq!(one.row(0).to_vec(), vec![23.0, 22.0, 21.0, 20.0]);
     let ds = Dataset {
         images,
         labels: vec![0, 1, 2, 3, 4, 5],

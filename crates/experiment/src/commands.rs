@@ -191,6 +191,15 @@ fn print_outcome(config: &SearchConfig, outcome: &SearchOutcome, dir: &Path) {
         outcome.wall_seconds,
         dir.join(search::files::TABLE).display()
     );
+    if outcome.n_ran == outcome.rows.len() && outcome.wall_seconds > 0.0 {
+        let busy: f64 = outcome.rows.iter().map(|r| r.wall_seconds).sum();
+        println!(
+            "{}: sum of trial times {busy:.1} s over {:.1} s wall: {:.2} trials at a time",
+            config.name,
+            outcome.wall_seconds,
+            busy / outcome.wall_seconds
+        );
+    }
     if let Some(best) = outcome.lambdas.first() {
         let pm = |mean: Option<f64>, std: Option<f64>| match (mean, std) {
             (Some(m), Some(s)) => format!("{m:.4} ± {s:.4}"),

@@ -5,11 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use cifar::{Cifar10, SplitSpec, Splits};
-use sha2::{Digest, Sha256};
-
-use crate::io::io_err;
 use crate::{ExperimentError, Result};
+use cifar::{Cifar10, SplitSpec, Splits};
 
 /// The CIFAR-10 directory of one process: raw bytes loaded on first use,
 /// the normalised splits of the most recent [`SplitSpec`] kept for reuse (the
@@ -50,22 +47,26 @@ impl DataSource {
 
     /// The folder that holds the batch files.
     pub fn batches_dir(&self) -> PathBuf {
-        let nested = self.dir.join(cifar::BATCHES_DIR);
-        if nested.is_dir() {
-            nested
-        } else {
-            self.dir.clone()
-        }
+        cifar::batches_dir(&self.dir)
     }
 
     /// Check that every batch file is there, without reading them; the error
     /// names the missing file and `cargo xtask fetch-data`.
     pub fn check_present(&self) -> Result<()> {
-        if self.raw.lock().expect("data lock").is_some() {
+        if self.is_loaded() {
             return Ok(());
         }
+        self.check_files()
+    }
+
+    /// Whether the data are in memory already.
+    fn is_loaded(&self) -> bool {
+        self.raw.lock().expect("data lock").is_some()
+    }
+
+    fn check_files(&self) -> Result<()> {
         let dir = self.batches_dir();
-        for name in cifar::TRAIN_FILES.iter().chain([&cifar::TEST_FILE]) {
+        for name in cifar::DATA_FILES {
             let path = dir.join(name);
             if !path.is_file() {
                 return Err(ExperimentError::Missing {
@@ -87,8 +88,9 @@ impl DataSource {
         if let Some(raw) = guard.as_ref() {
             return Ok(raw.clone());
         }
-        self.check_present()?;
-        let raw = Arc::new(cifar::load_dir(&self.dir)?);
+        // Not `check_present`: it takes the lock this function holds.
+        self.check_files()?;
+        let raw = cifar::load_shared(&self.dir).map_err(ExperimentError::DataLoad)?;
         *guard = Some(raw.clone());
         Ok(raw)
     }
@@ -108,35 +110,18 @@ impl DataSource {
         Ok(splits)
     }
 
-    /// SHA-256 over the six batch files (see [`fingerprint_files`]), computed once.
+    /// The data's fingerprint ([`cifar::data_checksum`]: the sha256 of the
+    /// data files' `sha256sum` listing, from `fetch-data`'s stamp when there
+    /// is one), computed once.
     pub fn fingerprint(&self) -> Result<String> {
         let mut guard = self.fingerprint.lock().expect("fingerprint lock");
         if let Some(f) = guard.as_ref() {
             return Ok(f.clone());
         }
-        let f = fingerprint_files(&self.batches_dir())?;
+        let f = format!("sha256:{}", cifar::data_checksum(&self.dir)?);
         *guard = Some(f.clone());
         Ok(f)
     }
-}
-
-/// `sha256:` + the SHA-256 of the lines `<file name> <sha256 of the file>`, one
-/// per batch file (training batches in order, then the test batch): one short
-/// string that changes when any image or label does.
-pub fn fingerprint_files(batches_dir: &Path) -> Result<String> {
-    let mut outer = Sha256::new();
-    for name in cifar::TRAIN_FILES.iter().chain([&cifar::TEST_FILE]) {
-        let path = batches_dir.join(name);
-        let mut file = std::fs::File::open(&path).map_err(io_err(&path))?;
-        let mut inner = Sha256::new();
-        std::io::copy(&mut file, &mut inner).map_err(io_err(&path))?;
-        outer.update(format!("{name} {}\n", hex(&inner.finalize())));
-    }
-    Ok(format!("sha256:{}", hex(&outer.finalize())))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// `git rev-parse HEAD` in `repo_root`, with `+dirty` appended when tracked
@@ -171,7 +156,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn fingerprint_changes_with_any_file_and_missing_data_names_fetch_data() {
+    fn missing_or_corrupt_data_names_the_file_and_fetch_data() {
         let dir = tempfile::tempdir().unwrap();
         let source = DataSource::new(dir.path());
         let err = source.check_present().unwrap_err().to_string();
@@ -179,15 +164,19 @@ mod tests {
             err.contains("data_batch_1.bin") && err.contains("fetch-data"),
             "{err}"
         );
-
-        for name in cifar::TRAIN_FILES.iter().chain([&cifar::TEST_FILE]) {
-            std::fs::write(dir.path().join(name), name.as_bytes()).unwrap();
+        let err = source.raw().unwrap_err().to_string();
+        assert!(err.contains("fetch-data"), "{err}");
+        for name in cifar::DATA_FILES {
+            std::fs::write(dir.path().join(name), b"x").unwrap();
         }
         source.check_present().unwrap();
-        let a = fingerprint_files(dir.path()).unwrap();
-        assert!(a.starts_with("sha256:") && a.len() == 7 + 64, "{a}");
-        std::fs::write(dir.path().join(cifar::TEST_FILE), b"other").unwrap();
-        let b = fingerprint_files(dir.path()).unwrap();
-        assert_ne!(a, b);
+        // Present but corrupt: the loader's message, naming a file, and the fix.
+        let err = source.raw().unwrap_err();
+        assert!(matches!(err, ExperimentError::DataLoad(_)), "{err}");
+        let text = err.to_string();
+        assert!(
+            text.contains("data_batch_1.bin") && text.contains("fetch-data"),
+            "{text}"
+        );
     }
 }

@@ -6,10 +6,10 @@
 //! - [`data`]: the data set loaded and normalised once per process, shared
 //!   read-only by every run, with its fingerprint and the git revision;
 //! - [`run`]: one training run and its folder (`config.toml`, `curves.csv`,
-//!   `summary.csv`, `weights.safetensors`, `curves.svg`);
+//!   `summary.csv`, `weights.safetensors`, `curves.svg`, `curves.png`);
 //! - [`search`]: a plan of trials drawn up front, run in parallel, resumable,
 //!   summarised in a sorted `table.csv`;
-//! - [`plot`]: SVG pictures made from the CSV files;
+//! - [`plot`]: SVG and PNG pictures made from the CSV files;
 //! - [`report`]: `REPORT.md`, every result beside the original report's number;
 //! - [`commands`]: the entry points `cargo xtask train`, `coarse-search`, ... call.
 //!
@@ -60,8 +60,11 @@ pub enum ExperimentError {
         /// How to make it.
         hint: String,
     },
-    /// The data could not be loaded.
-    #[error("{0}\n(get the data with `cargo xtask fetch-data`, or pass --data-dir)")]
+    /// The data files could not be read (missing, truncated, corrupt).
+    #[error("{0}\n(get the data again with `cargo xtask fetch-data`, or point --data-dir at it)")]
+    DataLoad(cifar::CifarError),
+    /// The data could not be split as asked (e.g. a bad split spec).
+    #[error(transparent)]
     Data(#[from] cifar::CifarError),
     /// Training failed (divergence or a bad training config).
     #[error(transparent)]

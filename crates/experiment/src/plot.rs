@@ -1,13 +1,23 @@
-//! Pictures as SVG (plotters' pure-Rust SVG backend), drawn from the CSV
-//! files, so `cargo xtask plot RESULTS_DIR` redraws them without retraining:
+//! Pictures as SVG and PNG, drawn from the CSV files, so
+//! `cargo xtask plot RESULTS_DIR` redraws them without retraining:
 //! - per training: cost, loss and accuracy (train and validation) against the
 //!   update step, plus the learning rate eta in its own panel;
 //! - per search: validation accuracy against lambda on a log axis.
+//!
+//! Each picture is drawn by one function generic over the plotters backend:
+//! once into SVG (vector, for the report) and once into an RGB bitmap encoded
+//! as PNG (for viewers without SVG). Everything is pure Rust: text is laid out
+//! and rasterised with DejaVu Sans embedded in the binary (`dejavu` crate,
+//! registered with plotters' `ab_glyph` font backend), so no system font stack
+//! or C library is needed.
 
 use std::path::Path;
+use std::sync::OnceLock;
 
 use plotters::coord::combinators::IntoLogRange;
+use plotters::coord::Shift;
 use plotters::prelude::*;
+use plotters::style::{register_font, FontStyle};
 
 use mlp::schedule::ScheduleSpec;
 
@@ -20,6 +30,64 @@ const TRAIN_COLOR: RGBColor = RGBColor(31, 119, 180);
 const VALIDATION_COLOR: RGBColor = RGBColor(214, 39, 40);
 const ETA_COLOR: RGBColor = RGBColor(44, 160, 44);
 const FONT: &str = "sans-serif";
+
+/// Pixel size of a training's learning-curve picture (SVG and PNG).
+pub const CURVES_SIZE: (u32, u32) = (1200, 860);
+/// Pixel size of a search's accuracy-vs-lambda picture (SVG and PNG).
+pub const SEARCH_SIZE: (u32, u32) = (900, 560);
+
+/// Register the embedded DejaVu Sans as the font family [`FONT`], once per
+/// process. plotters' `ab_glyph` backend measures (for layout, SVG too) and
+/// draws text only with registered fonts.
+fn ensure_font() -> Result<(), String> {
+    static REGISTERED: OnceLock<bool> = OnceLock::new();
+    let ok = *REGISTERED
+        .get_or_init(|| register_font(FONT, FontStyle::Normal, dejavu::sans::regular()).is_ok());
+    if ok {
+        Ok(())
+    } else {
+        Err("the embedded DejaVu Sans font could not be parsed".to_string())
+    }
+}
+
+/// Draw with `draw` into an SVG document of `size` pixels and write it atomically to `path`.
+fn write_svg(
+    path: &Path,
+    size: (u32, u32),
+    draw: impl FnOnce(DrawingArea<SVGBackend<'_>, Shift>) -> Result<(), String>,
+) -> Result<()> {
+    ensure_font().map_err(plot_err(path))?;
+    let mut svg = String::new();
+    draw(SVGBackend::with_string(&mut svg, size).into_drawing_area()).map_err(plot_err(path))?;
+    io::write_atomic(path, svg.as_bytes())
+}
+
+/// Draw with `draw` into an RGB bitmap of `size` pixels, encode it as PNG and
+/// write it atomically to `path`.
+fn write_png(
+    path: &Path,
+    size: (u32, u32),
+    draw: impl FnOnce(DrawingArea<BitMapBackend<'_>, Shift>) -> Result<(), String>,
+) -> Result<()> {
+    ensure_font().map_err(plot_err(path))?;
+    let (width, height) = size;
+    let mut rgb = vec![0u8; width as usize * height as usize * 3];
+    draw(BitMapBackend::with_buffer(&mut rgb, size).into_drawing_area()).map_err(plot_err(path))?;
+    let bytes = encode_png(&rgb, size).map_err(plot_err(path))?;
+    io::write_atomic(path, &bytes)
+}
+
+/// `rgb` (8 bits per channel, row by row) as the bytes of a PNG file.
+fn encode_png(rgb: &[u8], (width, height): (u32, u32)) -> Result<Vec<u8>, String> {
+    let mut bytes = Vec::new();
+    let mut encoder = png::Encoder::new(&mut bytes, width, height);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    let mut writer = encoder.write_header().map_err(|e| e.to_string())?;
+    writer.write_image_data(rgb).map_err(|e| e.to_string())?;
+    writer.finish().map_err(|e| e.to_string())?;
+    Ok(bytes)
+}
 
 fn plot_err(path: &Path) -> impl Fn(String) -> ExperimentError + '_ {
     move |message| ExperimentError::Format {
@@ -52,9 +120,21 @@ pub fn curves_svg(
     title: &str,
     path: &Path,
 ) -> Result<()> {
-    let mut svg = String::new();
-    draw_curves(rows, schedule, title, &mut svg).map_err(plot_err(path))?;
-    io::write_atomic(path, svg.as_bytes())
+    write_svg(path, CURVES_SIZE, |root| {
+        draw_curves(root, rows, schedule, title)
+    })
+}
+
+/// The same picture as [`curves_svg`], as a PNG file of [`CURVES_SIZE`] pixels.
+pub fn curves_png(
+    rows: &[CurveRow],
+    schedule: Option<&ScheduleSpec>,
+    title: &str,
+    path: &Path,
+) -> Result<()> {
+    write_png(path, CURVES_SIZE, |root| {
+        draw_curves(root, rows, schedule, title)
+    })
 }
 
 type Getter = fn(&CurveRow) -> f64;
@@ -77,13 +157,12 @@ fn eta_corners(schedule: &ScheduleSpec) -> Vec<(f64, f64)> {
     }
 }
 
-fn draw_curves(
+fn draw_curves<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
     rows: &[CurveRow],
     schedule: Option<&ScheduleSpec>,
     title: &str,
-    svg: &mut String,
 ) -> Result<(), String> {
-    let root = SVGBackend::with_string(svg, (1200, 860)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| e.to_string())?;
     let root = root.titled(title, (FONT, 26)).map_err(|e| e.to_string())?;
     let panels = root.split_evenly((2, 2));
@@ -135,9 +214,15 @@ fn draw_curves(
                     PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
                 });
         }
+        // Costs fall and accuracies rise: keep the legend off the curves' ends.
+        let corner = if name == "accuracy" {
+            SeriesLabelPosition::LowerRight
+        } else {
+            SeriesLabelPosition::UpperRight
+        };
         chart
             .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
+            .position(corner)
             .background_style(WHITE.mix(0.8))
             .border_style(BLACK)
             .draw()
@@ -177,13 +262,19 @@ fn draw_curves(
 /// Draw validation accuracy against lambda (log axis) for the search table
 /// `rows` into the SVG file `path`; diverged trials are marked at the bottom.
 pub fn search_svg(rows: &[TableRow], title: &str, path: &Path) -> Result<()> {
-    let mut svg = String::new();
-    draw_search(rows, title, &mut svg).map_err(plot_err(path))?;
-    io::write_atomic(path, svg.as_bytes())
+    write_svg(path, SEARCH_SIZE, |root| draw_search(root, rows, title))
 }
 
-fn draw_search(rows: &[TableRow], title: &str, svg: &mut String) -> Result<(), String> {
-    let root = SVGBackend::with_string(svg, (900, 560)).into_drawing_area();
+/// The same picture as [`search_svg`], as a PNG file of [`SEARCH_SIZE`] pixels.
+pub fn search_png(rows: &[TableRow], title: &str, path: &Path) -> Result<()> {
+    write_png(path, SEARCH_SIZE, |root| draw_search(root, rows, title))
+}
+
+fn draw_search<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    rows: &[TableRow],
+    title: &str,
+) -> Result<(), String> {
     root.fill(&WHITE).map_err(|e| e.to_string())?;
     let lambdas = rows.iter().map(|r| r.lambda).filter(|l| *l > 0.0);
     let (lo, hi) = lambdas.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), l| {
@@ -274,9 +365,9 @@ fn draw_search(rows: &[TableRow], title: &str, svg: &mut String) -> Result<(), S
     root.present().map_err(|e| e.to_string())
 }
 
-/// Redraw every picture under `dir`: `curves.svg` beside each `curves.csv`,
-/// `accuracy-vs-lambda.svg` beside each search's `table.csv`. Returns the
-/// pictures written.
+/// Redraw every picture under `dir`: `curves.svg` and `curves.png` beside
+/// each `curves.csv`, `accuracy-vs-lambda.svg` and `.png` beside each
+/// search's `table.csv`. Returns the pictures written.
 pub fn redraw(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
     let mut written = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
@@ -295,19 +386,23 @@ pub fn redraw(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
             let title = folder_title(dir, &folder);
             if name == run::files::CURVES {
                 let rows: Vec<CurveRow> = io::read_csv(&path)?;
-                let out = folder.join(run::files::CURVES_SVG);
+                let svg = folder.join(run::files::CURVES_SVG);
+                let png = folder.join(run::files::CURVES_PNG);
                 let config = folder.join(run::files::CONFIG);
                 let schedule = std::fs::read_to_string(config)
                     .ok()
                     .and_then(|text| toml::from_str::<RunConfig>(&text).ok())
                     .map(|c| c.train.schedule);
-                curves_svg(&rows, schedule.as_ref(), &title, &out)?;
-                written.push(out);
+                curves_svg(&rows, schedule.as_ref(), &title, &svg)?;
+                curves_png(&rows, schedule.as_ref(), &title, &png)?;
+                written.extend([svg, png]);
             } else if name == search::files::TABLE {
                 let rows: Vec<TableRow> = io::read_csv(&path)?;
-                let out = folder.join(search::files::ACCURACY_SVG);
-                search_svg(&rows, &title, &out)?;
-                written.push(out);
+                let svg = folder.join(search::files::ACCURACY_SVG);
+                let png = folder.join(search::files::ACCURACY_PNG);
+                search_svg(&rows, &title, &svg)?;
+                search_png(&rows, &title, &png)?;
+                written.extend([svg, png]);
             }
         }
     }
@@ -351,6 +446,57 @@ mod tests {
             .collect()
     }
 
+    /// The PNG file `path` decoded: its declared size (from the IHDR header,
+    /// read by hand) and its RGB pixels (decoded by the `png` crate).
+    fn read_png(path: &Path) -> ((u32, u32), Vec<u8>) {
+        let bytes = std::fs::read(path).unwrap();
+        assert!(
+            bytes.starts_with(b"\x89PNG\r\n\x1a\n"),
+            "{} lacks the PNG signature",
+            path.display()
+        );
+        assert_eq!(&bytes[12..16], b"IHDR", "first chunk is not IHDR");
+        let be = |at: usize| u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap());
+        let size = (be(16), be(20));
+        let mut reader = png::Decoder::new(std::io::Cursor::new(bytes))
+            .read_info()
+            .unwrap();
+        let mut rgb = vec![0; reader.output_buffer_size().unwrap()];
+        let info = reader.next_frame(&mut rgb).unwrap();
+        assert_eq!((info.width, info.height), size);
+        assert_eq!(info.color_type, png::ColorType::Rgb);
+        assert_eq!(rgb.len(), size.0 as usize * size.1 as usize * 3);
+        (size, rgb)
+    }
+
+    /// Assert the PNG `path` has `size` pixels and that text was rasterised
+    /// in its title band (rows `rows`): many non-white pixels there, some of
+    /// them anti-aliased greys (partial glyph coverage), which only the font
+    /// renderer produces in that band.
+    fn assert_png_with_title(path: &Path, size: (u32, u32), rows: std::ops::Range<usize>) {
+        let ((width, height), rgb) = read_png(path);
+        assert_eq!((width, height), size, "{}", path.display());
+        let band = &rgb[rows.start * width as usize * 3..rows.end * width as usize * 3];
+        let pixels: Vec<&[u8]> = band.chunks_exact(3).collect();
+        let ink = pixels.iter().filter(|p| p != &&[255, 255, 255]).count();
+        let greys = pixels
+            .iter()
+            .filter(|p| p[0] == p[1] && p[1] == p[2] && p[0] > 0 && p[0] < 255)
+            .count();
+        assert!(
+            ink > 200 && greys > 20,
+            "{}: title band has {ink} non-white and {greys} grey pixels",
+            path.display()
+        );
+        // The rest is mostly white background, not a blank or black image.
+        let white = rgb
+            .chunks_exact(3)
+            .filter(|p| p == &[255, 255, 255])
+            .count();
+        let share = white as f64 / (width as f64 * height as f64);
+        assert!((0.5..0.99).contains(&share), "white share {share}");
+    }
+
     #[test]
     fn curves_and_search_pictures_are_redrawn_from_csv() {
         let dir = tempfile::tempdir().unwrap();
@@ -384,11 +530,22 @@ mod tests {
         assert_eq!(
             written,
             vec![
+                run_dir.join(run::files::CURVES_PNG),
                 run_dir.join(run::files::CURVES_SVG),
-                search_dir.join(search::files::ACCURACY_SVG)
+                search_dir.join(search::files::ACCURACY_PNG),
+                search_dir.join(search::files::ACCURACY_SVG),
             ]
         );
-        let curves = std::fs::read_to_string(&written[0]).unwrap();
+        // Written atomically: no temporary file is left beside them.
+        for folder in [&run_dir, &search_dir] {
+            for entry in std::fs::read_dir(folder).unwrap() {
+                let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+                assert!(!name.ends_with(".tmp"), "{name} left behind");
+            }
+        }
+        assert_png_with_title(&written[0], CURVES_SIZE, 0..30);
+        assert_png_with_title(&written[2], SEARCH_SIZE, 10..40);
+        let curves = std::fs::read_to_string(&written[1]).unwrap();
         assert!(curves.starts_with("<svg"), "not an SVG");
         for needle in [
             "clr-1cycle",
@@ -403,7 +560,7 @@ mod tests {
         ] {
             assert!(curves.contains(needle), "curves.svg lacks {needle}");
         }
-        let search = std::fs::read_to_string(&written[1]).unwrap();
+        let search = std::fs::read_to_string(&written[3]).unwrap();
         for needle in [
             "validation accuracy",
             "lambda (log scale)",
@@ -426,5 +583,14 @@ mod tests {
         curves_svg(&rows, None, "one point", &dir.path().join("a.svg")).unwrap();
         search_svg(&[], "empty", &dir.path().join("b.svg")).unwrap();
         assert!(dir.path().join("a.svg").is_file() && dir.path().join("b.svg").is_file());
+        curves_png(&rows, None, "one point", &dir.path().join("a.png")).unwrap();
+        search_png(&[], "empty", &dir.path().join("b.png")).unwrap();
+        assert_png_with_title(&dir.path().join("a.png"), CURVES_SIZE, 0..30);
+        assert_png_with_title(&dir.path().join("b.png"), SEARCH_SIZE, 10..40);
+        // Without a title the band is blank: the check above sees text, not the plot.
+        curves_png(&rows, None, "", &dir.path().join("c.png")).unwrap();
+        let ((width, _), rgb) = read_png(&dir.path().join("c.png"));
+        let band = &rgb[..30 * width as usize * 3];
+        assert!(band.iter().all(|&v| v == 255), "blank title band has ink");
     }
 }

@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::RunConfig;
 use crate::run::{self, RunState, RunSummary};
 use crate::search::{self, LambdaStats, TableRow};
 use crate::{io, Result};
@@ -90,21 +89,39 @@ pub struct StageTime {
     pub status: String,
 }
 
-/// Read a CSV file as a markdown table (all columns as written).
-fn csv_as_markdown(path: &Path) -> Option<String> {
+/// Read a CSV file as a markdown table (all columns as written); a long file
+/// shows its first `head` and last `tail` rows with a marker between.
+fn csv_as_markdown_rows(path: &Path, head: usize, tail: usize) -> Option<String> {
     let mut reader = csv::Reader::from_path(path).ok()?;
     let header: Vec<String> = reader.headers().ok()?.iter().map(str::to_string).collect();
+    let records: Vec<csv::StringRecord> = reader.records().collect::<Result<_, _>>().ok()?;
     let mut out = format!(
         "| {} |\n|{}\n",
         header.join(" | "),
         "---|".repeat(header.len())
     );
-    for record in reader.records() {
-        let record = record.ok()?;
-        let cells: Vec<&str> = record.iter().collect();
-        let _ = writeln!(out, "| {} |", cells.join(" | "));
+    let line =
+        |r: &csv::StringRecord| format!("| {} |\n", r.iter().collect::<Vec<_>>().join(" | "));
+    if records.len() <= head + tail + 1 {
+        records.iter().for_each(|r| out.push_str(&line(r)));
+    } else {
+        records[..head].iter().for_each(|r| out.push_str(&line(r)));
+        let n_skipped = records.len() - head - tail;
+        let _ = writeln!(
+            out,
+            "| ({n_skipped} rows) |{}",
+            " |".repeat(header.len() - 1)
+        );
+        records[records.len() - tail..]
+            .iter()
+            .for_each(|r| out.push_str(&line(r)));
     }
     Some(out)
+}
+
+/// Read a whole CSV file as a markdown table.
+fn csv_as_markdown(path: &Path) -> Option<String> {
+    csv_as_markdown_rows(path, usize::MAX / 4, 0)
 }
 
 fn fmt4(x: Option<f64>) -> String {
@@ -176,7 +193,7 @@ pub fn write_report(results_dir: &Path) -> Result<PathBuf> {
          this folder. \"Report\" is the original report (SPEC.md); the difference is ours minus \
          the report's.\n"
     );
-    if let Some(prov) = RunConfig::provenance_of(&results_dir.join("clr-1cycle")) {
+    if let Some(prov) = run::read_provenance(&results_dir.join("clr-1cycle")) {
         let _ = writeln!(
             out,
             "Git revision `{}`, data `{}` ({}).\n",
@@ -264,17 +281,26 @@ pub fn write_report(results_dir: &Path) -> Result<PathBuf> {
             .map(|s| s.seconds)
             .sum();
         let total: f64 = stages.iter().map(|s| s.seconds).sum();
+        // Reused search trials make a time that says nothing about the targets.
+        let reused = stages.iter().any(|s| s.status.contains("reused"));
+        let verdict = |ok: bool| {
+            if reused {
+                "not comparable: trials were reused (run with --fresh)"
+            } else {
+                check(Some(ok))
+            }
+        };
         let _ = writeln!(
             out,
             "| **training stages** (clr-1cycle .. final-train) | **{training:.1}** | target <= {} s: {} |",
             target::TRAINING_SECONDS,
-            check(Some(training <= target::TRAINING_SECONDS))
+            verdict(training <= target::TRAINING_SECONDS)
         );
         let _ = writeln!(
             out,
             "| **all stages** | **{total:.1}** | target <= {} s: {} |\n",
             target::TOTAL_SECONDS,
-            check(Some(total <= target::TOTAL_SECONDS))
+            verdict(total <= target::TOTAL_SECONDS)
         );
     }
 
@@ -335,6 +361,11 @@ pub fn write_report(results_dir: &Path) -> Result<PathBuf> {
             None => {
                 let _ = writeln!(out, "(not run)\n");
             }
+        }
+        if let (Some(fine_rows), Some((_, coarse_lambda)), "fine-search") =
+            (rows, coarse_best, name)
+        {
+            grid_note(&mut out, fine_rows, coarse_lambda);
         }
         picture(
             &mut out,
@@ -397,6 +428,27 @@ pub fn write_report(results_dir: &Path) -> Result<PathBuf> {
     let path = results_dir.join(REPORT);
     io::write_atomic(&path, out.as_bytes())?;
     Ok(path)
+}
+
+/// Say where the fine grid lies relative to the coarse best, when it does not
+/// bracket it (a linear step near zero cannot).
+fn grid_note(out: &mut String, fine_rows: &[TableRow], coarse_lambda: f64) {
+    let lo = fine_rows
+        .iter()
+        .map(|r| r.lambda)
+        .fold(f64::INFINITY, f64::min);
+    let hi = fine_rows
+        .iter()
+        .map(|r| r.lambda)
+        .fold(f64::NEG_INFINITY, f64::max);
+    if coarse_lambda < lo || coarse_lambda > hi {
+        let _ = writeln!(
+            out,
+            "Note: the coarse best lambda {coarse_lambda:.6} lies outside this grid \
+             ({lo:.6} .. {hi:.6}): the grid's multiples of its step stay positive, so near \
+             zero it cannot centre on the coarse best.\n"
+        );
+    }
 }
 
 fn run_section(out: &mut String, s: &RunSummary, theirs: f64) {
@@ -480,33 +532,14 @@ fn sanity_section(out: &mut String, results_dir: &Path) {
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
         let name = name.unwrap_or_default();
         if name.ends_with(".csv") {
-            let n_lines = std::fs::read_to_string(&path)
-                .map(|t| t.lines().count())
-                .unwrap_or(0);
-            if n_lines <= 25 {
-                if let Some(table) = csv_as_markdown(&path) {
-                    let _ = writeln!(out, "`sanity/{name}`:\n\n{table}");
-                    continue;
-                }
+            if let Some(table) = csv_as_markdown_rows(&path, 2, 2) {
+                let _ = writeln!(out, "`sanity/{name}` (first and last rows):\n\n{table}");
             }
-            let _ = writeln!(
-                out,
-                "- `sanity/{name}` ({} rows)",
-                n_lines.saturating_sub(1)
-            );
         } else if name.ends_with(".svg") {
             let _ = writeln!(out, "![sanity](sanity/{name})\n");
         }
     }
     out.push('\n');
-}
-
-impl RunConfig {
-    /// The provenance recorded in the run folder `dir`, if any.
-    pub fn provenance_of(dir: &Path) -> Option<crate::config::Provenance> {
-        let text = std::fs::read_to_string(dir.join(run::files::CONFIG)).ok()?;
-        toml::from_str::<RunConfig>(&text).ok()?.provenance
-    }
 }
 
 #[cfg(test)]
@@ -621,6 +654,7 @@ mod tests {
             "![coarse-search](coarse-search/accuracy-vs-lambda.svg)",
             "(picture clr-1cycle/curves.svg missing)",
             "(not run: no `sanity/` folder)",
+            "coarse best lambda 0.007200 lies outside this grid (0.006500 .. 0.007000)",
         ] {
             assert!(text.contains(needle), "REPORT.md lacks {needle:?}:\n{text}");
         }

@@ -1,7 +1,7 @@
 //! One training run and its folder:
 //! `config.toml` (the resolved config: every value, the seed, the data
 //! fingerprint, the git revision), `curves.csv`, `weights.safetensors` (with
-//! the config in its metadata), `curves.svg` and, last, `summary.csv`, whose
+//! the config in its metadata), `curves.svg`, `curves.png` and, last, `summary.csv`, whose
 //! presence marks the run as finished. Every file is written atomically.
 
 use std::collections::BTreeMap;
@@ -29,6 +29,8 @@ pub mod files {
     pub const WEIGHTS: &str = "weights.safetensors";
     /// Learning-curve picture.
     pub const CURVES_SVG: &str = "curves.svg";
+    /// The same picture as PNG.
+    pub const CURVES_PNG: &str = "curves.png";
 }
 
 /// How a run ended.
@@ -165,10 +167,7 @@ impl From<&CurvePoint> for CurveRow {
 
 /// Update steps a schedule runs for.
 pub fn n_steps(schedule: &ScheduleSpec) -> u64 {
-    match *schedule {
-        ScheduleSpec::Constant { n_steps, .. } => n_steps,
-        ScheduleSpec::Triangular { n_s, n_cycles, .. } => 2 * n_s * n_cycles,
-    }
+    schedule.n_steps()
 }
 
 /// Train as `config` says on `splits` and write the run folder `dir` (all but
@@ -241,6 +240,12 @@ pub fn execute(
         &config.name,
         &dir.join(files::CURVES_SVG),
     )?;
+    plot::curves_png(
+        &rows,
+        Some(&t.schedule),
+        &config.name,
+        &dir.join(files::CURVES_PNG),
+    )?;
     Ok(summary)
 }
 
@@ -261,6 +266,12 @@ fn remove_if_present(path: &Path) -> Result<()> {
 /// Write `summary.csv` into the run folder `dir`: the mark of a finished run.
 pub fn write_summary(dir: &Path, summary: &RunSummary) -> Result<()> {
     io::write_csv(&dir.join(files::SUMMARY), std::slice::from_ref(summary))
+}
+
+/// The provenance recorded in the run folder `dir`'s `config.toml`, if any.
+pub fn read_provenance(dir: &Path) -> Option<crate::config::Provenance> {
+    let text = std::fs::read_to_string(dir.join(files::CONFIG)).ok()?;
+    toml::from_str::<RunConfig>(&text).ok()?.provenance
 }
 
 /// Read the summary of the run folder `dir`: `Ok(None)` when the run is not finished.

@@ -7,7 +7,7 @@
 //! Folder of a search `<results-dir>/<name>/`: `config.toml`, `plan.csv`,
 //! `runs/trial-NN/` (one run folder each, see [`crate::run`]), and once every
 //! trial is finished, `table.csv` (best first), `lambdas.csv` (mean and spread
-//! per lambda over seeds) and `accuracy-vs-lambda.svg`.
+//! per lambda over seeds) and `accuracy-vs-lambda.svg` (and `.png`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -36,6 +36,8 @@ pub mod files {
     pub const LAMBDAS: &str = "lambdas.csv";
     /// Validation accuracy against lambda.
     pub const ACCURACY_SVG: &str = "accuracy-vs-lambda.svg";
+    /// The same picture as PNG.
+    pub const ACCURACY_PNG: &str = "accuracy-vs-lambda.png";
     /// Sub-folder holding one run folder per trial.
     pub const RUNS: &str = "runs";
 }
@@ -105,37 +107,46 @@ pub fn best_lambda(results_dir: &Path, search: &str) -> Result<f64> {
             path,
             hint: format!(
                 "this experiment takes its lambda from the search `{search}`: run \
-                 `cargo xtask {search}` first (with the same --results-dir), or give the lambda(s) \
-                 explicitly (`--lambda` or a `list` / `range` grid in the config)"
+                 `cargo xtask {search}` first (with the same --results-dir), or give the \
+                 lambda(s) in the config (a `list` or `range` grid; final-train also takes \
+                 `--lambda`)"
             ),
         });
     }
     let rows: Vec<TableRow> = io::read_csv(&path)?;
-    let stats = lambda_stats(&rows);
-    stats
+    lambda_stats(&rows)
         .iter()
-        .filter_map(|s| s.validation_accuracy_mean.map(|acc| (acc, s.lambda)))
-        .max_by(|a, b| a.0.total_cmp(&b.0).then(b.1.total_cmp(&a.1)))
-        .map(|(_, lambda)| lambda)
+        .find(|s| s.validation_accuracy_mean.is_some())
+        .map(|s| s.lambda)
         .ok_or_else(|| ExperimentError::Format {
             path,
             message: "no finished (non-diverged) trial to take the best lambda from".into(),
         })
 }
 
-/// The plan: every lambda `seeds_per_lambda` times, each trial with its own
-/// training seed drawn from `seed` (a stream apart from the lambdas' draw).
+/// The plan: every lambda `seeds_per_lambda` times. The training seeds are
+/// drawn from `seed` (a stream apart from the lambdas' draw) once and shared
+/// by every lambda: trials of different lambdas then start from the same
+/// initial weights and see the same mini-batch order, so the table compares
+/// lambdas, not seeds (common random numbers).
 pub fn draw_plan(lambdas: &[f64], seeds_per_lambda: usize, seed: u64) -> Vec<Trial> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     rng.set_stream(1);
+    let mut seeds: Vec<u64> = Vec::with_capacity(seeds_per_lambda);
+    while seeds.len() < seeds_per_lambda {
+        let s = u64::from(rng.next_u32());
+        if !seeds.contains(&s) {
+            seeds.push(s);
+        }
+    }
     lambdas
         .iter()
-        .flat_map(|&lambda| std::iter::repeat_n(lambda, seeds_per_lambda))
+        .flat_map(|&lambda| seeds.iter().map(move |&seed| (lambda, seed)))
         .enumerate()
-        .map(|(trial, lambda)| Trial {
+        .map(|(trial, (lambda, seed))| Trial {
             trial,
             lambda,
-            seed: u64::from(rng.next_u32()),
+            seed,
         })
         .collect()
 }
@@ -241,15 +252,23 @@ pub fn mean_std(values: &[f64]) -> (Option<f64>, Option<f64>) {
     (Some(mean), std)
 }
 
-/// Per-lambda statistics of a table, best mean validation accuracy first.
+/// Per-lambda statistics of a table, best mean validation accuracy first;
+/// ties keep the table's order (so with one seed per lambda the first entry
+/// is the table's best row).
 pub fn lambda_stats(rows: &[TableRow]) -> Vec<LambdaStats> {
+    let mut order: Vec<u64> = Vec::new();
     let mut groups: BTreeMap<u64, Vec<&TableRow>> = BTreeMap::new();
     for row in rows {
-        groups.entry(row.lambda.to_bits()).or_default().push(row);
+        let key = row.lambda.to_bits();
+        if !groups.contains_key(&key) {
+            order.push(key);
+        }
+        groups.entry(key).or_default().push(row);
     }
-    let mut stats: Vec<LambdaStats> = groups
-        .into_values()
-        .map(|group| {
+    let mut stats: Vec<LambdaStats> = order
+        .iter()
+        .map(|key| {
+            let group = &groups[key];
             let done: Vec<&&TableRow> =
                 group.iter().filter(|r| r.state == RunState::Done).collect();
             let val: Vec<f64> = done.iter().filter_map(|r| r.validation_accuracy).collect();
@@ -267,11 +286,10 @@ pub fn lambda_stats(rows: &[TableRow]) -> Vec<LambdaStats> {
             }
         })
         .collect();
+    // Stable: equal means keep the table's order.
     stats.sort_by(|a, b| {
         let acc = |s: &LambdaStats| s.validation_accuracy_mean.unwrap_or(f64::NEG_INFINITY);
-        acc(b)
-            .total_cmp(&acc(a))
-            .then(a.lambda.total_cmp(&b.lambda))
+        acc(b).total_cmp(&acc(a))
     });
     stats
 }
@@ -402,6 +420,7 @@ where
     let lambdas = lambda_stats(&rows);
     io::write_csv(&dir.join(files::LAMBDAS), &lambdas)?;
     plot::search_svg(&rows, name, &dir.join(files::ACCURACY_SVG))?;
+    plot::search_png(&rows, name, &dir.join(files::ACCURACY_PNG))?;
     Ok(SearchOutcome {
         rows,
         lambdas,

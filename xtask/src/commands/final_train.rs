@@ -4,9 +4,7 @@
 
 use std::path::PathBuf;
 
-use experiment::commands;
-
-use super::{paths, train};
+use super::train;
 
 /// Command-line flags.
 #[derive(clap::Args)]
@@ -23,12 +21,6 @@ pub struct Args {
 
 /// Run the command.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    train::explain_interrupt();
-    let path = args
-        .config
-        .unwrap_or_else(|| paths::project_root().join("experiments/final-train.toml"));
-    let config = commands::load_search(&path, args.common.seed, args.lambda)?;
-    let data = args.common.data_source();
-    commands::search(&config, &args.common.options(&data))?;
-    Ok(())
+    args.common
+        .run_search("final-train", args.config, args.lambda)
 }

@@ -18,6 +18,11 @@ pub struct Args {
     /// Folder of the experiment configs (default: <root>/experiments).
     #[arg(long)]
     pub experiments: Option<PathBuf>,
+    /// Delete earlier results of the training stages first, so every stage
+    /// trains (and is timed) from scratch; without it finished search trials
+    /// are reused.
+    #[arg(long)]
+    pub fresh: bool,
     #[command(flatten)]
     pub common: train::Common,
 }
@@ -31,13 +36,20 @@ struct Stages {
 }
 
 impl Stages {
-    fn run(&mut self, stage: &str, f: impl FnOnce() -> anyhow::Result<()>) -> anyhow::Result<()> {
+    /// Run and time one stage; `f` returns a note for the status (e.g. how
+    /// many trials were reused).
+    fn run(
+        &mut self,
+        stage: &str,
+        f: impl FnOnce() -> anyhow::Result<String>,
+    ) -> anyhow::Result<()> {
         println!("== {stage}");
         let start = Instant::now();
         let result = f();
         let seconds = start.elapsed().as_secs_f64();
         let status = match &result {
-            Ok(()) => "ok".to_string(),
+            Ok(note) if note.is_empty() => "ok".to_string(),
+            Ok(note) => format!("ok ({note})"),
             Err(e) => format!("failed: {}", e.to_string().replace(['\n', '|'], " ")),
         };
         println!("== {stage}: {status} ({seconds:.1} s)");
@@ -47,7 +59,7 @@ impl Stages {
             status,
         });
         experiment::io::write_csv(&self.path, &self.times)?;
-        result
+        result.map(|_| ())
     }
 }
 
@@ -60,6 +72,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let data = args.common.data_source();
     let opts = args.common.options(&data);
     experiment::io::create_dir(&opts.results_dir)?;
+    if args.fresh {
+        for name in report::TRAINING_STAGES {
+            let dir = opts.results_dir.join(name);
+            if dir.exists() {
+                std::fs::remove_dir_all(&dir)
+                    .map_err(|e| anyhow::anyhow!("cannot remove {}: {e}", dir.display()))?;
+            }
+        }
+    }
     let mut stages = Stages {
         times: Vec::new(),
         path: opts.results_dir.join(report::STAGE_TIMES),
@@ -71,7 +92,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         data.check_present()?;
         data.raw()?;
         data.fingerprint()?;
-        Ok(())
+        Ok(String::new())
     })?;
 
     let mut failed = Vec::new();
@@ -81,15 +102,21 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             failed.push(stage.to_string());
         }
     };
-    let r = stages.run("gradcheck", || gradcheck::run(gradcheck_args(&opts)));
+    let r = stages.run("gradcheck", || {
+        gradcheck::run(gradcheck_args(&opts))?;
+        Ok(String::new())
+    });
     note("gradcheck", r);
-    let r = stages.run("sanity", || sanity::run(sanity_args(&opts)));
+    let r = stages.run("sanity", || {
+        sanity::run(sanity_args(&opts))?;
+        Ok(String::new())
+    });
     note("sanity", r);
     for name in ["clr-1cycle", "clr-3cycles"] {
         let path = experiments.join(format!("{name}.toml"));
         let r = stages.run(name, || {
             commands::train(&path, &opts)?;
-            Ok(())
+            Ok(String::new())
         });
         note(name, r);
     }
@@ -112,25 +139,34 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn search(experiments: &Path, name: &str, opts: &Options<'_>) -> anyhow::Result<()> {
+/// Run one search stage; the note says how many trials were reused.
+fn search(experiments: &Path, name: &str, opts: &Options<'_>) -> anyhow::Result<String> {
     let config = commands::load_search(&experiments.join(format!("{name}.toml")), opts.seed, None)?;
-    commands::search(&config, opts)?;
-    Ok(())
+    let outcome = commands::search(&config, opts)?;
+    let n_reused = outcome.rows.len() - outcome.n_ran;
+    Ok(if n_reused > 0 {
+        format!(
+            "{n_reused} of {} trials reused from an earlier run; --fresh retrains all",
+            outcome.rows.len()
+        )
+    } else {
+        String::new()
+    })
 }
 
-/// The gradcheck's flags for this data and results folder.
+/// The gradcheck's flags for this data and results folder (its defaults otherwise).
 fn gradcheck_args(opts: &Options<'_>) -> gradcheck::Args {
-    // Integration stub (coordinator): the experiment helper wires the shared data in.
     gradcheck::Args {
+        data_dir: Some(opts.data.dir().to_path_buf()),
         results_dir: Some(opts.results_dir.clone()),
         ..Default::default()
     }
 }
 
-/// The sanity check's flags for this data and results folder.
+/// The sanity check's flags for this data and results folder (its defaults otherwise).
 fn sanity_args(opts: &Options<'_>) -> sanity::Args {
-    // Integration stub (coordinator): the experiment helper wires the shared data in.
     sanity::Args {
+        data_dir: Some(opts.data.dir().to_path_buf()),
         results_dir: Some(opts.results_dir.clone()),
         ..Default::default()
     }

@@ -33,6 +33,25 @@ impl Common {
         DataSource::new(&paths::data_dir(self.data_dir.clone()))
     }
 
+    /// Run the search config at `config` (default `experiments/<default_name>.toml`),
+    /// optionally with `lambda` fixed: the body of `coarse-search`,
+    /// `fine-search` and `final-train`.
+    pub fn run_search(
+        &self,
+        default_name: &str,
+        config: Option<PathBuf>,
+        lambda: Option<f64>,
+    ) -> anyhow::Result<()> {
+        explain_interrupt();
+        let path = config.unwrap_or_else(|| {
+            paths::project_root().join(format!("experiments/{default_name}.toml"))
+        });
+        let config = commands::load_search(&path, self.seed, lambda)?;
+        let data = self.data_source();
+        commands::search(&config, &self.options(&data))?;
+        Ok(())
+    }
+
     /// The experiment options for `data`.
     pub fn options<'a>(&self, data: &'a DataSource) -> Options<'a> {
         Options {
