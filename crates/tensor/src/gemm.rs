@@ -27,8 +27,24 @@ use ndarray::{s, ArrayView2, ArrayViewMut2, Axis};
 use crate::kernel::{portable::Portable, ALayout, Kernel, MicroKernel, Tile};
 use crate::Element;
 
-/// Below this many flops (`2 m n k`) a product runs on the calling thread only.
-const PARALLEL_MIN_FLOPS: f64 = 4.0e6;
+/// Below this many flops (`2 m n k`) a product runs on the calling thread
+/// only. The training step's products (about 3e7 flops each) lose time on two
+/// threads here (waking the second pool thread costs more than it saves:
+/// `cargo xtask bench train --threads 2` went from 0.37 s to 0.33 s per epoch
+/// when they stopped splitting), while evaluation (3e9) and 1024^3 (2e9)
+/// gain about 1.8x.
+const PARALLEL_MIN_FLOPS: f64 = 1.0e8;
+
+/// The threads a product of `m x k` by `k x n` uses in the current rayon
+/// pool: one below [`PARALLEL_MIN_FLOPS`], else the pool's size.
+pub(crate) fn threads_for(m: usize, k: usize, n: usize) -> usize {
+    let flops = 2.0 * m as f64 * n as f64 * k as f64;
+    if flops < PARALLEL_MIN_FLOPS {
+        1
+    } else {
+        rayon::current_num_threads()
+    }
+}
 /// Below this many packed B elements, B is packed on the calling thread only.
 const PARALLEL_PACK_MIN: usize = 32 * 1024;
 /// A column block with at most this many `NR` panels is "thin": see `blocking`.
@@ -218,12 +234,7 @@ fn gemm_driver<T: Element, K: MicroKernel<T>>(
     }
     let (mr, nr) = (K::MR, K::NR);
     let blk = blocking::<T>(m, n, k, mr, nr);
-    let flops = 2.0 * m as f64 * n as f64 * k as f64;
-    let n_threads = if flops < PARALLEL_MIN_FLOPS {
-        1
-    } else {
-        n_threads.max(1)
-    };
+    let n_threads = n_threads.max(1);
     // Packing A costs one pass over it per column block; it pays when the
     // packed panels then meet several B panels, or when A has no unit stride.
     let pack_a = blk.nc.min(n).div_ceil(nr) >= PACK_A_MIN_PANELS;

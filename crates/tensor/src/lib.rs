@@ -71,16 +71,9 @@ pub fn gemm<T: Element>(
     beta: T,
     c: &mut ArrayViewMut2<'_, T>,
 ) {
-    check_shapes(a, b, c);
-    T::dispatch(
-        Kernel::detect(),
-        alpha,
-        a,
-        b,
-        beta,
-        c,
-        rayon::current_num_threads(),
-    );
+    let (m, k, n) = check_shapes(a, b, c);
+    let n_threads = gemm::threads_for(m, k, n);
+    T::dispatch(Kernel::detect(), alpha, a, b, beta, c, n_threads);
 }
 
 /// [`gemm`] with a chosen micro-kernel: how tests and benchmarks exercise
@@ -90,6 +83,27 @@ pub fn gemm<T: Element>(
 /// **Panics** if the shapes do not agree (as [`gemm`]).
 #[track_caller]
 pub fn gemm_with_kernel<T: Element>(
+    kernel: Kernel,
+    alpha: T,
+    a: &ArrayView2<'_, T>,
+    b: &ArrayView2<'_, T>,
+    beta: T,
+    c: &mut ArrayViewMut2<'_, T>,
+) -> Result<(), KernelError> {
+    let (m, k, n) = check_shapes(a, b, c);
+    let kernel = kernel.check()?;
+    T::dispatch(kernel, alpha, a, b, beta, c, gemm::threads_for(m, k, n));
+    Ok(())
+}
+
+/// [`gemm_with_kernel`] split across all the current rayon pool's threads
+/// whatever the product's size ([`gemm`] keeps small products on one
+/// thread): lets tests check on small shapes that every loop order gives the
+/// same bits for any thread count.
+///
+/// **Panics** if the shapes do not agree (as [`gemm`]).
+#[track_caller]
+pub fn gemm_with_kernel_on_all_threads<T: Element>(
     kernel: Kernel,
     alpha: T,
     a: &ArrayView2<'_, T>,
@@ -122,9 +136,14 @@ pub fn gemm_shapes(
 }
 
 #[track_caller]
-fn check_shapes<T>(a: &ArrayView2<'_, T>, b: &ArrayView2<'_, T>, c: &ArrayViewMut2<'_, T>) {
-    if let Err(msg) = gemm_shapes(a.dim(), b.dim(), c.dim()) {
-        shape_panic(&msg);
+fn check_shapes<T>(
+    a: &ArrayView2<'_, T>,
+    b: &ArrayView2<'_, T>,
+    c: &ArrayViewMut2<'_, T>,
+) -> (usize, usize, usize) {
+    match gemm_shapes(a.dim(), b.dim(), c.dim()) {
+        Ok(mkn) => mkn,
+        Err(msg) => shape_panic(&msg),
     }
 }
 

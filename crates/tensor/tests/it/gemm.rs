@@ -9,7 +9,10 @@ use ndarray::{s, Array2, ArrayView2, ArrayViewMut2, ShapeBuilder};
 use proptest::prelude::*;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use tensor::{available_kernels, gemm, gemm_with_kernel, reference, Element, Kernel, ALL_KERNELS};
+use tensor::{
+    available_kernels, gemm, gemm_with_kernel, gemm_with_kernel_on_all_threads, reference, Element,
+    Kernel, ALL_KERNELS,
+};
 
 /// How an operand is laid out in memory.
 #[derive(Clone, Copy, Debug)]
@@ -355,7 +358,8 @@ fn check_thread_identity<T: Element>(cases: &[(usize, usize, usize, bool, bool)]
             let run = |threads: usize| {
                 with_threads(threads, || {
                     let mut c = c0.clone();
-                    gemm_with_kernel(kernel, alpha, &a, &b, beta, &mut c.view_mut()).unwrap();
+                    gemm_with_kernel_on_all_threads(kernel, alpha, &a, &b, beta, &mut c.view_mut())
+                        .unwrap();
                     c
                 })
             };
@@ -376,7 +380,8 @@ fn check_thread_identity<T: Element>(cases: &[(usize, usize, usize, bool, bool)]
 
 #[test]
 fn results_are_bit_identical_for_any_thread_count() {
-    // Shapes above the parallel threshold covering every loop order: the
+    // Split across all threads whatever their size (`gemm` itself keeps
+    // products this small on one thread), covering every loop order: the
     // forward mini-batch (thin C, thread-local B), the weight gradient
     // (column split), evaluation-like streaming (thin C, many rows), a
     // shared-B square-ish product, and several KC blocks with both operands
