@@ -113,6 +113,9 @@ pub fn compute_data_checksum(dir: &Path) -> Result<DataDigest, CifarError> {
                 sha256,
             })
         })
+        .collect::<Vec<_>>()
+        .into_iter()
+        // The first failure in file order, whichever thread saw one first.
         .collect::<Result<Vec<_>, CifarError>>()?;
     Ok(DataDigest::from_files(files).expect("exactly the data files were hashed"))
 }

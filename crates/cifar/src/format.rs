@@ -97,9 +97,13 @@ pub fn load_dir_with(dir: &Path, options: &LoadOptions) -> Result<Cifar10, Cifar
     }
     let mut files: Vec<&str> = TRAIN_FILES.to_vec();
     files.push(TEST_FILE);
+    // Read in parallel, but report the first bad file in file order, so the
+    // message does not depend on which thread failed first.
     let mut raws = files
         .par_iter()
         .map(|f| read_batch_file(&batches.join(f), options.records_per_file))
+        .collect::<Vec<_>>()
+        .into_iter()
         .collect::<Result<Vec<_>, _>>()?;
     let test = raws.pop().expect("six files were read");
     let class_names = read_class_names(&batches.join(META_FILE))?;

@@ -121,6 +121,28 @@ fn truncated_file_is_refused_with_sizes() {
 }
 
 #[test]
+fn several_bad_files_report_the_first_in_file_order() {
+    // Files are read in parallel; the error must not depend on which thread
+    // failed first (repeat to give a race a chance to show).
+    let (tmp, _) = written(4, 4, 3);
+    for name in ["data_batch_2.bin", "data_batch_4.bin", TEST_FILE] {
+        std::fs::write(tmp.path().join(BATCHES_DIR).join(name), b"x").unwrap();
+    }
+    for _ in 0..20 {
+        let m = message(&load_dir_with(tmp.path(), &small()).unwrap_err());
+        assert!(m.contains("data_batch_2.bin"), "{m}");
+    }
+    // Hashing in parallel: the first missing file in order is the one named.
+    for name in ["data_batch_2.bin", "data_batch_4.bin"] {
+        std::fs::remove_file(tmp.path().join(BATCHES_DIR).join(name)).unwrap();
+    }
+    for _ in 0..20 {
+        let m = message(&compute_data_checksum(tmp.path()).unwrap_err());
+        assert!(m.contains("data_batch_2.bin"), "{m}");
+    }
+}
+
+#[test]
 fn empty_file_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("e.bin");
