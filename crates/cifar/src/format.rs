@@ -160,6 +160,9 @@ pub fn read_batch_files<P: AsRef<Path> + Sync>(
     let parts = paths
         .par_iter()
         .map(|p| read_batch_file(p.as_ref(), expected_records))
+        .collect::<Vec<_>>()
+        .into_iter()
+        // The first bad file in the order given, whichever thread failed first.
         .collect::<Result<Vec<_>, _>>()?;
     let n: usize = parts.iter().map(RawImages::len).sum();
     let mut all = RawImages {
