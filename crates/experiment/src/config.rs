@@ -311,39 +311,11 @@ pub fn validate_split(spec: &SplitSpec, prefix: &str) -> Result<(), InvalidValue
     }
 }
 
-/// Check a learning-rate schedule (keys under `prefix`).
+/// Check a learning-rate schedule (keys under `prefix`) with the schedule's
+/// own rules ([`ScheduleSpec::validate`]), naming the full key.
 pub fn validate_schedule(spec: &ScheduleSpec, prefix: &str) -> Result<(), InvalidValue> {
-    let positive = |x: f64, key: &str| {
-        check(x.is_finite() && x > 0.0, &format!("{prefix}.{key}"), || {
-            format!("{x} must be a positive finite number")
-        })
-    };
-    match *spec {
-        ScheduleSpec::Constant { eta, n_steps } => {
-            positive(eta, "eta")?;
-            check(n_steps >= 1, &format!("{prefix}.n_steps"), || {
-                "must be at least 1".into()
-            })
-        }
-        ScheduleSpec::Triangular {
-            eta_min,
-            eta_max,
-            n_s,
-            n_cycles,
-        } => {
-            positive(eta_min, "eta_min")?;
-            positive(eta_max, "eta_max")?;
-            check(eta_max >= eta_min, &format!("{prefix}.eta_max"), || {
-                format!("{eta_max} is below eta_min {eta_min}")
-            })?;
-            check(n_s >= 1, &format!("{prefix}.n_s"), || {
-                "must be at least 1".into()
-            })?;
-            check(n_cycles >= 1, &format!("{prefix}.n_cycles"), || {
-                "must be at least 1".into()
-            })
-        }
-    }
+    spec.validate()
+        .map_err(|e| InvalidValue::new(format!("{prefix}.{}", e.field), e.message))
 }
 
 fn validate_common_train(

@@ -100,24 +100,40 @@ impl Schedule for Triangular {
     }
 }
 
+/// A schedule value out of range: the field (as written in a config file,
+/// without its section) and what is wrong with it. Config readers prefix the
+/// field with their own section to name the key.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("schedule.{field}: {message}")]
+pub struct InvalidSchedule {
+    /// The field, e.g. `eta_max`.
+    pub field: &'static str,
+    /// What is wrong and what is allowed.
+    pub message: String,
+}
+
 impl ScheduleSpec {
     /// Check the values; the error names the offending field.
-    pub fn validate(&self) -> Result<(), String> {
-        let positive_eta = |name: &str, v: f64| {
-            if v.is_finite() && v > 0.0 {
+    pub fn validate(&self) -> Result<(), InvalidSchedule> {
+        let check = |ok: bool, field: &'static str, message: &dyn Fn() -> String| {
+            if ok {
                 Ok(())
             } else {
-                Err(format!(
-                    "schedule.{name} must be a positive finite number, got {v}"
-                ))
+                Err(InvalidSchedule {
+                    field,
+                    message: message(),
+                })
             }
+        };
+        let positive = |field: &'static str, v: f64| {
+            check(v.is_finite() && v > 0.0, field, &|| {
+                format!("{v} must be a positive finite number")
+            })
         };
         match *self {
             ScheduleSpec::Constant { eta, n_steps } => {
-                positive_eta("eta", eta)?;
-                if n_steps == 0 {
-                    return Err("schedule.n_steps must be at least 1".into());
-                }
+                positive("eta", eta)?;
+                check(n_steps >= 1, "n_steps", &|| "must be at least 1".into())
             }
             ScheduleSpec::Triangular {
                 eta_min,
@@ -125,29 +141,19 @@ impl ScheduleSpec {
                 n_s,
                 n_cycles,
             } => {
-                positive_eta("eta_min", eta_min)?;
-                positive_eta("eta_max", eta_max)?;
-                if eta_min > eta_max {
-                    return Err(format!(
-                        "schedule.eta_min ({eta_min}) must not exceed schedule.eta_max ({eta_max})"
-                    ));
-                }
-                if n_s == 0 {
-                    return Err("schedule.n_s must be at least 1".into());
-                }
-                if n_cycles == 0 {
-                    return Err("schedule.n_cycles must be at least 1".into());
-                }
-                if n_s
-                    .checked_mul(2)
-                    .and_then(|p| p.checked_mul(n_cycles))
-                    .is_none()
-                {
-                    return Err("schedule.n_s * 2 * schedule.n_cycles overflows".into());
-                }
+                positive("eta_min", eta_min)?;
+                positive("eta_max", eta_max)?;
+                check(eta_max >= eta_min, "eta_max", &|| {
+                    format!("{eta_max} is below eta_min {eta_min}")
+                })?;
+                check(n_s >= 1, "n_s", &|| "must be at least 1".into())?;
+                check(n_cycles >= 1, "n_cycles", &|| "must be at least 1".into())?;
+                let n_steps = n_s.checked_mul(2).and_then(|p| p.checked_mul(n_cycles));
+                check(n_steps.is_some(), "n_cycles", &|| {
+                    format!("2 * n_s * n_cycles overflows (n_s {n_s}, n_cycles {n_cycles})")
+                })
             }
         }
-        Ok(())
     }
 
     /// The schedule this spec describes (call [`ScheduleSpec::validate`] first;
@@ -255,18 +261,20 @@ mod tests {
             n_s: 5,
             n_cycles: 1,
         };
-        assert!(bad.validate().unwrap_err().contains("eta_min"));
+        let err = bad.validate().unwrap_err();
+        assert_eq!(err.field, "eta_max");
+        assert!(err.to_string().contains("below eta_min"), "{err}");
         let bad = ScheduleSpec::Triangular {
             eta_min: 0.001,
             eta_max: 0.01,
             n_s: 0,
             n_cycles: 1,
         };
-        assert!(bad.validate().unwrap_err().contains("n_s"));
+        assert_eq!(bad.validate().unwrap_err().field, "n_s");
         let bad = ScheduleSpec::Constant {
             eta: f64::NAN,
             n_steps: 1,
         };
-        assert!(bad.validate().unwrap_err().contains("eta"));
+        assert_eq!(bad.validate().unwrap_err().field, "eta");
     }
 }

@@ -104,7 +104,9 @@ impl TrainConfig {
         if self.records_per_cycle == 0 {
             return bad("records_per_cycle must be at least 1".into());
         }
-        self.schedule.validate().map_err(TrainError::InvalidConfig)
+        self.schedule
+            .validate()
+            .map_err(|e| TrainError::InvalidConfig(e.to_string()))
     }
 }
 
