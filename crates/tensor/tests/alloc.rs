@@ -1,8 +1,12 @@
 //! Steady-state calls allocate nothing: GEMM (packing buffers are
 //! per-thread and reused) and the fused ops, counted with a counting global
 //! allocator. A separate test binary, because the allocator is global.
+//! Only allocations of the thread doing the steps count: other threads (the
+//! test harness, a previous pool's threads winding down) may allocate at any
+//! time and made this test flaky.
 
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use ndarray::{Array1, Array2};
@@ -12,10 +16,18 @@ struct Counting;
 
 static ALLOCS: AtomicUsize = AtomicUsize::new(0);
 
+thread_local! {
+    /// Whether this thread's allocations are counted.
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+}
+
 // SAFETY: forwards every call to the system allocator, only counting.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        // `try_with`: no counting while this thread's locals are torn down.
+        if COUNTING.try_with(Cell::get).unwrap_or(false) {
+            ALLOCS.fetch_add(1, Ordering::Relaxed);
+        }
         // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract.
         unsafe { System.alloc(layout) }
     }
@@ -64,9 +76,11 @@ fn allocations<T: Element>(m: usize, k: usize, n: usize) -> usize {
         };
         step();
         let before = ALLOCS.load(Ordering::Relaxed);
+        COUNTING.with(|c| c.set(true));
         for _ in 0..20 {
             step();
         }
+        COUNTING.with(|c| c.set(false));
         ALLOCS.load(Ordering::Relaxed) - before
     })
 }
