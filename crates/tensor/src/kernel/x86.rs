@@ -325,12 +325,33 @@ macro_rules! wrappers {
 
             #[inline]
             unsafe fn tile(self, layout: ALayout, t: &Tile<$t>) {
+                /// The narrow tile (`MR x lanes`) for an edge panel whose
+                /// valid columns fit one vector: half the multiply-adds,
+                /// and each lane's arithmetic is the same as in the full
+                /// tile, so results do not depend on which one ran.
+                #[target_feature(enable = $features)]
+                unsafe fn narrow_rows(t: &Tile<$t>) {
+                    // SAFETY: as for the full tile; the body reads only the
+                    // first vector of each B row.
+                    unsafe { $body::<$mr, 1, true>(t) }
+                }
+
+                /// [`ALayout::Cols`] version of `narrow_rows`.
+                #[target_feature(enable = $features)]
+                unsafe fn narrow_cols(t: &Tile<$t>) {
+                    // SAFETY: as above.
+                    unsafe { $body::<$mr, 1, false>(t) }
+                }
+
+                let narrow = $nv > 1 && t.n_eff <= $lanes;
                 // SAFETY: the caller upholds the `tile` contract, including
                 // that the CPU has the features (checked by `Kernel::check`).
                 unsafe {
-                    match layout {
-                        ALayout::Rows => $rows(t),
-                        ALayout::Cols => $cols(t),
+                    match (layout, narrow) {
+                        (ALayout::Rows, false) => $rows(t),
+                        (ALayout::Cols, false) => $cols(t),
+                        (ALayout::Rows, true) => narrow_rows(t),
+                        (ALayout::Cols, true) => narrow_cols(t),
                     }
                 }
             }

@@ -279,6 +279,26 @@ fn training_shapes_match_reference_on_every_kernel() {
 }
 
 #[test]
+fn every_edge_panel_width_matches_reference_on_every_kernel() {
+    // Every width of the last column panel (n = 1..=48 covers 1..NR for
+    // all tiles): a last panel whose valid columns fit one vector runs the
+    // narrow tile, a wider one the full tile. Row-major and strided C, A
+    // in place by rows and by columns.
+    for n in 1..=48 {
+        for layouts in [
+            (Layout::Row, Layout::Col, Layout::Row),
+            (Layout::Col, Layout::Row, Layout::Strided),
+        ] {
+            for_each_kernel(|kernel| {
+                run_case::<f32>(kernel, (23, 37, n), layouts, 1.0, 0.0, n as u64)?;
+                run_case::<f64>(kernel, (23, 37, n), layouts, -0.5, 1.0, n as u64)
+            })
+            .unwrap();
+        }
+    }
+}
+
+#[test]
 fn beta_zero_ignores_nan_in_c_and_alpha_zero_scales_c() {
     for_each_kernel(|kernel| {
         let a = Array2::from_elem((5, 4), f32::NAN);
