@@ -14,6 +14,12 @@
 //! - otherwise B is packed once and shared: one `KC x NC` slice at a time
 //!   (`jc, pc, ic`), or for thin C all of `k` at once with `pc` inside `ic`.
 //!
+//! When A's rows and B's columns are contiguous along a long `k` (the
+//! forward `X * W1^T`) and C is thin, the last `n % LANES` columns (at most
+//! `DOT.1` of them) are not padded to a whole vector: the kernel's
+//! dot-product tiles compute them per `ic` block, right after that block's
+//! tiles (see `dot_tail`).
+//!
 //! Threads split the tile grid into contiguous ranges of whole `MR`-row or
 //! `NR`-column panels. Every C element is produced by the same micro-kernel
 //! arithmetic over the same `KC` blocks in the same order whatever the
@@ -24,7 +30,7 @@ use std::cell::Cell;
 
 use ndarray::{s, ArrayView2, ArrayViewMut2, Axis};
 
-use crate::kernel::{portable::Portable, ALayout, Kernel, MicroKernel, Tile};
+use crate::kernel::{portable::Portable, ALayout, DotTile, Kernel, MicroKernel, Tile};
 use crate::Element;
 
 /// Below this many flops (`2 m n k`) a product runs on the calling thread
@@ -233,7 +239,21 @@ fn gemm_driver<T: Element, K: MicroKernel<T>>(
         return;
     }
     let (mr, nr) = (K::MR, K::NR);
-    let blk = blocking::<T>(m, n, k, mr, nr);
+    // A thin C whose last few columns would cost a whole padded vector pass
+    // leaves them to dot-product tiles (see `dot_tail`).
+    let mut tail = dot_tail::<T, K>(a, b);
+    let mut blk = blocking::<T>(m, n - tail, k, mr, nr);
+    if tail > 0 && !blk.a_outer {
+        tail = 0;
+        blk = blocking::<T>(m, n, k, mr, nr);
+    }
+    let (b, b_tail) = b.view().split_at(Axis(1), n - tail);
+    let (mut c, c_tail) = c.view_mut().split_at(Axis(1), n - tail);
+    let mut tail = (tail > 0).then_some(DotTail {
+        b: b_tail,
+        c: c_tail,
+    });
+    let n = n - b_tail.ncols();
     let n_threads = n_threads.max(1);
     // Packing A costs one pass over it per column block; it pays when the
     // packed panels then meet several B panels, or when A has no unit stride.
@@ -282,6 +302,7 @@ fn gemm_driver<T: Element, K: MicroKernel<T>>(
                         a.slice(s![.., pc..pc + kb]),
                         b_panels,
                         c_blk.view_mut(),
+                        None,
                         n_threads,
                     );
                 });
@@ -296,8 +317,95 @@ fn gemm_driver<T: Element, K: MicroKernel<T>>(
                     local: b_local,
                     nr,
                 };
-                job.run_parallel(a.view(), b_panels, c_blk, n_threads);
+                job.run_parallel(a.view(), b_panels, c_blk, tail.take(), n_threads);
             });
+        }
+    }
+}
+
+/// Shortest reduction for the dot-product tail (long dot products amortise
+/// each output's horizontal sum).
+const DOT_MIN_K: usize = 256;
+
+/// How many trailing columns of C the kernel's dot-product tiles compute
+/// (0 for none): the `n % LANES` columns past the last full vector, when
+/// there are at most `DOT.1` of them, the product is at least a vector wide,
+/// and A's rows and B's columns are contiguous along a long `k` (the
+/// forward `X * W1^T`: 50 = 3 vectors + 2 columns, the 2 as dot products
+/// instead of a 16-lane pass of which 14 lanes are padding). Depends only on
+/// shapes and strides, never on the thread count; the caller drops the tail
+/// unless the rest of C is thin (single column block, `ir` outside `jr`).
+fn dot_tail<T: Element, K: MicroKernel<T>>(a: &ArrayView2<'_, T>, b: &ArrayView2<'_, T>) -> usize {
+    let (_, dc) = K::DOT;
+    let (k, n) = b.dim();
+    let tail = n % K::LANES;
+    let eligible = dc > 0
+        && tail <= dc
+        && n > K::LANES
+        && k >= DOT_MIN_K
+        && a.strides()[1] == 1
+        && b.strides()[0] == 1;
+    if eligible {
+        tail
+    } else {
+        0
+    }
+}
+
+/// The trailing columns of B and C that dot-product tiles compute.
+struct DotTail<'a, T> {
+    b: ArrayView2<'a, T>,
+    c: ArrayViewMut2<'a, T>,
+}
+
+impl<'a, T: Element> DotTail<'a, T> {
+    /// Splits C's tail rows at `row` (B's columns are shared).
+    fn split_rows(self, row: usize) -> (DotTail<'a, T>, DotTail<'a, T>) {
+        let (lo, hi) = self.c.split_at(Axis(0), row);
+        (DotTail { b: self.b, c: lo }, DotTail { b: self.b, c: hi })
+    }
+
+    /// `C_tail[rows] = alpha * A[rows] * B_tail + beta * C_tail[rows]` over
+    /// the full `k`, one dot-product tile per `DOT.0` rows.
+    fn run_rows<K: MicroKernel<T>>(
+        &mut self,
+        kernel: K,
+        (alpha, beta): (T, T),
+        a: &ArrayView2<'_, T>,
+        rows: std::ops::Range<usize>,
+    ) {
+        let (dr, dc) = K::DOT;
+        let k = a.ncols();
+        let n = self.b.ncols();
+        let rsa = a.strides()[0];
+        let csb = self.b.strides()[1];
+        let [rsc, csc] = [self.c.strides()[0], self.c.strides()[1]];
+        let c_ptr = self.c.as_mut_ptr();
+        for i0 in rows.clone().step_by(dr) {
+            for j0 in (0..n).step_by(dc) {
+                let tile = DotTile {
+                    k,
+                    a: a.as_ptr().wrapping_offset(i0 as isize * rsa),
+                    rsa,
+                    b: self.b.as_ptr().wrapping_offset(j0 as isize * csb),
+                    csb,
+                    c: c_ptr.wrapping_offset(i0 as isize * rsc + j0 as isize * csc),
+                    rsc,
+                    csc,
+                    m_eff: dr.min(rows.end - i0),
+                    n_eff: dc.min(n - j0),
+                    alpha,
+                    beta,
+                };
+                // SAFETY: `dot_tail` checked that the kernel has dot tiles
+                // and that A's rows and B's columns have unit stride along
+                // k; rows i0..i0 + m_eff (< rows.end <= A's rows, which
+                // match C's) and columns j0..j0 + n_eff of B exist with k
+                // elements each; the C tile is inside this unique borrow of
+                // C, aliasing neither operand; the kernel was checked
+                // available by `gemm_with_kernel`.
+                unsafe { kernel.dot_tile(&tile) };
+            }
         }
     }
 }
@@ -523,12 +631,13 @@ impl<T: Element, K: MicroKernel<T>> Job<K, T> {
         a: ArrayView2<'_, T>,
         b: BPanels<'_, T>,
         c: ArrayViewMut2<'_, T>,
+        tail: Option<DotTail<'_, T>>,
         n_threads: usize,
     ) {
         let m_panels = c.nrows().div_ceil(K::MR);
         let n_panels = c.ncols().div_ceil(K::NR);
         if n_threads <= 1 || (m_panels <= 1 && n_panels <= 1) {
-            self.run(a, b, c);
+            self.run(a, b, c, tail);
             return;
         }
         let left = n_threads / 2;
@@ -536,22 +645,36 @@ impl<T: Element, K: MicroKernel<T>> Job<K, T> {
             let split = (m_panels * left / n_threads).max(1) * K::MR;
             let (a_lo, a_hi) = a.split_at(Axis(0), split);
             let (c_lo, c_hi) = c.split_at(Axis(0), split);
+            let (t_lo, t_hi) = match tail.map(|t| t.split_rows(split)) {
+                Some((lo, hi)) => (Some(lo), Some(hi)),
+                None => (None, None),
+            };
             rayon::join(
-                || self.run_parallel(a_lo, b, c_lo, left),
-                || self.run_parallel(a_hi, b, c_hi, n_threads - left),
+                || self.run_parallel(a_lo, b, c_lo, t_lo, left),
+                || self.run_parallel(a_hi, b, c_hi, t_hi, n_threads - left),
             );
         } else {
+            // The dot tail (C's last columns) goes with the right half.
             let split = (n_panels * left / n_threads).max(1);
             let (c_lo, c_hi) = c.split_at(Axis(1), split * K::NR);
             rayon::join(
-                || self.run_parallel(a, b, c_lo, left),
-                || self.run_parallel(a, b.starting_at(split), c_hi, n_threads - left),
+                || self.run_parallel(a, b, c_lo, None, left),
+                || self.run_parallel(a, b.starting_at(split), c_hi, tail, n_threads - left),
             );
         }
     }
 
     /// The `ic`, `pc`, `jr`, `ir` loops on one thread.
-    fn run(&self, a: ArrayView2<'_, T>, b: BPanels<'_, T>, mut c: ArrayViewMut2<'_, T>) {
+    /// With a dot `tail` (only on the thin path, where `a` spans all of
+    /// `k`), each `ic` block's tail columns follow its `pc` loop, while its
+    /// rows of A are still in L2.
+    fn run(
+        &self,
+        a: ArrayView2<'_, T>,
+        b: BPanels<'_, T>,
+        mut c: ArrayViewMut2<'_, T>,
+        mut tail: Option<DotTail<'_, T>>,
+    ) {
         let (m, k) = a.dim();
         let n = c.ncols();
         let (mr, nr) = (K::MR, K::NR);
@@ -670,6 +793,9 @@ impl<T: Element, K: MicroKernel<T>> Job<K, T> {
                         }
                     }
                 });
+                if let Some(tail) = tail.as_mut() {
+                    tail.run_rows(self.kernel, (self.alpha, self.beta), &a, ic..ic + mb);
+                }
             }
         });
     }

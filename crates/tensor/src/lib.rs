@@ -11,7 +11,10 @@
 //! of its strides is 1 (packed when many B panels reuse it, or when it has no
 //! unit stride), and register-blocked micro-kernels compute `MR x NR` tiles:
 //! AVX-512F (10 x 32 for f32) or AVX2 + FMA (6 x 16) chosen at run time with
-//! `is_x86_feature_detected!`, and a portable fallback.
+//! `is_x86_feature_detected!`, and a portable fallback. Edge panels that fit
+//! one vector run a one-vector tile; on AVX-512 f32, a thin product whose A
+//! rows and B columns are contiguous along a long `k` computes its last
+//! `n % 16` (at most 2) columns as dot products instead of a padded vector.
 //! `TENSOR_KERNEL=avx512|avx2|portable` overrides the choice for a whole
 //! process; [`gemm_with_kernel`] forces one per call (tests run every path
 //! that way).

@@ -179,6 +179,40 @@ pub(crate) struct Tile<T> {
     pub beta: T,
 }
 
+/// One dot-product tile call: `C[i][j] = alpha * sum_p A[i][p] * B[p][j] +
+/// beta * C[i][j]` for `i < m_eff`, `j < n_eff`, where every row of A and
+/// every column of B is contiguous along the reduction (a row-major A times
+/// the transposed view of a row-major B, like the forward `X * W1^T`).
+///
+/// Row `i` of A is at `a + i * rsa`, column `j` of B at `b + j * csb`,
+/// element `(i, j)` of C at `c + i * rsc + j * csc`.
+pub(crate) struct DotTile<T> {
+    /// Length of the reduction.
+    pub k: usize,
+    /// First A row.
+    pub a: *const T,
+    /// A row stride (elements).
+    pub rsa: isize,
+    /// First B column.
+    pub b: *const T,
+    /// B column stride (elements).
+    pub csb: isize,
+    /// C tile origin.
+    pub c: *mut T,
+    /// C row stride (elements).
+    pub rsc: isize,
+    /// C column stride (elements).
+    pub csc: isize,
+    /// Valid rows (`1..=DR`); the kernel reads only these rows of A.
+    pub m_eff: usize,
+    /// Valid columns (`1..=DC`); the kernel reads only these columns of B.
+    pub n_eff: usize,
+    /// Scale of the product.
+    pub alpha: T,
+    /// Scale of the old C; when zero, C is never read.
+    pub beta: T,
+}
+
 /// How the kernel walks its A micro-panel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum ALayout {
@@ -196,6 +230,30 @@ pub(crate) trait MicroKernel<T>: Copy + Send + Sync + 'static {
     const MR: usize;
     /// Columns of the register tile (a multiple of the vector width).
     const NR: usize;
+
+    /// Lanes of one vector: the narrow edge tile is `MR x LANES`.
+    const LANES: usize = Self::NR;
+
+    /// Rows and columns of the kernel's dot-product tile (see [`DotTile`]),
+    /// or `(0, 0)` when it has none (the driver then never calls
+    /// [`MicroKernel::dot_tile`]).
+    const DOT: (usize, usize) = (0, 0);
+
+    /// Computes one dot-product tile: each of the `DOT.0 x DOT.1` outputs
+    /// accumulates vectors along `k` in its own register and is reduced
+    /// horizontally at the end, so no operand is packed and no lane is
+    /// padded on the output side.
+    ///
+    /// # Safety
+    /// 1. The CPU supports the kernel's instruction set and `DOT != (0, 0)`.
+    /// 2. Rows `0..m_eff` of A (stride `rsa`) and columns `0..n_eff` of B
+    ///    (stride `csb`) are readable for `k` contiguous elements each.
+    /// 3. The `m_eff x n_eff` C tile is valid for writes (and reads when
+    ///    `beta != 0`), and aliases neither A nor B.
+    unsafe fn dot_tile(self, t: &DotTile<T>) {
+        let _ = t;
+        unreachable!("dot_tile called on a kernel without a dot-product tile");
+    }
 
     /// Computes `C[..m_eff, ..n_eff] = alpha * A * B + beta * C` for one tile.
     ///

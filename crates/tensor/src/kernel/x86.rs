@@ -6,7 +6,7 @@
 
 use std::arch::x86_64::*;
 
-use super::{ALayout, MicroKernel, Tile};
+use super::{ALayout, DotTile, MicroKernel, Tile};
 
 /// Software prefetch distance for packed A (elements ahead).
 const PF_A: usize = 160;
@@ -269,7 +269,8 @@ pub(crate) struct Avx2;
 /// Defines the `#[target_feature]` wrappers and the `MicroKernel` impl.
 macro_rules! wrappers {
     ($kernel:ident, $t:ty, $features:literal, $body:ident, $mr:literal, $nv:literal, $lanes:literal,
-     $rows:ident, $cols:ident, $pack:ident, $pack_a:ident, $pack_rows:ident) => {
+     $rows:ident, $cols:ident, $pack:ident, $pack_a:ident, $pack_rows:ident,
+     $dot:expr, $dot_fn:ident) => {
         #[target_feature(enable = $features)]
         unsafe fn $rows(t: &Tile<$t>) {
             // SAFETY: forwarded contract of `MicroKernel::tile`; this function
@@ -286,6 +287,14 @@ macro_rules! wrappers {
         impl MicroKernel<$t> for $kernel {
             const MR: usize = $mr;
             const NR: usize = $nv * $lanes;
+            const LANES: usize = $lanes;
+            const DOT: (usize, usize) = $dot;
+
+            #[inline]
+            unsafe fn dot_tile(self, t: &DotTile<$t>) {
+                // SAFETY: forwarded contract of `MicroKernel::dot_tile`.
+                unsafe { $dot_fn(t) }
+            }
 
             #[inline]
             unsafe fn pack_b_rows(
@@ -325,12 +334,33 @@ macro_rules! wrappers {
 
             #[inline]
             unsafe fn tile(self, layout: ALayout, t: &Tile<$t>) {
+                /// The narrow tile (`MR x lanes`) for an edge panel whose
+                /// valid columns fit one vector: half the multiply-adds,
+                /// and each lane's arithmetic is the same as in the full
+                /// tile, so results do not depend on which one ran.
+                #[target_feature(enable = $features)]
+                unsafe fn narrow_rows(t: &Tile<$t>) {
+                    // SAFETY: as for the full tile; the body reads only the
+                    // first vector of each B row.
+                    unsafe { $body::<$mr, 1, true>(t) }
+                }
+
+                /// [`ALayout::Cols`] version of `narrow_rows`.
+                #[target_feature(enable = $features)]
+                unsafe fn narrow_cols(t: &Tile<$t>) {
+                    // SAFETY: as above.
+                    unsafe { $body::<$mr, 1, false>(t) }
+                }
+
+                let narrow = $nv > 1 && t.n_eff <= $lanes;
                 // SAFETY: the caller upholds the `tile` contract, including
                 // that the CPU has the features (checked by `Kernel::check`).
                 unsafe {
-                    match layout {
-                        ALayout::Rows => $rows(t),
-                        ALayout::Cols => $cols(t),
+                    match (layout, narrow) {
+                        (ALayout::Rows, false) => $rows(t),
+                        (ALayout::Cols, false) => $cols(t),
+                        (ALayout::Rows, true) => narrow_rows(t),
+                        (ALayout::Cols, true) => narrow_cols(t),
                     }
                 }
             }
@@ -350,7 +380,9 @@ wrappers!(
     avx512_f32_cols,
     pack_bt_512_f32,
     pack_a_512_f32,
-    pack_rows_512_f32
+    pack_rows_512_f32,
+    (DOT_R, DOT_C),
+    dot_512_f32
 );
 wrappers!(
     Avx512,
@@ -364,7 +396,9 @@ wrappers!(
     avx512_f64_cols,
     pack_bt_512_f64,
     pack_a_512_f64,
-    pack_rows_512_f64
+    pack_rows_512_f64,
+    (0, 0),
+    no_dot
 );
 wrappers!(
     Avx2,
@@ -378,7 +412,9 @@ wrappers!(
     avx2_f32_cols,
     no_pack,
     no_pack_a,
-    no_pack_a
+    no_pack_a,
+    (0, 0),
+    no_dot
 );
 wrappers!(
     Avx2,
@@ -392,7 +428,9 @@ wrappers!(
     avx2_f64_cols,
     no_pack,
     no_pack_a,
-    no_pack_a
+    no_pack_a,
+    (0, 0),
+    no_dot
 );
 
 /// Defines `$name(iters) -> checksum`: `iters` rounds of `$chains`
@@ -468,6 +506,96 @@ fma_loop!(
     4,
     12
 );
+
+/// Rows of the AVX-512 f32 dot-product tile.
+const DOT_R: usize = 6;
+/// Columns of the AVX-512 f32 dot-product tile.
+const DOT_C: usize = 2;
+
+/// No dot-product tile (the kernel's `DOT` is `(0, 0)`, so this is never called).
+///
+/// # Safety
+/// Never unsafe to call: it only panics.
+unsafe fn no_dot<T>(_: &DotTile<T>) {
+    unreachable!("no dot-product tile for this kernel");
+}
+
+/// The AVX-512 f32 dot-product tile (`DOT_R x DOT_C` accumulators).
+///
+/// # Safety
+/// The contract of [`MicroKernel::dot_tile`].
+#[target_feature(enable = "avx512f")]
+unsafe fn dot_512_f32(t: &DotTile<f32>) {
+    // SAFETY: forwarded contract; this function carries avx512f.
+    unsafe { dot_body_512_f32::<DOT_R, DOT_C>(t) }
+}
+
+/// `DR x DC` dot products along `k`: one 16-lane accumulator per output,
+/// 16 reduction steps per vector (the last masked), reduced at the end in
+/// a fixed order, so each output's bits depend only on its row of A and
+/// column of B (not on the tile it falls in).
+///
+/// # Safety
+/// The contract of [`MicroKernel::dot_tile`]; inline only into `avx512f`
+/// functions.
+#[inline(always)]
+unsafe fn dot_body_512_f32<const DR: usize, const DC: usize>(t: &DotTile<f32>) {
+    // SAFETY: rows past `m_eff` / columns past `n_eff` repeat the last valid
+    // one, so every load reads `k` elements of a valid A row or B column
+    // (the tail with lanes masked off); C is written only inside the
+    // `m_eff x n_eff` tile.
+    unsafe {
+        let mut acc = [[_mm512_setzero_ps(); DC]; DR];
+        let rows: [*const f32; DR] =
+            std::array::from_fn(|i| t.a.wrapping_offset(i.min(t.m_eff - 1) as isize * t.rsa));
+        let cols: [*const f32; DC] =
+            std::array::from_fn(|j| t.b.wrapping_offset(j.min(t.n_eff - 1) as isize * t.csb));
+        let full = t.k / 16 * 16;
+        let mut p = 0;
+        while p < full {
+            let mut av = [_mm512_setzero_ps(); DR];
+            for (v, row) in av.iter_mut().zip(rows.iter()) {
+                *v = _mm512_loadu_ps(row.add(p));
+            }
+            for (j, col) in cols.iter().enumerate() {
+                let bv = _mm512_loadu_ps(col.add(p));
+                for i in 0..DR {
+                    acc[i][j] = _mm512_fmadd_ps(av[i], bv, acc[i][j]);
+                }
+            }
+            p += 16;
+        }
+        if p < t.k {
+            let mask = lane_mask(t.k - p);
+            let mut av = [_mm512_setzero_ps(); DR];
+            for (v, row) in av.iter_mut().zip(rows.iter()) {
+                *v = _mm512_maskz_loadu_ps(mask, row.add(p));
+            }
+            for (j, col) in cols.iter().enumerate() {
+                let bv = _mm512_maskz_loadu_ps(mask, col.add(p));
+                for i in 0..DR {
+                    acc[i][j] = _mm512_fmadd_ps(av[i], bv, acc[i][j]);
+                }
+            }
+        }
+        // Reduce every accumulator first (constant indices keep `acc` in
+        // registers through the loop above), then store the valid part.
+        let mut sums = [[0.0f32; DC]; DR];
+        for i in 0..DR {
+            for j in 0..DC {
+                sums[i][j] = _mm512_reduce_add_ps(acc[i][j]);
+            }
+        }
+        let beta_is_zero = t.beta == 0.0;
+        for (i, row) in sums.iter().enumerate().take(t.m_eff) {
+            for (j, &x) in row.iter().enumerate().take(t.n_eff) {
+                let cp = t.c.offset(i as isize * t.rsc + j as isize * t.csc);
+                let y = t.alpha * x;
+                *cp = if beta_is_zero { y } else { y + t.beta * *cp };
+            }
+        }
+    }
+}
 
 /// No SIMD packer: the driver packs with scalar code.
 #[inline]

@@ -279,6 +279,49 @@ fn training_shapes_match_reference_on_every_kernel() {
 }
 
 #[test]
+fn every_edge_panel_width_matches_reference_on_every_kernel() {
+    // Every width of the last column panel (n = 1..=48 covers 1..NR for
+    // all tiles): a last panel whose valid columns fit one vector runs the
+    // narrow tile, a wider one the full tile. Row-major and strided C, A
+    // in place by rows and by columns.
+    for n in 1..=48 {
+        for layouts in [
+            (Layout::Row, Layout::Col, Layout::Row),
+            (Layout::Col, Layout::Row, Layout::Strided),
+        ] {
+            for_each_kernel(|kernel| {
+                run_case::<f32>(kernel, (23, 37, n), layouts, 1.0, 0.0, n as u64)?;
+                run_case::<f64>(kernel, (23, 37, n), layouts, -0.5, 1.0, n as u64)
+            })
+            .unwrap();
+        }
+    }
+}
+
+#[test]
+fn dot_product_tail_columns_match_reference_on_every_kernel() {
+    // Thin products with a row-major A and a column-contiguous B over a long
+    // k: the AVX-512 f32 kernel computes the columns past the last full
+    // vector (n % 16 of them, when at most 2) as dot products. Ragged row
+    // tiles (m), a k that is not a multiple of the vector, every tail width
+    // and its neighbours, row-major and strided C, beta zero and not.
+    for (m, k) in [(1, 256), (7, 300), (13, 1001), (100, 3072)] {
+        for n in [17, 18, 19, 33, 34, 49, 50, 51, 66, 82, 98] {
+            for layouts in [
+                (Layout::Row, Layout::Col, Layout::Row),
+                (Layout::RowRev, Layout::Col, Layout::Strided),
+            ] {
+                for_each_kernel(|kernel| {
+                    run_case::<f32>(kernel, (m, k, n), layouts, 1.0, 0.0, n as u64)?;
+                    run_case::<f32>(kernel, (m, k, n), layouts, 2.5, -1.5, n as u64)
+                })
+                .unwrap();
+            }
+        }
+    }
+}
+
+#[test]
 fn beta_zero_ignores_nan_in_c_and_alpha_zero_scales_c() {
     for_each_kernel(|kernel| {
         let a = Array2::from_elem((5, 4), f32::NAN);
@@ -392,6 +435,10 @@ fn results_are_bit_identical_for_any_thread_count() {
         (50, 100, 3072, true, false),
         (257, 129, 263, false, false),
         (64, 4000, 48, true, true),
+        // Dot-product tail columns (n % 16 in 1..=2, long k): split by rows,
+        // and by columns (a single row panel).
+        (37, 300, 50, false, true),
+        (7, 1000, 34, false, true),
     ];
     check_thread_identity::<f32>(&cases);
     check_thread_identity::<f64>(&cases[..3]);
