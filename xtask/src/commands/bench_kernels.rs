@@ -305,8 +305,8 @@ impl Timing<'_> {
         let mut c_2t = c;
         // The four contenders, each one sample = `reps` calls. Ours runs
         // inside its pool for the whole sample (no pool wake-up per call).
-        let mut ours_1t = |reps: usize| {
-            self.pool1.install(|| {
+        let ours = |pool: &rayon::ThreadPool, c: &mut Array2<T>, reps: usize| {
+            pool.install(|| {
                 for _ in 0..reps {
                     tensor::gemm_with_kernel(
                         kernel,
@@ -314,27 +314,14 @@ impl Timing<'_> {
                         &a,
                         &b,
                         T::zero(),
-                        &mut c_1t.view_mut(),
+                        &mut c.view_mut(),
                     )
                     .expect("kernel checked above");
                 }
             })
         };
-        let mut ours_2t = |reps: usize| {
-            self.pool2.install(|| {
-                for _ in 0..reps {
-                    tensor::gemm_with_kernel(
-                        kernel,
-                        T::one(),
-                        &a,
-                        &b,
-                        T::zero(),
-                        &mut c_2t.view_mut(),
-                    )
-                    .expect("kernel checked above");
-                }
-            })
-        };
+        let mut ours_1t = |reps: usize| ours(self.pool1, &mut c_1t, reps);
+        let mut ours_2t = |reps: usize| ours(self.pool2, &mut c_2t, reps);
         let mut mm = |reps: usize| {
             for _ in 0..reps {
                 ndarray::linalg::general_mat_mul(T::one(), &a, &b, T::zero(), &mut c_mm);
