@@ -461,57 +461,51 @@ fn format_row(r: &Row) -> String {
 fn write_csv(path: &Path, rows: &[Row], kernel: Kernel) -> anyhow::Result<()> {
     let dir = path.parent().context("CSV path has no parent")?;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let tmp = path.with_extension("csv.tmp");
-    {
-        let mut w =
-            csv::Writer::from_path(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record([
+        "shape",
+        "m",
+        "k",
+        "n",
+        "dtype",
+        "kernel",
+        "ours_1t_gflops",
+        "ours_2t_gflops",
+        "matrixmultiply_gflops",
+        "ndarray_dot_gflops",
+        "ratio_ours_1t_over_matrixmultiply",
+        "speedup_2t_over_1t",
+        "fma_peak_1t_gflops",
+        "fma_peak_2t_gflops",
+        "fraction_of_peak_1t",
+        "fraction_of_peak_2t",
+        "fma_peak_256bit_1t_gflops",
+        "fraction_of_256bit_peak_1t",
+    ])?;
+    for r in rows {
         w.write_record([
-            "shape",
-            "m",
-            "k",
-            "n",
-            "dtype",
-            "kernel",
-            "ours_1t_gflops",
-            "ours_2t_gflops",
-            "matrixmultiply_gflops",
-            "ndarray_dot_gflops",
-            "ratio_ours_1t_over_matrixmultiply",
-            "speedup_2t_over_1t",
-            "fma_peak_1t_gflops",
-            "fma_peak_2t_gflops",
-            "fraction_of_peak_1t",
-            "fraction_of_peak_2t",
-            "fma_peak_256bit_1t_gflops",
-            "fraction_of_256bit_peak_1t",
+            r.shape.to_string(),
+            r.m.to_string(),
+            r.k.to_string(),
+            r.n.to_string(),
+            r.dtype.to_string(),
+            kernel.name().to_string(),
+            format!("{:.2}", r.ours_1t),
+            format!("{:.2}", r.ours_2t),
+            format!("{:.2}", r.matrixmultiply),
+            format!("{:.2}", r.ndarray_dot),
+            format!("{:.3}", r.ours_1t / r.matrixmultiply),
+            format!("{:.3}", r.ours_2t / r.ours_1t),
+            format!("{:.2}", r.peak_1t),
+            format!("{:.2}", r.peak_2t),
+            format!("{:.3}", r.ours_1t / r.peak_1t),
+            format!("{:.3}", r.ours_2t / r.peak_2t),
+            format!("{:.2}", r.peak_256_1t),
+            format!("{:.3}", r.ours_1t / r.peak_256_1t),
         ])?;
-        for r in rows {
-            w.write_record([
-                r.shape.to_string(),
-                r.m.to_string(),
-                r.k.to_string(),
-                r.n.to_string(),
-                r.dtype.to_string(),
-                kernel.name().to_string(),
-                format!("{:.2}", r.ours_1t),
-                format!("{:.2}", r.ours_2t),
-                format!("{:.2}", r.matrixmultiply),
-                format!("{:.2}", r.ndarray_dot),
-                format!("{:.3}", r.ours_1t / r.matrixmultiply),
-                format!("{:.3}", r.ours_2t / r.ours_1t),
-                format!("{:.2}", r.peak_1t),
-                format!("{:.2}", r.peak_2t),
-                format!("{:.3}", r.ours_1t / r.peak_1t),
-                format!("{:.3}", r.ours_2t / r.peak_2t),
-                format!("{:.2}", r.peak_256_1t),
-                format!("{:.3}", r.ours_1t / r.peak_256_1t),
-            ])?;
-        }
-        w.flush()
-            .with_context(|| format!("writing {}", tmp.display()))?;
     }
-    std::fs::rename(&tmp, path)
-        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
+    let bytes = w.into_inner().context("rendering the CSV")?;
+    mlp::weights::write_atomic(path, &bytes)?;
     Ok(())
 }
 
