@@ -2,8 +2,7 @@
 //! CSV helpers, so that a killed process never leaves a half-written result.
 
 use std::fs;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -23,39 +22,10 @@ pub fn create_dir(dir: &Path) -> Result<()> {
     fs::create_dir_all(dir).map_err(io_err(dir))
 }
 
-/// Write `bytes` to `path` atomically: write and sync a temporary file beside
-/// it, then rename it over `path` (a rename within one directory is atomic).
+/// Write `bytes` to `path` atomically (temp file beside it, synced, then
+/// renamed), creating parent folders: [`mlp::weights::write_atomic`].
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        create_dir(parent)?;
-    }
-    let tmp = tmp_path(path);
-    let result = (|| {
-        let mut file = fs::File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result.map_err(io_err(path))
-}
-
-/// A temporary name beside `path`, unique per process and thread, ending in `.tmp`
-/// (git-ignored).
-fn tmp_path(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let unique = format!(
-        ".{name}.{}.{:?}.tmp",
-        std::process::id(),
-        std::thread::current().id()
-    )
-    .replace(['(', ')'], "");
-    path.with_file_name(unique)
+    Ok(mlp::weights::write_atomic(path, bytes)?)
 }
 
 /// Serialise `rows` as CSV (with a header) and write them atomically to `path`.

@@ -80,6 +80,8 @@ pub fn save(
 
 /// Write `bytes` to a temporary file next to `path`, sync it, then rename it
 /// over `path`: readers see the old file or the new one, never a partial one.
+/// Creates missing parent folders. The one atomic writer of the workspace's
+/// result files (weights, CSV tables, pictures, reports).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), WeightsError> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -90,7 +92,12 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), WeightsError> {
         .ok_or_else(|| err(path, "not a file path"))?
         .to_string_lossy()
         .into_owned();
-    let tmp = dir.join(format!(".{file_name}.tmp-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| err(path, format!("cannot create {}: {e}", dir.display())))?;
+    // Unique per process and thread (parallel runs may write side by side);
+    // the `.tmp` ending is git-ignored.
+    let thread = format!("{:?}", std::thread::current().id()).replace(['(', ')'], "");
+    let tmp = dir.join(format!(".{file_name}.{}.{thread}.tmp", std::process::id()));
     let result = (|| -> std::io::Result<()> {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;
