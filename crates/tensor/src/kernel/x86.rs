@@ -76,35 +76,42 @@ macro_rules! simd_body {
             let alpha = $set1(t.alpha);
             let beta_is_zero = t.beta == 0.0;
             let beta = $set1(t.beta);
+            // Only constant-index loops touch `acc` (they unroll fully): any
+            // data-dependent index would make LLVM keep the accumulators in
+            // memory and store all of them after every reduction step. Edge
+            // and strided tiles go through a stack copy instead.
             if t.csc == 1 && t.m_eff == MR && t.n_eff == NV * $lanes {
-                for (r, acc_row) in acc.iter().enumerate() {
+                for r in 0..MR {
                     let c_row = t.c.offset(r as isize * t.rsc);
-                    for (v, &x) in acc_row.iter().enumerate() {
+                    for v in 0..NV {
                         let cp = c_row.add(v * $lanes);
-                        let mut y = $mul(x, alpha);
+                        let mut y = $mul(acc[r][v], alpha);
                         if !beta_is_zero {
                             y = $fmadd($load(cp), beta, y);
                         }
                         $store(cp, y);
                     }
                 }
-            } else if t.csc == 1 {
+                return;
+            }
+            let mut buf = [[[0.0 as $t; $lanes]; NV]; MR];
+            for r in 0..MR {
+                for v in 0..NV {
+                    $store(buf[r][v].as_mut_ptr(), acc[r][v]);
+                }
+            }
+            if t.csc == 1 {
                 // Edge tile of a row-contiguous C: the same arithmetic with
                 // partial (masked) loads and stores.
-                // (Loops over the full constant ranges, so the accumulators
-                // keep constant indices and stay in registers.)
-                for (r, acc_row) in acc.iter().enumerate() {
-                    if r >= t.m_eff {
-                        continue;
-                    }
+                for (r, buf_row) in buf.iter().enumerate().take(t.m_eff) {
                     let c_row = t.c.offset(r as isize * t.rsc);
-                    for (v, &x) in acc_row.iter().enumerate() {
+                    for (v, lane) in buf_row.iter().enumerate() {
                         let lanes = t.n_eff.saturating_sub(v * $lanes).min($lanes);
                         if lanes == 0 {
-                            continue;
+                            break;
                         }
                         let cp = c_row.add(v * $lanes);
-                        let mut y = $mul(x, alpha);
+                        let mut y = $mul($load(lane.as_ptr()), alpha);
                         if !beta_is_zero {
                             y = $fmadd($load_n(cp, lanes), beta, y);
                         }
@@ -112,22 +119,22 @@ macro_rules! simd_body {
                     }
                 }
             } else {
-                // Strided C: the same vector arithmetic through a
-                // stack buffer, so every element gets identical rounding.
-                let mut buf = [[[0.0 as $t; $lanes]; NV]; MR];
+                // Strided C: the same vector arithmetic through the stack
+                // buffer, so every element gets identical rounding.
+                let mut old = [[[0.0 as $t; $lanes]; NV]; MR];
                 let c_at = |r: usize, j: usize| t.c.offset(r as isize * t.rsc + j as isize * t.csc);
                 if !beta_is_zero {
-                    for (r, row) in buf.iter_mut().enumerate().take(t.m_eff) {
+                    for (r, row) in old.iter_mut().enumerate().take(t.m_eff) {
                         for (j, x) in row.iter_mut().flatten().enumerate().take(t.n_eff) {
                             *x = *c_at(r, j);
                         }
                     }
                 }
-                for (acc_row, buf_row) in acc.iter().zip(buf.iter_mut()) {
-                    for (&x, lane) in acc_row.iter().zip(buf_row.iter_mut()) {
-                        let mut y = $mul(x, alpha);
+                for (buf_row, old_row) in buf.iter_mut().zip(old.iter()) {
+                    for (lane, old_lane) in buf_row.iter_mut().zip(old_row.iter()) {
+                        let mut y = $mul($load(lane.as_ptr()), alpha);
                         if !beta_is_zero {
-                            y = $fmadd($load(lane.as_ptr()), beta, y);
+                            y = $fmadd($load(old_lane.as_ptr()), beta, y);
                         }
                         $store(lane.as_mut_ptr(), y);
                     }
