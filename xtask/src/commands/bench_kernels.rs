@@ -55,7 +55,7 @@ struct Shape {
     b_transposed: bool,
 }
 
-const SHAPES: [Shape; 8] = [
+const SHAPES: [Shape; 15] = [
     Shape {
         name: "forward X*W1^T",
         m: 100,
@@ -112,6 +112,63 @@ const SHAPES: [Shape; 8] = [
         a_transposed: false,
         b_transposed: true,
     },
+    // The products of a wide network (1024 hidden units, "Beyond the report").
+    Shape {
+        name: "wide forward",
+        m: 100,
+        k: 3072,
+        n: 1024,
+        a_transposed: false,
+        b_transposed: true,
+    },
+    Shape {
+        name: "wide wgrad",
+        m: 1024,
+        k: 100,
+        n: 3072,
+        a_transposed: true,
+        b_transposed: false,
+    },
+    Shape {
+        name: "wide hgrad G2*W2",
+        m: 100,
+        k: 10,
+        n: 1024,
+        a_transposed: false,
+        b_transposed: false,
+    },
+    Shape {
+        name: "wide layer2 H*W2^T",
+        m: 100,
+        k: 1024,
+        n: 10,
+        a_transposed: false,
+        b_transposed: true,
+    },
+    Shape {
+        name: "wide l2 wgrad G2^T*H",
+        m: 10,
+        k: 100,
+        n: 1024,
+        a_transposed: true,
+        b_transposed: false,
+    },
+    Shape {
+        name: "wide eval X*W1^T",
+        m: 10000,
+        k: 3072,
+        n: 1024,
+        a_transposed: false,
+        b_transposed: true,
+    },
+    Shape {
+        name: "wide eval l2 H*W2^T",
+        m: 10000,
+        k: 1024,
+        n: 10,
+        a_transposed: false,
+        b_transposed: true,
+    },
     Shape {
         name: "square 1024^3",
         m: 1024,
@@ -121,6 +178,12 @@ const SHAPES: [Shape; 8] = [
         b_transposed: false,
     },
 ];
+
+/// Products above this many flops (seconds per call) are timed with at
+/// most [`BIG_SAMPLES`] samples.
+const BIG_FLOPS: f64 = 1e10;
+/// Sample cap for products above [`BIG_FLOPS`].
+const BIG_SAMPLES: usize = 7;
 
 /// One table row.
 struct Row {
@@ -212,7 +275,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         peaks_256[1],
     );
     println!(
-        "GFLOP/s (median of {} samples); mm = matrixmultiply (1 thread), dot = ndarray dot; \
+        "GFLOP/s (median of {} samples, at most {BIG_SAMPLES} above {BIG_FLOPS:e} flops); mm = matrixmultiply (1 thread), dot = ndarray dot; \
          pk1t / pk2t = ours vs the measured peak of the kernel's vectors, pk256 = ours (1 thread) \
          vs the 256-bit peak",
         args.samples
@@ -334,8 +397,14 @@ impl Timing<'_> {
         };
         let mut contenders: [&mut dyn FnMut(usize); 4] =
             [&mut ours_1t, &mut ours_2t, &mut mm, &mut dot];
+        // Products of seconds (the wide evaluation) get fewer samples.
+        let samples = if flops > BIG_FLOPS {
+            self.samples.min(BIG_SAMPLES)
+        } else {
+            self.samples
+        };
         let [ours_1t, ours_2t, matrixmultiply, ndarray_dot] =
-            self.gflops_round_robin(flops, &mut contenders);
+            self.gflops_round_robin(flops, samples, &mut contenders);
         Ok(Row {
             shape: shape.name,
             m,
@@ -359,6 +428,7 @@ impl Timing<'_> {
     fn gflops_round_robin(
         &self,
         flops: f64,
+        samples: usize,
         contenders: &mut [&mut dyn FnMut(usize); 4],
     ) -> [f64; 4] {
         // Warm up and calibrate how many calls make one sample, on batches
@@ -377,8 +447,8 @@ impl Timing<'_> {
                 batch *= 4;
             }
         });
-        let mut rates = [(); 4].map(|_| Vec::with_capacity(self.samples));
-        for _ in 0..self.samples {
+        let mut rates = [(); 4].map(|_| Vec::with_capacity(samples));
+        for _ in 0..samples {
             for ((f, &reps), rates) in contenders.iter_mut().zip(&reps).zip(rates.iter_mut()) {
                 // Let the previous contender's idle pool threads stop
                 // spinning, so they do not steal this one's cores.
