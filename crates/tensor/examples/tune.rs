@@ -72,9 +72,12 @@ fn run<T: Element>(args: &[usize]) {
     let mm = best(flops, || {
         ndarray::linalg::general_mat_mul(T::one(), &av, &bv, T::zero(), &mut c)
     });
+    let is_f64 = std::mem::size_of::<T>() == 8;
+    let peak = tensor::measure_fma_peak(tensor::Kernel::detect(), is_f64, 0.2).unwrap_or(f64::NAN);
     println!(
-        "{m}x{k}x{n} ours {ours:.1} mm {mm:.1} ratio {:.2}",
-        ours / mm
+        "{m}x{k}x{n} ours {ours:.1} mm {mm:.1} ratio {:.2} ({:.0}% of the 1-thread peak {peak:.1})",
+        ours / mm,
+        100.0 * ours / peak
     );
 }
 

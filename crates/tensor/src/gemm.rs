@@ -61,16 +61,10 @@ const KC_FEW_BYTES: usize = 32 << 10;
 const FEW_LOCAL_ROWS: usize = 128;
 /// Bytes of a thin block's `KC` slice of B when streaming many rows (L2).
 const KC_FEW_STREAM_BYTES: usize = 256 << 10;
-/// Bytes of one `KC x NR` micro-panel of packed B (kept in L1).
-const KC_BYTES: usize = 32 << 10;
 /// Reduction rows per block of the transposing B packer.
 const PACK_ROWS: usize = 64;
 /// Pack A when a column block has at least this many `NR` panels.
 const PACK_A_MIN_PANELS: usize = 8;
-/// Bytes of packed B per block (kept in L2).
-const B_BLOCK_BYTES: usize = 1 << 20;
-/// Bytes of the A rows one `ic` block spans (kept in L2).
-const A_BLOCK_BYTES: usize = 64 << 10;
 
 /// The element-type hooks behind [`Element`]: per-type kernel dispatch and
 /// per-thread scratch buffers. Sealed: only `f32` and `f64` implement it.
@@ -180,8 +174,11 @@ struct Blocking {
     a_outer: bool,
 }
 
-fn blocking<T>(m: usize, n: usize, k: usize, mr: usize, nr: usize) -> Blocking {
+fn blocking<T, K: MicroKernel<T>>(m: usize, n: usize, k: usize) -> Blocking {
     let size = std::mem::size_of::<T>();
+    let (mr, nr) = (K::MR, K::NR);
+    let (kc_bytes, a_block_bytes, b_block_bytes) =
+        (K::KC_BYTES, K::A_BLOCK_BYTES, K::B_BLOCK_BYTES);
     // Few B panels (thin C, like the hidden layer's 50 columns): all of a
     // KC block's B micro-panels stay in L1 and each A micro-panel meets them
     // all while it is hot. Otherwise one `KC x NR` micro-panel of B stays in
@@ -195,7 +192,7 @@ fn blocking<T>(m: usize, n: usize, k: usize, mr: usize, nr: usize) -> Blocking {
         // so each row of A is read in long runs and C is revisited rarely.
         KC_FEW_STREAM_BYTES / (n_panels * nr * size)
     } else {
-        KC_BYTES / (nr * size)
+        kc_bytes / (nr * size)
     };
     let kc = kc.max(32);
     let kc = if k <= kc + kc / 2 { k } else { kc };
@@ -203,11 +200,11 @@ fn blocking<T>(m: usize, n: usize, k: usize, mr: usize, nr: usize) -> Blocking {
     let nc = if few {
         n_panels * nr
     } else {
-        let nc = (B_BLOCK_BYTES / (kc * size) / nr).max(1) * nr;
+        let nc = (b_block_bytes / (kc * size) / nr).max(1) * nr;
         nc.min(n_panels * nr)
     };
     // The `MC x KC` block of A stays in L2.
-    let mc = (A_BLOCK_BYTES / (kc * size) / mr).max(1) * mr;
+    let mc = (a_block_bytes / (kc * size) / mr).max(1) * mr;
     let mc = mc.min(m.div_ceil(mr) * mr);
     Blocking {
         kc,
@@ -238,14 +235,14 @@ fn gemm_driver<T: Element, K: MicroKernel<T>>(
         scale(c, beta);
         return;
     }
-    let (mr, nr) = (K::MR, K::NR);
+    let nr = K::NR;
     // A thin C whose last few columns would cost a whole padded vector pass
     // leaves them to dot-product tiles (see `dot_tail`).
     let mut tail = dot_tail::<T, K>(a, b);
-    let mut blk = blocking::<T>(m, n - tail, k, mr, nr);
+    let mut blk = blocking::<T, K>(m, n - tail, k);
     if tail > 0 && !blk.a_outer {
         tail = 0;
-        blk = blocking::<T>(m, n, k, mr, nr);
+        blk = blocking::<T, K>(m, n, k);
     }
     let (b, b_tail) = b.view().split_at(Axis(1), n - tail);
     let (mut c, c_tail) = c.view_mut().split_at(Axis(1), n - tail);

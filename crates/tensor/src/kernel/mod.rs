@@ -13,6 +13,8 @@
 
 use std::sync::OnceLock;
 
+#[cfg(target_arch = "x86_64")]
+mod avx2;
 pub(crate) mod portable;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod x86;
@@ -230,6 +232,15 @@ pub(crate) trait MicroKernel<T>: Copy + Send + Sync + 'static {
     const MR: usize;
     /// Columns of the register tile (a multiple of the vector width).
     const NR: usize;
+
+    /// Bytes of one `KC x NR` micro-panel of packed B, which stays in L1
+    /// while it meets every A micro-panel of an `ic` block (sets `KC`).
+    const KC_BYTES: usize = 32 << 10;
+    /// Bytes of the `MC x KC` block of A one `ic` block spans (kept in L2;
+    /// sets `MC`).
+    const A_BLOCK_BYTES: usize = 64 << 10;
+    /// Bytes of the shared `KC x NC` slice of packed B (sets `NC`).
+    const B_BLOCK_BYTES: usize = 1 << 20;
 
     /// Lanes of one vector: the narrow edge tile is `MR x LANES`.
     const LANES: usize = Self::NR;

@@ -6,7 +6,7 @@
 
 use std::arch::x86_64::*;
 
-use super::{ALayout, DotTile, MicroKernel, Tile};
+use super::{avx2, ALayout, DotTile, MicroKernel, Tile};
 
 /// Software prefetch distance for packed A (elements ahead).
 const PF_A: usize = 160;
@@ -190,7 +190,7 @@ unsafe fn mask_256_64(n: usize) -> __m256i {
 
 /// Loads the first `n` (1..=8) lanes, zeroing the rest, reading nothing beyond.
 #[inline(always)]
-unsafe fn load_n_256_f32(p: *const f32, n: usize) -> __m256 {
+pub(super) unsafe fn load_n_256_f32(p: *const f32, n: usize) -> __m256 {
     _mm256_maskload_ps(p, mask_256_32(n))
 }
 
@@ -202,7 +202,7 @@ unsafe fn store_n_256_f32(p: *mut f32, n: usize, v: __m256) {
 
 /// Loads the first `n` (1..=4) lanes, zeroing the rest, reading nothing beyond.
 #[inline(always)]
-unsafe fn load_n_256_f64(p: *const f64, n: usize) -> __m256d {
+pub(super) unsafe fn load_n_256_f64(p: *const f64, n: usize) -> __m256d {
     _mm256_maskload_pd(p, mask_256_64(n))
 }
 
@@ -276,7 +276,7 @@ pub(crate) struct Avx2;
 /// Defines the `#[target_feature]` wrappers and the `MicroKernel` impl.
 macro_rules! wrappers {
     ($kernel:ident, $t:ty, $features:literal, $body:ident, $mr:literal, $nv:literal, $lanes:literal,
-     $rows:ident, $cols:ident, $pack:ident, $pack_a:ident, $pack_rows:ident,
+     $rows:ident, $cols:ident, $pack:path, $pack_a:path, $pack_rows:path,
      $dot:expr, $dot_fn:ident) => {
         #[target_feature(enable = $features)]
         unsafe fn $rows(t: &Tile<$t>) {
@@ -417,9 +417,9 @@ wrappers!(
     8,
     avx2_f32_rows,
     avx2_f32_cols,
-    no_pack,
-    no_pack_a,
-    no_pack_a,
+    avx2::pack_bt_f32,
+    avx2::pack_a_f32,
+    avx2::pack_rows_f32,
     (0, 0),
     no_dot
 );
@@ -433,9 +433,9 @@ wrappers!(
     4,
     avx2_f64_rows,
     avx2_f64_cols,
-    no_pack,
-    no_pack_a,
-    no_pack_a,
+    avx2::pack_bt_f64,
+    avx2::pack_a_f64,
+    avx2::pack_rows_f64,
     (0, 0),
     no_dot
 );
@@ -604,12 +604,6 @@ unsafe fn dot_body_512_f32<const DR: usize, const DC: usize>(t: &DotTile<f32>) {
     }
 }
 
-/// No SIMD packer: the driver packs with scalar code.
-#[inline]
-unsafe fn no_pack<T>(_: *const T, _: isize, _: usize, _: usize, _: &mut [T]) -> bool {
-    false
-}
-
 /// Gather indices `j * csb` for `j` in `0..16`, or `None` if a panel's
 /// offsets (up to `31 * csb`) overflow `i32`.
 fn gather_index(csb: isize) -> Option<[i32; 16]> {
@@ -745,12 +739,6 @@ unsafe fn pack_bt_512_f64_inner(
             _mm512_storeu_pd(dst.add(p * 16 + 8), hi);
         }
     }
-}
-
-/// No SIMD A packer: the driver packs with scalar code.
-#[inline]
-unsafe fn no_pack_a<T>(_: *const T, _: isize, _: usize, _: usize, _: usize, _: &mut [T]) -> bool {
-    false
 }
 
 /// AVX-512 A packer for f32 (`MR <= 16`): one masked gather of the `rows`

@@ -480,3 +480,38 @@ fn shape_rule_reports_mismatches() {
     );
     assert!(tensor::gemm_shapes((2, 3), (3, 4), (4, 2)).is_err());
 }
+
+#[test]
+fn wide_network_shapes_match_reference_on_every_kernel() {
+    // The products of a 1024-unit hidden layer (forward X W1^T, weight
+    // gradient G^T X, the second layer and its gradients), and an odd-sized
+    // wide product in every A / B layout: the packers' SIMD blocks and
+    // scalar tails (k % 8, rows % MR, last panel width), shared packed B
+    // slices with several KC and NC blocks.
+    let cases = [
+        ((100, 3072, 1024), (Layout::Row, Layout::Col, Layout::Row)),
+        ((1024, 100, 700), (Layout::Col, Layout::Row, Layout::Row)),
+        ((100, 10, 1024), (Layout::Row, Layout::Row, Layout::Row)),
+        ((100, 1024, 10), (Layout::Row, Layout::Col, Layout::Row)),
+        ((10, 100, 1024), (Layout::Col, Layout::Row, Layout::Row)),
+    ];
+    for (shape, layouts) in cases {
+        for_each_kernel(|kernel| run_case::<f32>(kernel, shape, layouts, 1.0, 0.0, 11)).unwrap();
+    }
+    for la in LAYOUTS {
+        for lb in LAYOUTS {
+            for_each_kernel(|kernel| {
+                run_case::<f32>(kernel, (131, 301, 259), (la, lb, Layout::Row), 1.0, 0.0, 12)?;
+                run_case::<f64>(
+                    kernel,
+                    (131, 301, 259),
+                    (la, lb, Layout::Col),
+                    -0.5,
+                    1.0,
+                    13,
+                )
+            })
+            .unwrap();
+        }
+    }
+}
