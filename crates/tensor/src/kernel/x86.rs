@@ -194,10 +194,18 @@ pub(super) unsafe fn load_n_256_f32(p: *const f32, n: usize) -> __m256 {
     _mm256_maskload_ps(p, mask_256_32(n))
 }
 
-/// Stores the first `n` (1..=8) lanes, writing nothing beyond.
+/// Stores the first `n` (1..=8) lanes, writing nothing beyond. (A plain
+/// store for all 8, else a stack copy: `vmaskmovps` stores are microcoded
+/// and slow on AMD Zen, and edge tiles of thin products make many.)
 #[inline(always)]
 unsafe fn store_n_256_f32(p: *mut f32, n: usize, v: __m256) {
-    _mm256_maskstore_ps(p, mask_256_32(n), v)
+    if n >= 8 {
+        _mm256_storeu_ps(p, v);
+    } else {
+        let mut buf = [0.0f32; 8];
+        _mm256_storeu_ps(buf.as_mut_ptr(), v);
+        std::ptr::copy_nonoverlapping(buf.as_ptr(), p, n);
+    }
 }
 
 /// Loads the first `n` (1..=4) lanes, zeroing the rest, reading nothing beyond.
@@ -206,10 +214,17 @@ pub(super) unsafe fn load_n_256_f64(p: *const f64, n: usize) -> __m256d {
     _mm256_maskload_pd(p, mask_256_64(n))
 }
 
-/// Stores the first `n` (1..=4) lanes, writing nothing beyond.
+/// Stores the first `n` (1..=4) lanes, writing nothing beyond (see
+/// `store_n_256_f32`).
 #[inline(always)]
 unsafe fn store_n_256_f64(p: *mut f64, n: usize, v: __m256d) {
-    _mm256_maskstore_pd(p, mask_256_64(n), v)
+    if n >= 4 {
+        _mm256_storeu_pd(p, v);
+    } else {
+        let mut buf = [0.0f64; 4];
+        _mm256_storeu_pd(buf.as_mut_ptr(), v);
+        std::ptr::copy_nonoverlapping(buf.as_ptr(), p, n);
+    }
 }
 
 simd_body!(
