@@ -2,7 +2,8 @@
 //!
 //! `cargo run -p tensor --release --example tune -- M K N TA TB [threads]`
 //! (TA / TB = 1: pass that operand as a transposed view). Environment:
-//! `F64=1` for f64; `FIXED=calls` runs exactly that many products of ours
+//! `F64=1` for f64; `BLOCKED=1` times ours without the direct small-product
+//! path (`gemm_blocked_with_kernel`); `FIXED=calls` runs exactly that many products of ours
 //! (or of matrixmultiply with `MM=1`) and prints their flops, for
 //! `perf stat -e task-clock` (CPU time is robust on a busy machine).
 
@@ -47,6 +48,23 @@ fn run<T: Element>(args: &[usize]) {
     let bv = if tb { b_s.t() } else { b_s.view() };
     let mut c = Array2::<T>::zeros((m, n));
     let flops = 2.0 * (m * n * k) as f64;
+    let blocked = std::env::var("BLOCKED").is_ok();
+    let ours = |c: &mut Array2<T>| {
+        if blocked {
+            let kernel = tensor::Kernel::detect();
+            tensor::gemm_blocked_with_kernel(
+                kernel,
+                T::one(),
+                &av,
+                &bv,
+                T::zero(),
+                &mut c.view_mut(),
+            )
+            .expect("detected kernel");
+        } else {
+            tensor::gemm(T::one(), &av, &bv, T::zero(), &mut c.view_mut());
+        }
+    };
     if let Some(calls) = std::env::var("FIXED")
         .ok()
         .and_then(|v| v.parse::<usize>().ok())
@@ -57,18 +75,14 @@ fn run<T: Element>(args: &[usize]) {
                 if use_mm {
                     ndarray::linalg::general_mat_mul(T::one(), &av, &bv, T::zero(), &mut c);
                 } else {
-                    tensor::gemm(T::one(), &av, &bv, T::zero(), &mut c.view_mut());
+                    ours(&mut c);
                 }
             }
         });
         println!("{}", flops * calls as f64);
         return;
     }
-    let ours = pool.install(|| {
-        best(flops, || {
-            tensor::gemm(T::one(), &av, &bv, T::zero(), &mut c.view_mut())
-        })
-    });
+    let ours = pool.install(|| best(flops, || ours(&mut c)));
     let mm = best(flops, || {
         ndarray::linalg::general_mat_mul(T::one(), &av, &bv, T::zero(), &mut c)
     });

@@ -30,6 +30,8 @@ use std::cell::Cell;
 
 use ndarray::{s, ArrayView2, ArrayViewMut2, Axis};
 
+mod direct;
+
 use crate::kernel::{portable::Portable, ALayout, DotTile, Kernel, MicroKernel, Tile};
 use crate::Element;
 
@@ -78,7 +80,7 @@ pub trait GemmScalar: Sized {
         b: &ArrayView2<'_, Self>,
         beta: Self,
         c: &mut ArrayViewMut2<'_, Self>,
-        n_threads: usize,
+        run: Run,
     );
 
     /// Takes this thread's scratch vector for `slot` (leaving an empty one).
@@ -88,6 +90,17 @@ pub trait GemmScalar: Sized {
     /// Gives a scratch vector back to this thread's `slot`.
     #[doc(hidden)]
     fn put_scratch(slot: Slot, buf: Vec<Self>);
+}
+
+/// How one call may run.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug)]
+pub struct Run {
+    /// Threads of the current rayon pool the product may use.
+    pub n_threads: usize,
+    /// Whether a small product may take the direct path (see `direct`);
+    /// `false` forces the blocked driver (benchmarks compare the two).
+    pub direct: bool,
 }
 
 /// Which per-thread scratch buffer.
@@ -118,18 +131,18 @@ macro_rules! impl_gemm_scalar {
                 b: &ArrayView2<'_, $t>,
                 beta: $t,
                 c: &mut ArrayViewMut2<'_, $t>,
-                n_threads: usize,
+                run: Run,
             ) {
                 match kernel {
                     #[cfg(target_arch = "x86_64")]
                     Kernel::Avx512 => {
-                        gemm_driver(crate::kernel::x86::Avx512, alpha, a, b, beta, c, n_threads)
+                        gemm_driver(crate::kernel::x86::Avx512, alpha, a, b, beta, c, run)
                     }
                     #[cfg(target_arch = "x86_64")]
                     Kernel::Avx2 => {
-                        gemm_driver(crate::kernel::x86::Avx2, alpha, a, b, beta, c, n_threads)
+                        gemm_driver(crate::kernel::x86::Avx2, alpha, a, b, beta, c, run)
                     }
-                    _ => gemm_driver(Portable, alpha, a, b, beta, c, n_threads),
+                    _ => gemm_driver(Portable, alpha, a, b, beta, c, run),
                 }
             }
 
@@ -224,7 +237,7 @@ fn gemm_driver<T: Element, K: MicroKernel<T>>(
     b: &ArrayView2<'_, T>,
     beta: T,
     c: &mut ArrayViewMut2<'_, T>,
-    n_threads: usize,
+    run: Run,
 ) {
     let (m, k) = a.dim();
     let n = b.ncols();
@@ -235,6 +248,11 @@ fn gemm_driver<T: Element, K: MicroKernel<T>>(
         scale(c, beta);
         return;
     }
+    if run.direct && direct::eligible::<T, K>(m, k, n) {
+        direct::gemm_direct(kernel, alpha, a, b, beta, c);
+        return;
+    }
+    let n_threads = run.n_threads;
     let nr = K::NR;
     // A thin C whose last few columns would cost a whole padded vector pass
     // leaves them to dot-product tiles (see `dot_tail`).

@@ -76,7 +76,18 @@ pub fn gemm<T: Element>(
 ) {
     let (m, k, n) = check_shapes(a, b, c);
     let n_threads = gemm::threads_for(m, k, n);
-    T::dispatch(Kernel::detect(), alpha, a, b, beta, c, n_threads);
+    T::dispatch(
+        Kernel::detect(),
+        alpha,
+        a,
+        b,
+        beta,
+        c,
+        gemm::Run {
+            n_threads,
+            direct: true,
+        },
+    );
 }
 
 /// [`gemm`] with a chosen micro-kernel: how tests and benchmarks exercise
@@ -95,7 +106,52 @@ pub fn gemm_with_kernel<T: Element>(
 ) -> Result<(), KernelError> {
     let (m, k, n) = check_shapes(a, b, c);
     let kernel = kernel.check()?;
-    T::dispatch(kernel, alpha, a, b, beta, c, gemm::threads_for(m, k, n));
+    T::dispatch(
+        kernel,
+        alpha,
+        a,
+        b,
+        beta,
+        c,
+        gemm::Run {
+            n_threads: gemm::threads_for(m, k, n),
+            direct: true,
+        },
+    );
+    Ok(())
+}
+
+/// [`gemm_with_kernel`] without the direct small-product path: every
+/// product goes through the blocked driver (packing, cache blocks, thread
+/// split). Products at least 1e8 flops are the same either way; small ones
+/// (the second layer's) take a direct path under [`gemm`] and
+/// [`gemm_with_kernel`], and benchmarks time this function to compare.
+/// Results may differ from [`gemm_with_kernel`]'s in the last bits.
+///
+/// **Panics** if the shapes do not agree (as [`gemm`]).
+#[track_caller]
+pub fn gemm_blocked_with_kernel<T: Element>(
+    kernel: Kernel,
+    alpha: T,
+    a: &ArrayView2<'_, T>,
+    b: &ArrayView2<'_, T>,
+    beta: T,
+    c: &mut ArrayViewMut2<'_, T>,
+) -> Result<(), KernelError> {
+    let (m, k, n) = check_shapes(a, b, c);
+    let kernel = kernel.check()?;
+    T::dispatch(
+        kernel,
+        alpha,
+        a,
+        b,
+        beta,
+        c,
+        gemm::Run {
+            n_threads: gemm::threads_for(m, k, n),
+            direct: false,
+        },
+    );
     Ok(())
 }
 
@@ -116,7 +172,18 @@ pub fn gemm_with_kernel_on_all_threads<T: Element>(
 ) -> Result<(), KernelError> {
     check_shapes(a, b, c);
     let kernel = kernel.check()?;
-    T::dispatch(kernel, alpha, a, b, beta, c, rayon::current_num_threads());
+    T::dispatch(
+        kernel,
+        alpha,
+        a,
+        b,
+        beta,
+        c,
+        gemm::Run {
+            n_threads: rayon::current_num_threads(),
+            direct: true,
+        },
+    );
     Ok(())
 }
 

@@ -4,7 +4,9 @@
 //! and a 2-thread rayon pool, `matrixmultiply` (through ndarray's
 //! `general_mat_mul`, which calls `matrixmultiply::{s,d}gemm` with the views'
 //! strides; forced to one thread with `MATMUL_NUM_THREADS=1`) and ndarray's
-//! allocating `dot` (also matrixmultiply underneath), and relates the numbers
+//! allocating `dot` (also matrixmultiply underneath), on products below
+//! 1e8 flops also ours without the direct small-product path (the blocked
+//! driver, `gemm_blocked_with_kernel`), and relates the numbers
 //! to this machine's FMA peak measured with a register-only loop. Each
 //! figure is the median of `--samples` timed samples (taken round robin over
 //! the contenders, so bursts of load hit all alike), each sample long enough
@@ -184,6 +186,9 @@ const SHAPES: [Shape; 15] = [
 const BIG_FLOPS: f64 = 1e10;
 /// Sample cap for products above [`BIG_FLOPS`].
 const BIG_SAMPLES: usize = 7;
+/// Below this many flops ours may take the direct small-product path, and
+/// the blocked driver is timed too (`blk1t`).
+const SMALL_FLOPS: f64 = 1e8;
 
 /// One table row.
 struct Row {
@@ -196,6 +201,9 @@ struct Row {
     ours_2t: f64,
     matrixmultiply: f64,
     ndarray_dot: f64,
+    /// Ours on 1 thread without the direct small-product path (NaN above
+    /// [`SMALL_FLOPS`], where the paths are the same).
+    blocked_1t: f64,
     peak_1t: f64,
     peak_2t: f64,
     /// 256-bit (AVX2 + FMA) single-thread peak, the yardstick the issue quotes.
@@ -275,7 +283,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         peaks_256[1],
     );
     println!(
-        "GFLOP/s (median of {} samples, at most {BIG_SAMPLES} above {BIG_FLOPS:e} flops); mm = matrixmultiply (1 thread), dot = ndarray dot; \
+        "GFLOP/s (median of {} samples, at most {BIG_SAMPLES} above {BIG_FLOPS:e} flops); mm = matrixmultiply (1 thread), dot = ndarray dot, \
+         blk1t = ours without the direct small-product path (below {SMALL_FLOPS:e} flops); \
          pk1t / pk2t = ours vs the measured peak of the kernel's vectors, pk256 = ours (1 thread) \
          vs the 256-bit peak",
         args.samples
@@ -383,7 +392,27 @@ impl Timing<'_> {
                 }
             })
         };
+        let mut c_blocked = c_1t.clone();
         let mut ours_1t = |reps: usize| ours(self.pool1, &mut c_1t, reps);
+        // The blocked driver without the direct small-product path (the
+        // same as ours above 1e8 flops, where it is not timed).
+        let small = flops < SMALL_FLOPS;
+        let mut blocked_1t = |reps: usize| {
+            self.pool1.install(|| {
+                for _ in 0..reps {
+                    tensor::gemm_blocked_with_kernel(
+                        kernel,
+                        T::one(),
+                        &a,
+                        &b,
+                        T::zero(),
+                        &mut c_blocked.view_mut(),
+                    )
+                    .expect("kernel checked above");
+                }
+            })
+        };
+        let mut skip = |_: usize| {};
         let mut ours_2t = |reps: usize| ours(self.pool2, &mut c_2t, reps);
         let mut mm = |reps: usize| {
             for _ in 0..reps {
@@ -395,16 +424,18 @@ impl Timing<'_> {
                 std::hint::black_box(a.dot(&b));
             }
         };
-        let mut contenders: [&mut dyn FnMut(usize); 4] =
-            [&mut ours_1t, &mut ours_2t, &mut mm, &mut dot];
+        let blocked: &mut dyn FnMut(usize) = if small { &mut blocked_1t } else { &mut skip };
+        let mut contenders: [&mut dyn FnMut(usize); 5] =
+            [&mut ours_1t, &mut ours_2t, &mut mm, &mut dot, blocked];
         // Products of seconds (the wide evaluation) get fewer samples.
         let samples = if flops > BIG_FLOPS {
             self.samples.min(BIG_SAMPLES)
         } else {
             self.samples
         };
-        let [ours_1t, ours_2t, matrixmultiply, ndarray_dot] =
+        let [ours_1t, ours_2t, matrixmultiply, ndarray_dot, blocked_1t] =
             self.gflops_round_robin(flops, samples, &mut contenders);
+        let blocked_1t = if small { blocked_1t } else { f64::NAN };
         Ok(Row {
             shape: shape.name,
             m,
@@ -415,6 +446,7 @@ impl Timing<'_> {
             ours_2t,
             matrixmultiply,
             ndarray_dot,
+            blocked_1t,
             peak_1t,
             peak_2t,
             peak_256_1t: f64::NAN,
@@ -429,8 +461,8 @@ impl Timing<'_> {
         &self,
         flops: f64,
         samples: usize,
-        contenders: &mut [&mut dyn FnMut(usize); 4],
-    ) -> [f64; 4] {
+        contenders: &mut [&mut dyn FnMut(usize); 5],
+    ) -> [f64; 5] {
         // Warm up and calibrate how many calls make one sample, on batches
         // long enough that a sleeping pool thread's wake-up does not count.
         let reps = contenders.each_mut().map(|f| {
@@ -447,7 +479,7 @@ impl Timing<'_> {
                 batch *= 4;
             }
         });
-        let mut rates = [(); 4].map(|_| Vec::with_capacity(samples));
+        let mut rates = [(); 5].map(|_| Vec::with_capacity(samples));
         for _ in 0..samples {
             for ((f, &reps), rates) in contenders.iter_mut().zip(&reps).zip(rates.iter_mut()) {
                 // Let the previous contender's idle pool threads stop
@@ -489,7 +521,7 @@ fn check_close<T: Element + LinalgScalar>(
 
 fn header() -> String {
     format!(
-        "{:<21} {:>5} {:>5} {:>5} {:<4} {:>8} {:>8} {:>8} {:>8} {:>7} {:>6} {:>6} {:>6} {:>6}",
+        "{:<21} {:>5} {:>5} {:>5} {:<4} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7} {:>6} {:>6} {:>6} {:>6}",
         "shape",
         "m",
         "k",
@@ -499,6 +531,7 @@ fn header() -> String {
         "ours2t",
         "mm",
         "dot",
+        "blk1t",
         "ours/mm",
         "2t/1t",
         "pk1t",
@@ -509,7 +542,7 @@ fn header() -> String {
 
 fn format_row(r: &Row) -> String {
     format!(
-        "{:<21} {:>5} {:>5} {:>5} {:<4} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>7.2} {:>6.2} {:>5.0}% {:>5.0}% {:>5.0}%",
+        "{:<21} {:>5} {:>5} {:>5} {:<4} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>7.2} {:>6.2} {:>5.0}% {:>5.0}% {:>5.0}%",
         r.shape,
         r.m,
         r.k,
@@ -519,6 +552,7 @@ fn format_row(r: &Row) -> String {
         r.ours_2t,
         r.matrixmultiply,
         r.ndarray_dot,
+        r.blocked_1t,
         r.ours_1t / r.matrixmultiply,
         r.ours_2t / r.ours_1t,
         100.0 * r.ours_1t / r.peak_1t,
@@ -543,6 +577,7 @@ fn write_csv(path: &Path, rows: &[Row], kernel: Kernel) -> anyhow::Result<()> {
         "ours_2t_gflops",
         "matrixmultiply_gflops",
         "ndarray_dot_gflops",
+        "ours_blocked_1t_gflops",
         "ratio_ours_1t_over_matrixmultiply",
         "speedup_2t_over_1t",
         "fma_peak_1t_gflops",
@@ -564,6 +599,7 @@ fn write_csv(path: &Path, rows: &[Row], kernel: Kernel) -> anyhow::Result<()> {
             format!("{:.2}", r.ours_2t),
             format!("{:.2}", r.matrixmultiply),
             format!("{:.2}", r.ndarray_dot),
+            format!("{:.2}", r.blocked_1t),
             format!("{:.3}", r.ours_1t / r.matrixmultiply),
             format!("{:.3}", r.ours_2t / r.ours_1t),
             format!("{:.2}", r.peak_1t),

@@ -10,8 +10,8 @@ use proptest::prelude::*;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tensor::{
-    available_kernels, gemm, gemm_with_kernel, gemm_with_kernel_on_all_threads, reference, Element,
-    Kernel, ALL_KERNELS,
+    available_kernels, gemm, gemm_blocked_with_kernel, gemm_with_kernel,
+    gemm_with_kernel_on_all_threads, reference, Element, Kernel, ALL_KERNELS,
 };
 
 /// How an operand is laid out in memory.
@@ -99,6 +99,27 @@ fn unit_roundoff<T: Element>() -> f64 {
 #[allow(clippy::too_many_arguments)]
 fn run_case<T: Element>(
     kernel: Kernel,
+    shape: (usize, usize, usize),
+    layouts: (Layout, Layout, Layout),
+    alpha: f64,
+    beta: f64,
+    seed: u64,
+) -> Result<(), String> {
+    run_case_on::<T>(Path::Auto, kernel, shape, layouts, alpha, beta, seed)
+}
+
+/// Which entry point a case calls.
+#[derive(Clone, Copy, Debug)]
+enum Path {
+    /// `gemm_with_kernel` (small products take the direct path).
+    Auto,
+    /// `gemm_blocked_with_kernel` (always the blocked driver).
+    Blocked,
+}
+
+fn run_case_on<T: Element>(
+    path: Path,
+    kernel: Kernel,
     (m, k, n): (usize, usize, usize),
     layouts: (Layout, Layout, Layout),
     alpha: f64,
@@ -120,7 +141,11 @@ fn run_case<T: Element>(
     let want = reference::gemm(alpha, &a.view(), &b.view(), beta, &c_before.view());
     let scale = reference::gemm_abs(&a.view(), &b.view());
 
-    gemm_with_kernel(
+    let entry = match path {
+        Path::Auto => gemm_with_kernel::<T>,
+        Path::Blocked => gemm_blocked_with_kernel::<T>,
+    };
+    entry(
         kernel,
         T::from(alpha).unwrap(),
         &a.view(),
@@ -143,7 +168,7 @@ fn run_case<T: Element>(
         let within = (g - w).abs() <= tol;
         if !within {
             return Err(format!(
-                "{kernel:?} {}: m={m} k={k} n={n} layouts={layouts:?} alpha={alpha} beta={beta}: \
+                "{kernel:?} {path:?} {}: m={m} k={k} n={n} layouts={layouts:?} alpha={alpha} beta={beta}: \
                  C[{i},{j}] = {g}, want {w} (tol {tol:e})",
                 std::any::type_name::<T>()
             ));
@@ -514,4 +539,53 @@ fn wide_network_shapes_match_reference_on_every_kernel() {
             .unwrap();
         }
     }
+}
+
+#[test]
+fn small_products_match_reference_on_both_paths() {
+    // The direct small-product path (no blocking, B packed once, A in place
+    // or one packed MR panel at a time) and the blocked driver it replaces,
+    // on the second layer's shapes and their wide-network friends, every
+    // A / B layout, row-major and strided C (NaN-filled when beta = 0).
+    let shapes = [
+        (100, 50, 10),
+        (10, 100, 50),
+        (100, 10, 50),
+        (1000, 50, 10),
+        (100, 10, 1024),
+        (7, 128, 33),
+        (13, 1, 5),
+        (1, 3, 1),
+    ];
+    for (idx, shape) in shapes.into_iter().enumerate() {
+        for la in LAYOUTS {
+            for lb in LAYOUTS {
+                for path in [Path::Auto, Path::Blocked] {
+                    let seed = idx as u64;
+                    for_each_kernel(|kernel| {
+                        let f32_case = (la, lb, Layout::Row);
+                        let f64_case = (la, lb, Layout::Strided);
+                        run_case_on::<f32>(path, kernel, shape, f32_case, 1.0, 0.0, seed)?;
+                        run_case_on::<f64>(path, kernel, shape, f64_case, -0.5, 1.0, seed)?;
+                        run_case_on::<f32>(path, kernel, shape, f64_case, 2.5, 0.0, seed)
+                    })
+                    .unwrap();
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn small_products_are_bit_identical_for_any_thread_count() {
+    // The direct path ignores the thread budget; the choice depends on the
+    // shape only, so forcing a split changes nothing.
+    let cases = [
+        (100, 50, 10, false, true),
+        (10, 100, 50, true, false),
+        (100, 10, 50, false, false),
+        (100, 10, 1024, false, false),
+    ];
+    check_thread_identity::<f32>(&cases);
+    check_thread_identity::<f64>(&cases);
 }

@@ -1,0 +1,94 @@
+//! The direct path for small products (the second layer's `100x50 * 50x10`
+//! and its gradients, `k <= DIRECT_MAX_K`): no cache blocking, no reduction
+//! blocks, no thread split. All of B is packed once into `NR`-wide panels
+//! (a few KiB, with the kernel's SIMD packers), A is read in place when its
+//! rows are contiguous (else one `MR`-row panel is packed at a time), and
+//! each `MR`-row panel of A meets every B panel while it is in L1, one
+//! micro-kernel call per tile over the whole `k`.
+//!
+//! Whether a product takes this path depends only on its shape (never on
+//! the thread count), so results stay bit-identical for any number of
+//! threads; they differ in the last bits from the blocked path (no `KC`
+//! split of the reduction).
+
+use ndarray::{s, ArrayView2, ArrayViewMut2};
+
+use super::{pack_a, pack_b_panels, with_scratch, Slot};
+use crate::kernel::{ALayout, MicroKernel, Tile};
+use crate::Element;
+
+/// Longest reduction the direct path takes (one micro-kernel call per tile).
+const DIRECT_MAX_K: usize = 128;
+/// Most packed B elements (`k x` the padded `n`) the direct path takes; B
+/// then stays in L1 / L2 while every row panel of A passes.
+const DIRECT_MAX_B: usize = 16 * 1024;
+/// Products of at least this many flops use the blocked (threaded) driver.
+const DIRECT_MAX_FLOPS: f64 = super::PARALLEL_MIN_FLOPS;
+
+/// Whether an `m x k` by `k x n` product takes the direct path with kernel `K`.
+pub(super) fn eligible<T, K: MicroKernel<T>>(m: usize, k: usize, n: usize) -> bool {
+    let flops = 2.0 * m as f64 * k as f64 * n as f64;
+    k <= DIRECT_MAX_K && k * n.div_ceil(K::NR) * K::NR <= DIRECT_MAX_B && flops < DIRECT_MAX_FLOPS
+}
+
+/// `C = alpha * A * B + beta * C` on the calling thread, for shapes
+/// [`eligible`] accepts with `k >= 1`, `m, n >= 1` and `alpha != 0`.
+pub(super) fn gemm_direct<T: Element, K: MicroKernel<T>>(
+    kernel: K,
+    alpha: T,
+    a: &ArrayView2<'_, T>,
+    b: &ArrayView2<'_, T>,
+    beta: T,
+    c: &mut ArrayViewMut2<'_, T>,
+) {
+    let (m, k) = a.dim();
+    let n = b.ncols();
+    let (mr, nr) = (K::MR, K::NR);
+    let n_panels = n.div_ceil(nr);
+    let b_len = n_panels * k * nr;
+    let rsa = a.strides()[0];
+    let a_in_place = a.strides()[1] == 1 || k == 1;
+    let a_len = if a_in_place { 0 } else { mr * k };
+    let [rsc, csc] = [c.strides()[0], c.strides()[1]];
+    let c_ptr = c.as_mut_ptr();
+    with_scratch(Slot::Panels, b_len + a_len, |buf: &mut [T]| {
+        let (b_packed, a_packed) = buf.split_at_mut(b_len);
+        pack_b_panels(kernel, b, b_packed, 0, nr, 1);
+        for i0 in (0..m).step_by(mr) {
+            let rows = mr.min(m - i0);
+            let (a_ptr, layout, t_rsa, t_csa) = if a_in_place {
+                let a_ptr = a.as_ptr().wrapping_offset(i0 as isize * rsa);
+                (a_ptr, ALayout::Rows, rsa, 1)
+            } else {
+                pack_a(kernel, &a.slice(s![i0..i0 + rows, ..]), a_packed, mr);
+                (a_packed.as_ptr(), ALayout::Cols, 1, mr as isize)
+            };
+            for (q, b_panel) in b_packed.chunks_exact(k * nr).enumerate() {
+                let j0 = q * nr;
+                let tile = Tile {
+                    k,
+                    a: a_ptr,
+                    rsa: t_rsa,
+                    csa: t_csa,
+                    b: b_panel.as_ptr(),
+                    rsb: nr as isize,
+                    c: c_ptr.wrapping_offset(i0 as isize * rsc + j0 as isize * csc),
+                    rsc,
+                    csc,
+                    m_eff: rows,
+                    n_eff: nr.min(n - j0),
+                    alpha,
+                    beta,
+                };
+                // SAFETY: the tile lies inside C (i0 < m, j0 < n, m_eff and
+                // n_eff clipped); in place, A rows i0 .. i0 + rows have k
+                // contiguous elements (or k == 1), else the packed panel
+                // holds all MR rows (zero-padded) for k steps; the B panel
+                // holds k rows of NR (padded); the kernel was checked
+                // available by the caller; C is a unique borrow, so it
+                // aliases neither A nor B.
+                unsafe { kernel.tile(layout, &tile) };
+            }
+        }
+    });
+}
