@@ -5,7 +5,9 @@
 //! `F64=1` for f64; `BLOCKED=1` times ours without the direct small-product
 //! path (`gemm_blocked_with_kernel`); `FIXED=calls` runs exactly that many products of ours
 //! (or of matrixmultiply with `MM=1`) and prints their flops, for
-//! `perf stat -e task-clock` (CPU time is robust on a busy machine).
+//! `perf stat -e task-clock` (CPU time is robust on a busy machine);
+//! `PEAK=seconds` (no other arguments needed) prints the wall-clock 1-thread
+//! f32 FMA peak only.
 
 use ndarray::Array2;
 use std::time::Instant;
@@ -97,6 +99,13 @@ fn run<T: Element>(args: &[usize]) {
 
 fn main() {
     std::env::set_var("MATMUL_NUM_THREADS", "1");
+    if let Ok(secs) = std::env::var("PEAK").map(|v| v.parse::<f64>().unwrap_or(2.0)) {
+        // Just the 1-thread FMA peak (f32, detected kernel's vectors), for
+        // `perf stat`: divide by the CPU utilisation it reports.
+        let peak = tensor::measure_fma_peak(tensor::Kernel::detect(), false, secs).unwrap();
+        println!("{peak:.1}");
+        return;
+    }
     let args: Vec<usize> = std::env::args()
         .skip(1)
         .map(|x| x.parse().expect("numbers: M K N TA TB [threads]"))

@@ -20,6 +20,9 @@
 //! dot-product tiles compute them per `ic` block, right after that block's
 //! tiles (see `dot_tail`).
 //!
+//! Small products (under 1e8 flops with `k <= 128` and a small B, like the
+//! second layer's `100x50 * 50x10`) skip all of this: see `direct`.
+//!
 //! Threads split the tile grid into contiguous ranges of whole `MR`-row or
 //! `NR`-column panels. Every C element is produced by the same micro-kernel
 //! arithmetic over the same `KC` blocks in the same order whatever the

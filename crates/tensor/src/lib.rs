@@ -15,6 +15,8 @@
 //! one vector run a one-vector tile; on AVX-512 f32, a thin product whose A
 //! rows and B columns are contiguous along a long `k` computes its last
 //! `n % 16` (at most 2) columns as dot products instead of a padded vector.
+//! Small products (the second layer's) take a direct path without cache
+//! blocking; [`gemm_blocked_with_kernel`] forces the blocked driver.
 //! `TENSOR_KERNEL=avx512|avx2|portable` overrides the choice for a whole
 //! process; [`gemm_with_kernel`] forces one per call (tests run every path
 //! that way).
