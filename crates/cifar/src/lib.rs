@@ -15,6 +15,7 @@
 //!   z-scoring into `f32`/`f64`, on both cores, bit-identical for any thread count;
 //! - [`stamp`] and `checksum`: the data dir's fingerprint ([`data_checksum`])
 //!   and the stamp `cargo xtask fetch-data` writes beside the files;
+//! - [`picture`]: PNG / JPEG files to and from one image's 3072 bytes;
 //! - `synthetic`: small generated data sets and a writer of the on-disk
 //!   format, for tests here and in other crates.
 
@@ -24,6 +25,7 @@ mod normalise;
 mod split;
 pub mod stamp;
 mod synthetic;
+pub mod picture;
 
 use std::path::PathBuf;
 
