@@ -22,10 +22,10 @@
 mod checksum;
 mod format;
 mod normalise;
+pub mod picture;
 mod split;
 pub mod stamp;
 mod synthetic;
-pub mod picture;
 
 use std::path::PathBuf;
 

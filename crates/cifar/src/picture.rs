@@ -237,12 +237,18 @@ mod tests {
         let empty = dir.path().join("empty.png");
         std::fs::write(&empty, b"").unwrap();
         let err = read_picture(&empty).unwrap_err().to_string();
-        assert!(err.contains("empty.png") && err.contains("is empty"), "{err}");
+        assert!(
+            err.contains("empty.png") && err.contains("is empty"),
+            "{err}"
+        );
 
         let text = dir.path().join("notes.png");
         std::fs::write(&text, b"hello, this is text").unwrap();
         let err = read_picture(&text).unwrap_err().to_string();
-        assert!(err.contains("notes.png") && err.contains("not a PNG or JPEG"), "{err}");
+        assert!(
+            err.contains("notes.png") && err.contains("not a PNG or JPEG"),
+            "{err}"
+        );
 
         let gif = dir.path().join("anim.gif");
         std::fs::write(&gif, b"GIF89a\x01\x00\x01\x00\x00\x00\x00;").unwrap();
@@ -255,7 +261,10 @@ mod tests {
         let bytes = std::fs::read(&full).unwrap();
         std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
         let err = read_picture(&cut).unwrap_err().to_string();
-        assert!(err.contains("cut.png") && err.contains("cannot decode the PNG"), "{err}");
+        assert!(
+            err.contains("cut.png") && err.contains("cannot decode the PNG"),
+            "{err}"
+        );
 
         let missing = dir.path().join("missing.png");
         let err = read_picture(&missing).unwrap_err().to_string();

@@ -9,6 +9,7 @@
 //!   `summary.csv`, `weights.safetensors`, `curves.svg`, `curves.png`);
 //! - [`search`]: a plan of trials drawn up front, run in parallel, resumable,
 //!   summarised in a sorted `table.csv`;
+//! - [`ensemble`]: what trained networks (one, or several averaged) say about a labelled set;
 //! - [`plot`]: SVG and PNG pictures made from the CSV files;
 //! - [`report`]: `REPORT.md`, every result beside the original report's number;
 //! - [`commands`]: the entry points `cargo xtask train`, `coarse-search`, ... call.
@@ -20,6 +21,7 @@
 pub mod commands;
 pub mod config;
 pub mod data;
+pub mod ensemble;
 pub mod io;
 pub mod plot;
 pub mod progress;
