@@ -10,6 +10,7 @@
 //! - [`search`]: a plan of trials drawn up front, run in parallel, resumable,
 //!   summarised in a sorted `table.csv`;
 //! - [`ensemble`]: what trained networks (one, or several averaged) say about a labelled set;
+//! - [`stats`]: mean ± std over seeds and the t-tests that tell a winner from seed noise;
 //! - [`plot`]: SVG and PNG pictures made from the CSV files;
 //! - [`report`]: `REPORT.md`, every result beside the original report's number;
 //! - [`commands`]: the entry points `cargo xtask train`, `coarse-search`, ... call.
@@ -28,6 +29,7 @@ pub mod progress;
 pub mod report;
 pub mod run;
 pub mod search;
+pub mod stats;
 
 use std::path::PathBuf;
 
