@@ -215,7 +215,7 @@ mod tests {
         let model = Mlp::<f32>::init(10, 6, 5, 4);
         let labels: Vec<u8> = (0..1500).map(|i| (i * 7 % 5) as u8).collect();
         let scores = score(
-            &average_probabilities(&[model.clone()], &x.view()).view(),
+            &average_probabilities(std::slice::from_ref(&model), &x.view()).view(),
             &labels,
         );
         let training = model.evaluate(&x.view(), &labels, 0.0);

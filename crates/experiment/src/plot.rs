@@ -2,7 +2,8 @@
 //! `cargo xtask plot RESULTS_DIR` redraws them without retraining:
 //! - per training: cost, loss and accuracy (train and validation) against the
 //!   update step, plus the learning rate eta in its own panel;
-//! - per search: validation accuracy against lambda on a log axis.
+//! - per search: validation accuracy against lambda on a log axis;
+//! - per evaluation: the confusion matrix (`confusion`).
 //!
 //! Each picture is drawn by one function generic over the plotters backend:
 //! once into SVG (vector, for the report) and once into an RGB bitmap encoded
@@ -25,6 +26,9 @@ use crate::config::RunConfig;
 use crate::run::{self, CurveRow, RunState};
 use crate::search::{self, TableRow};
 use crate::{io, ExperimentError, Result};
+
+mod confusion;
+pub use confusion::{confusion_png, confusion_svg, CONFUSION_SIZE};
 
 const TRAIN_COLOR: RGBColor = RGBColor(31, 119, 180);
 const VALIDATION_COLOR: RGBColor = RGBColor(214, 39, 40);
