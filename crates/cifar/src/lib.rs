@@ -258,6 +258,9 @@ pub struct Splits<T> {
     pub validation: Dataset<T>,
     /// Test set.
     pub test: Dataset<T>,
+    /// The training split's statistics all three sets were z-scored with
+    /// (saved with trained weights, so they can be applied to raw pixels).
+    pub stats: FeatureStats,
 }
 
 /// Labels as an `n x 10` one-hot matrix: row `i` is 1 at column `labels[i]`, 0 elsewhere.
@@ -365,6 +368,7 @@ impl Cifar10 {
             train: self.train_dataset(&idx.train, &stats),
             validation: self.train_dataset(&idx.validation, &stats),
             test: self.test_dataset(&stats),
+            stats,
         })
     }
 

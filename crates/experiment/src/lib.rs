@@ -11,6 +11,7 @@
 //!   summarised in a sorted `table.csv`;
 //! - [`ensemble`]: what trained networks (one, or several averaged) say about a labelled set;
 //! - [`stats`]: mean ± std over seeds and the t-tests that tell a winner from seed noise;
+//! - [`inference`]: trained weights put to use (`evaluate`, `predict`);
 //! - [`plot`]: SVG and PNG pictures made from the CSV files;
 //! - [`report`]: `REPORT.md`, every result beside the original report's number;
 //! - [`commands`]: the entry points `cargo xtask train`, `coarse-search`, ... call.
@@ -23,6 +24,7 @@ pub mod commands;
 pub mod config;
 pub mod data;
 pub mod ensemble;
+pub mod inference;
 pub mod io;
 pub mod plot;
 pub mod progress;

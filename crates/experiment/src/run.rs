@@ -233,7 +233,12 @@ pub fn execute(
             message: e.to_string(),
         })?,
     );
-    mlp::weights::save(&dir.join(files::WEIGHTS), &trained.model, &metadata)?;
+    mlp::weights::save(
+        &dir.join(files::WEIGHTS),
+        &trained.model,
+        Some(&input_stats(&splits.stats)),
+        &metadata,
+    )?;
     plot::curves_svg(
         &rows,
         Some(&t.schedule),
@@ -327,5 +332,14 @@ mod tests {
             n_steps: 7,
         };
         assert_eq!(n_steps(&c), 7);
+    }
+}
+
+/// The statistics the run's inputs were z-scored with, in the form the
+/// weights file stores ([`mlp::weights::InputStats`]).
+pub fn input_stats(stats: &cifar::FeatureStats) -> mlp::weights::InputStats {
+    mlp::weights::InputStats {
+        mean: stats.mean.clone(),
+        std: stats.std.clone(),
     }
 }
