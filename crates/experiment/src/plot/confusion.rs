@@ -69,7 +69,8 @@ fn draw_confusion<DB: DrawingBackend>(
         .margin(15)
         .x_label_area_size(70)
         .y_label_area_size(110)
-        .build_cartesian_2d((0..k).into_segmented(), (0..k).into_segmented())
+        // A segmented `0..n` range has n + 1 segments: `0..k - 1` gives the k cells.
+        .build_cartesian_2d((0..k - 1).into_segmented(), (0..k - 1).into_segmented())
         .map_err(|e| e.to_string())?;
     chart
         .configure_mesh()
