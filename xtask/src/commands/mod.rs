@@ -9,6 +9,7 @@ pub mod fetch_data;
 pub mod final_train;
 pub mod fine_search;
 pub mod gradcheck;
+pub mod lr_range_test;
 pub mod paths;
 pub mod plot;
 pub mod predict;

@@ -162,3 +162,37 @@ fn corrupt_weights_and_other_data_are_refused_naming_the_file() {
         "{err}"
     );
 }
+
+#[test]
+fn range_test_rises_eta_stops_on_explosion_and_suggests() {
+    use experiment::lr_range::{self, RangeSpec};
+    let data = DataSource::from_memory(Cifar10::synthetic(80, 20, 9), "sha256:synthetic");
+    let config = run_config("r", 1);
+    let splits = data.splits(&config.data).unwrap();
+    let spec = RangeSpec {
+        eta_start: 1e-5,
+        eta_end: 1e4,
+        epochs: 20,
+        eval_every: 2,
+        eval_images: 50,
+    };
+    let mut seen = Vec::new();
+    let outcome = lr_range::run(&config, &splits, &spec, |t, _, eta| seen.push((t, eta))).unwrap();
+    // 300 training images, batch 50: 6 updates per epoch.
+    assert_eq!(outcome.n_steps, 120);
+    // eta 1e4 blows any network up: the test ends before the last update.
+    assert!(outcome.stopped_early);
+    assert!(outcome.points.len() < 120);
+    for (i, p) in outcome.points.iter().enumerate() {
+        assert_eq!(p.step, i as u64);
+        assert_eq!(p.eta, spec.eta(i as u64, 120));
+        assert!(p.loss.is_finite());
+        assert_eq!(p.validation_accuracy.is_some(), (i + 1) % 2 == 0);
+    }
+    assert!(outcome.points.windows(2).all(|w| w[1].eta > w[0].eta));
+    let s = lr_range::suggest(&outcome.points, outcome.stopped_early).unwrap();
+    assert!(s.eta_min <= s.eta_max, "{s:?}");
+    // Same seed, same points.
+    let again = lr_range::run(&config, &splits, &spec, |_, _, _| {}).unwrap();
+    assert_eq!(again.points, outcome.points);
+}
