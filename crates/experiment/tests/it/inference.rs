@@ -59,7 +59,8 @@ fn evaluate_reproduces_the_runs_test_accuracy_and_averages_an_ensemble() {
     let (b, acc_b) = train(&data, dir.path(), "b", 2);
 
     let out = dir.path().join("eval-a");
-    let single = inference::evaluate(&[a.clone()], EvalSplit::Test, &data, &out).unwrap();
+    let single =
+        inference::evaluate(std::slice::from_ref(&a), EvalSplit::Test, &data, &out).unwrap();
     assert_eq!(single.scores.accuracy, acc_a);
     assert_eq!(single.n_images, 500);
     assert_eq!(single.scores.confusion.sum(), 500);
