@@ -295,6 +295,15 @@ pub fn read_summary(dir: &Path) -> Result<Option<RunSummary>> {
     }
 }
 
+/// The statistics the run's inputs were z-scored with, in the form the
+/// weights file stores ([`mlp::weights::InputStats`]).
+pub fn input_stats(stats: &cifar::FeatureStats) -> mlp::weights::InputStats {
+    mlp::weights::InputStats {
+        mean: stats.mean.clone(),
+        std: stats.std.clone(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -332,14 +341,5 @@ mod tests {
             n_steps: 7,
         };
         assert_eq!(n_steps(&c), 7);
-    }
-}
-
-/// The statistics the run's inputs were z-scored with, in the form the
-/// weights file stores ([`mlp::weights::InputStats`]).
-pub fn input_stats(stats: &cifar::FeatureStats) -> mlp::weights::InputStats {
-    mlp::weights::InputStats {
-        mean: stats.mean.clone(),
-        std: stats.std.clone(),
     }
 }
