@@ -31,6 +31,12 @@ enum Command {
     FineSearch(fine_search::Args),
     /// Final training with the best lambda over several seeds (report's figure 4).
     FinalTrain(final_train::Args),
+    /// Learning-rate range test (Smith 2017): suggests eta_min and eta_max for a run config.
+    LrRangeTest(lr_range_test::Args),
+    /// Accuracy, per-class accuracy and confusion matrix of trained weights (several: an ensemble).
+    Evaluate(evaluate::Args),
+    /// Top classes trained weights give a PNG/JPEG picture or a test image.
+    Predict(predict::Args),
     /// Redraw the pictures of a results directory from its CSV files.
     Plot(plot::Args),
     /// Everything, from data check to results/REPORT.md.
@@ -61,6 +67,9 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::CoarseSearch(args) => coarse_search::run(args),
         Command::FineSearch(args) => fine_search::run(args),
         Command::FinalTrain(args) => final_train::run(args),
+        Command::LrRangeTest(args) => lr_range_test::run(args),
+        Command::Evaluate(args) => evaluate::run(args),
+        Command::Predict(args) => predict::run(args),
         Command::Plot(args) => plot::run(args),
         Command::Reproduce(args) => reproduce::run(args),
         Command::Bench(bench) => bench::run(bench),

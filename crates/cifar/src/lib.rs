@@ -15,12 +15,14 @@
 //!   z-scoring into `f32`/`f64`, on both cores, bit-identical for any thread count;
 //! - [`stamp`] and `checksum`: the data dir's fingerprint ([`data_checksum`])
 //!   and the stamp `cargo xtask fetch-data` writes beside the files;
+//! - [`picture`]: PNG / JPEG files to and from one image's 3072 bytes;
 //! - `synthetic`: small generated data sets and a writer of the on-disk
 //!   format, for tests here and in other crates.
 
 mod checksum;
 mod format;
 mod normalise;
+pub mod picture;
 mod split;
 pub mod stamp;
 mod synthetic;
@@ -256,6 +258,9 @@ pub struct Splits<T> {
     pub validation: Dataset<T>,
     /// Test set.
     pub test: Dataset<T>,
+    /// The training split's statistics all three sets were z-scored with
+    /// (saved with trained weights, so they can be applied to raw pixels).
+    pub stats: FeatureStats,
 }
 
 /// Labels as an `n x 10` one-hot matrix: row `i` is 1 at column `labels[i]`, 0 elsewhere.
@@ -363,6 +368,7 @@ impl Cifar10 {
             train: self.train_dataset(&idx.train, &stats),
             validation: self.train_dataset(&idx.validation, &stats),
             test: self.test_dataset(&stats),
+            stats,
         })
     }
 

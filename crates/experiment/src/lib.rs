@@ -9,6 +9,10 @@
 //!   `summary.csv`, `weights.safetensors`, `curves.svg`, `curves.png`);
 //! - [`search`]: a plan of trials drawn up front, run in parallel, resumable,
 //!   summarised in a sorted `table.csv`;
+//! - [`ensemble`]: what trained networks (one, or several averaged) say about a labelled set;
+//! - [`stats`]: mean ± std over seeds and the t-tests that tell a winner from seed noise;
+//! - [`inference`]: trained weights put to use (`evaluate`, `predict`);
+//! - [`lr_range`]: the learning-rate range test and its suggested eta_min / eta_max;
 //! - [`plot`]: SVG and PNG pictures made from the CSV files;
 //! - [`report`]: `REPORT.md`, every result beside the original report's number;
 //! - [`commands`]: the entry points `cargo xtask train`, `coarse-search`, ... call.
@@ -20,12 +24,16 @@
 pub mod commands;
 pub mod config;
 pub mod data;
+pub mod ensemble;
+pub mod inference;
 pub mod io;
+pub mod lr_range;
 pub mod plot;
 pub mod progress;
 pub mod report;
 pub mod run;
 pub mod search;
+pub mod stats;
 
 use std::path::PathBuf;
 

@@ -2,7 +2,9 @@
 //! `cargo xtask plot RESULTS_DIR` redraws them without retraining:
 //! - per training: cost, loss and accuracy (train and validation) against the
 //!   update step, plus the learning rate eta in its own panel;
-//! - per search: validation accuracy against lambda on a log axis.
+//! - per search: validation accuracy against lambda on a log axis;
+//! - per evaluation: the confusion matrix (`confusion`);
+//! - per learning-rate range test: accuracy and loss against eta (`lr_range`).
 //!
 //! Each picture is drawn by one function generic over the plotters backend:
 //! once into SVG (vector, for the report) and once into an RGB bitmap encoded
@@ -26,9 +28,14 @@ use crate::run::{self, CurveRow, RunState};
 use crate::search::{self, TableRow};
 use crate::{io, ExperimentError, Result};
 
-const TRAIN_COLOR: RGBColor = RGBColor(31, 119, 180);
-const VALIDATION_COLOR: RGBColor = RGBColor(214, 39, 40);
-const ETA_COLOR: RGBColor = RGBColor(44, 160, 44);
+mod confusion;
+mod lr_range;
+pub use confusion::{confusion_png, confusion_svg, CONFUSION_SIZE};
+pub use lr_range::{lr_range_png, lr_range_svg, LR_RANGE_SIZE};
+
+pub(crate) const TRAIN_COLOR: RGBColor = RGBColor(31, 119, 180);
+pub(crate) const VALIDATION_COLOR: RGBColor = RGBColor(214, 39, 40);
+pub(crate) const ETA_COLOR: RGBColor = RGBColor(44, 160, 44);
 const FONT: &str = "sans-serif";
 
 /// Pixel size of a training's learning-curve picture (SVG and PNG).

@@ -233,7 +233,12 @@ pub fn execute(
             message: e.to_string(),
         })?,
     );
-    mlp::weights::save(&dir.join(files::WEIGHTS), &trained.model, &metadata)?;
+    mlp::weights::save(
+        &dir.join(files::WEIGHTS),
+        &trained.model,
+        Some(&input_stats(&splits.stats)),
+        &metadata,
+    )?;
     plot::curves_svg(
         &rows,
         Some(&t.schedule),
@@ -287,6 +292,15 @@ pub fn read_summary(dir: &Path) -> Result<Option<RunSummary>> {
             path,
             message: format!("expected one row, found {n}"),
         }),
+    }
+}
+
+/// The statistics the run's inputs were z-scored with, in the form the
+/// weights file stores ([`mlp::weights::InputStats`]).
+pub fn input_stats(stats: &cifar::FeatureStats) -> mlp::weights::InputStats {
+    mlp::weights::InputStats {
+        mean: stats.mean.clone(),
+        std: stats.std.clone(),
     }
 }
 

@@ -240,17 +240,7 @@ pub struct LambdaStats {
     pub test_accuracy_std: Option<f64>,
 }
 
-/// Mean and sample standard deviation (`None` below 2 values for the std).
-pub fn mean_std(values: &[f64]) -> (Option<f64>, Option<f64>) {
-    if values.is_empty() {
-        return (None, None);
-    }
-    let n = values.len() as f64;
-    let mean = values.iter().sum::<f64>() / n;
-    let std = (values.len() > 1)
-        .then(|| (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt());
-    (Some(mean), std)
-}
+pub use crate::stats::mean_std;
 
 /// Per-lambda statistics of a table, best mean validation accuracy first;
 /// ties keep the table's order (so with one seed per lambda the first entry

@@ -1,5 +1,8 @@
 //! Trained weights as safetensors (W1, b1, W2, b2) with string metadata
-//! (the resolved config), written atomically; non-finite values are refused on load.
+//! (the resolved config), and the input statistics the network was trained
+//! with (`input_mean`, `input_std`, f64), so a weights file is all a user
+//! needs to apply the network to raw inputs. Written atomically; non-finite
+//! values are refused on load.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
@@ -12,6 +15,32 @@ use crate::Mlp;
 
 /// Tensor names in the file, in order.
 pub const TENSOR_NAMES: [&str; 4] = ["W1", "b1", "W2", "b2"];
+/// Names of the optional input-statistics tensors.
+pub const INPUT_STAT_NAMES: [&str; 2] = ["input_mean", "input_std"];
+
+/// The per-feature statistics the inputs were standardised with during
+/// training: a raw input `x` (in the units the statistics use; for images,
+/// `pixel / 255`) becomes `(x - mean) / std` (`std` 0: only centred).
+/// Stored with the weights so the network can be applied to raw data later.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InputStats {
+    /// Mean of each input feature.
+    pub mean: Vec<f64>,
+    /// Standard deviation of each input feature.
+    pub std: Vec<f64>,
+}
+
+/// What a weights file holds.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Saved {
+    /// The network.
+    pub model: Mlp<f32>,
+    /// The input statistics it was trained with (absent in files written
+    /// before they were stored).
+    pub inputs: Option<InputStats>,
+    /// String metadata (the resolved config, the run's name, ...).
+    pub metadata: BTreeMap<String, String>,
+}
 
 /// Errors saving or loading weights; each names the file.
 #[derive(Debug, thiserror::Error)]
@@ -34,12 +63,15 @@ fn le_bytes(values: impl Iterator<Item = f32>) -> Vec<u8> {
     values.flat_map(f32::to_le_bytes).collect()
 }
 
-/// Write `model` and `metadata` to `path` atomically (temp file, then rename).
+/// Write `model`, its input statistics and `metadata` to `path` atomically
+/// (temp file, then rename).
 ///
-/// Refuses a model with non-finite values (it could not be loaded back).
+/// Refuses a model with non-finite values (it could not be loaded back) and
+/// input statistics that are not one finite value per input feature.
 pub fn save(
     path: &Path,
     model: &Mlp<f32>,
+    inputs: Option<&InputStats>,
     metadata: &BTreeMap<String, String>,
 ) -> Result<(), WeightsError> {
     if !model.is_finite() {
@@ -66,9 +98,24 @@ pub fn save(
             le_bytes(model.b2.iter().copied()),
         ),
     ];
-    let mut views = Vec::with_capacity(4);
+    let mut views = Vec::with_capacity(6);
     for (name, (shape, bytes)) in TENSOR_NAMES.iter().zip(&buffers) {
         let view = safetensors::tensor::TensorView::new(Dtype::F32, shape.clone(), bytes)
+            .map_err(|e| err(path, format!("tensor {name}: {e}")))?;
+        views.push((*name, view));
+    }
+    let stat_bytes: Vec<Vec<u8>> = match inputs {
+        Some(stats) => {
+            check_input_stats(stats, model.n_input()).map_err(|m| err(path, m))?;
+            [&stats.mean, &stats.std]
+                .iter()
+                .map(|v| v.iter().flat_map(|x| x.to_le_bytes()).collect())
+                .collect()
+        }
+        None => Vec::new(),
+    };
+    for (name, bytes) in INPUT_STAT_NAMES.iter().zip(&stat_bytes) {
+        let view = safetensors::tensor::TensorView::new(Dtype::F64, vec![model.n_input()], bytes)
             .map_err(|e| err(path, format!("tensor {name}: {e}")))?;
         views.push((*name, view));
     }
@@ -110,8 +157,29 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), WeightsError> {
     })
 }
 
-/// Read weights and metadata back; refuses missing tensors, wrong shapes and non-finite values.
-pub fn load(path: &Path) -> Result<(Mlp<f32>, BTreeMap<String, String>), WeightsError> {
+/// Input statistics must hold one finite value per input, and a std >= 0.
+fn check_input_stats(stats: &InputStats, n_input: usize) -> Result<(), String> {
+    for (name, values) in INPUT_STAT_NAMES.iter().zip([&stats.mean, &stats.std]) {
+        if values.len() != n_input {
+            return Err(format!(
+                "{name} has {} values, expected one per input ({n_input})",
+                values.len()
+            ));
+        }
+        if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+            return Err(format!("{name} holds a non-finite value at index {i}"));
+        }
+    }
+    if let Some(i) = stats.std.iter().position(|v| *v < 0.0) {
+        return Err(format!("input_std is negative at index {i}"));
+    }
+    Ok(())
+}
+
+/// Read weights, input statistics and metadata back; refuses a file that
+/// is not safetensors (an empty or truncated file included), missing
+/// tensors, wrong shapes and non-finite values, naming the file.
+pub fn load(path: &Path) -> Result<Saved, WeightsError> {
     let bytes = std::fs::read(path).map_err(|e| err(path, format!("cannot read: {e}")))?;
     let (_, header) = SafeTensors::read_metadata(&bytes)
         .map_err(|e| err(path, format!("not a safetensors file: {e:?}")))?;
@@ -180,7 +248,43 @@ pub fn load(path: &Path) -> Result<(Mlp<f32>, BTreeMap<String, String>), Weights
             .map_err(|e| shape_err(e.to_string()))?,
         b2: Array1::from_vec(b2),
     };
-    Ok((model, metadata))
+    let inputs = read_input_stats(&st, n_input).map_err(|m| err(path, m))?;
+    Ok(Saved {
+        model,
+        inputs,
+        metadata,
+    })
+}
+
+/// The input statistics of a file: both tensors or neither.
+fn read_input_stats(st: &SafeTensors<'_>, n_input: usize) -> Result<Option<InputStats>, String> {
+    let read = |name: &str| -> Result<Option<Vec<f64>>, String> {
+        let Ok(view) = st.tensor(name) else {
+            return Ok(None);
+        };
+        if view.dtype() != Dtype::F64 || view.shape() != [n_input] {
+            return Err(format!(
+                "tensor {name} is {:?} {:?}, expected F64 [{n_input}]",
+                view.dtype(),
+                view.shape()
+            ));
+        }
+        Ok(Some(
+            view.data()
+                .chunks_exact(8)
+                .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")))
+                .collect(),
+        ))
+    };
+    match (read(INPUT_STAT_NAMES[0])?, read(INPUT_STAT_NAMES[1])?) {
+        (Some(mean), Some(std)) => {
+            let stats = InputStats { mean, std };
+            check_input_stats(&stats, n_input)?;
+            Ok(Some(stats))
+        }
+        (None, None) => Ok(None),
+        _ => Err("only one of input_mean and input_std is stored".to_string()),
+    }
 }
 
 #[cfg(test)]
@@ -201,10 +305,20 @@ mod tests {
         let mut model = Mlp::<f32>::init(12, 5, 3, 9);
         model.b1[2] = -0.25;
         model.b2[1] = 1.5;
-        save(&path, &model, &meta()).unwrap();
-        let (back, m) = load(&path).unwrap();
-        assert_eq!(back, model);
-        assert_eq!(m, meta());
+        save(&path, &model, None, &meta()).unwrap();
+        let back = load(&path).unwrap();
+        assert_eq!(back.model, model);
+        assert_eq!(back.metadata, meta());
+        assert_eq!(back.inputs, None);
+        // With input statistics, they come back bit for bit too.
+        let stats = InputStats {
+            mean: (0..12).map(|i| i as f64 / 7.0).collect(),
+            std: (0..12).map(|i| 0.1 + i as f64 / 3.0).collect(),
+        };
+        save(&path, &model, Some(&stats), &meta()).unwrap();
+        let back = load(&path).unwrap();
+        assert_eq!(back.model, model);
+        assert_eq!(back.inputs, Some(stats));
         // No temporary file is left behind.
         let n_files = std::fs::read_dir(dir.path()).unwrap().count();
         assert_eq!(n_files, 1);
@@ -216,7 +330,7 @@ mod tests {
         let path = dir.path().join("bad.safetensors");
         let mut model = Mlp::<f32>::init(4, 3, 2, 1);
         model.w2[[1, 1]] = f32::NAN;
-        let e = save(&path, &model, &meta()).unwrap_err();
+        let e = save(&path, &model, None, &meta()).unwrap_err();
         assert!(e.to_string().contains("bad.safetensors"), "{e}");
         assert!(!path.exists());
         // Write one by hand, bypassing `save`.
@@ -281,5 +395,45 @@ mod tests {
         assert!(e.to_string().contains("absent.safetensors"), "{e}");
         std::fs::write(&path, b"garbage").unwrap();
         assert!(load(&path).is_err());
+    }
+
+    #[test]
+    fn truncated_files_and_bad_input_stats_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.safetensors");
+        let model = Mlp::<f32>::init(4, 3, 2, 1);
+        let good = InputStats {
+            mean: vec![0.5; 4],
+            std: vec![0.25; 4],
+        };
+        save(&path, &model, Some(&good), &meta()).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        for cut in [0, 7, 100, bytes.len() - 1] {
+            std::fs::write(&path, &bytes[..cut]).unwrap();
+            let e = load(&path).unwrap_err().to_string();
+            assert!(
+                e.contains("w.safetensors") && e.contains("not a safetensors"),
+                "{e}"
+            );
+        }
+        let short = InputStats {
+            mean: vec![0.5; 3],
+            std: vec![0.25; 4],
+        };
+        let e = save(&path, &model, Some(&short), &meta())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("input_mean has 3 values"), "{e}");
+        let nan = InputStats {
+            mean: vec![0.5; 4],
+            std: vec![0.25, f64::NAN, 0.25, 0.25],
+        };
+        let e = save(&path, &model, Some(&nan), &meta())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("input_std holds a non-finite value at index 1"),
+            "{e}"
+        );
     }
 }

@@ -1,6 +1,8 @@
 //! End-to-end tests of the experiment commands with real training on small
 //! generated data (no test needs the real data set).
 
+mod inference;
+
 use std::path::{Path, PathBuf};
 
 use cifar::{Cifar10, SplitSpec};
@@ -137,7 +139,9 @@ fn coarse_fine_final_chain_is_identical_for_any_jobs_and_resumable() {
     ] {
         assert!(run_dir.join(file).is_file(), "{file} missing");
     }
-    let (_model, metadata) = mlp::weights::load(&run_dir.join("weights.safetensors")).unwrap();
+    let metadata = mlp::weights::load(&run_dir.join("weights.safetensors"))
+        .unwrap()
+        .metadata;
     let saved: RunConfig = toml::from_str(&metadata["config"]).unwrap();
     assert_eq!(saved.train.lambda, a.2.rows[0].lambda);
     let prov = saved.provenance.unwrap();
@@ -218,8 +222,12 @@ fn a_single_run_writes_its_folder_and_the_resolved_config_reruns_identically() {
         RunSummaryNumbers::of(&summary)
     );
     let weights = |d: &Path| std::fs::read(d.join("tiny/weights.safetensors")).unwrap();
-    let (m1, _) = mlp::weights::load(&dir.path().join("tiny/weights.safetensors")).unwrap();
-    let (m2, _) = mlp::weights::load(&dir2.path().join("tiny/weights.safetensors")).unwrap();
+    let m1 = mlp::weights::load(&dir.path().join("tiny/weights.safetensors"))
+        .unwrap()
+        .model;
+    let m2 = mlp::weights::load(&dir2.path().join("tiny/weights.safetensors"))
+        .unwrap()
+        .model;
     assert_eq!(m1, m2);
     assert!(!weights(dir.path()).is_empty());
 }
