@@ -50,7 +50,7 @@ impl Stages {
         let status = match &result {
             Ok(note) if note.is_empty() => "ok".to_string(),
             Ok(note) => format!("ok ({note})"),
-            Err(e) => format!("failed: {}", e.to_string().replace(['\n', '|'], " ")),
+            Err(e) => format!("failed: {}", crate::error_text(e).replace(['\n', '|'], " ")),
         };
         println!("== {stage}: {status} ({seconds:.1} s)");
         self.times.push(StageTime {
@@ -98,7 +98,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut failed = Vec::new();
     let mut note = |stage: &str, result: anyhow::Result<()>| {
         if let Err(e) = result {
-            eprintln!("{stage} failed: {e:#}");
+            eprintln!("{stage} failed: {}", crate::error_text(&e));
             failed.push(stage.to_string());
         }
     };

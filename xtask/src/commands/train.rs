@@ -19,12 +19,54 @@ pub struct Common {
     /// Where result folders go (default: <root>/results).
     #[arg(long)]
     pub results_dir: Option<PathBuf>,
-    /// Override the config's seed (a run's training seed; a search's plan seed).
-    #[arg(long)]
+    /// Override the config's seed (a run's training seed; a search's plan seed); 0 ..= 2^63-1.
+    #[arg(long, value_parser = parse_seed)]
     pub seed: Option<u64>,
-    /// Worker threads: parallel runs of a search, or threads of one run (default: all cores).
-    #[arg(long)]
+    /// Worker threads: parallel runs of a search, or threads of one run (default: all cores;
+    /// at most 4 per core).
+    #[arg(long, value_parser = parse_jobs)]
     pub jobs: Option<usize>,
+}
+
+/// The most `--jobs` a machine with `cores` cores accepts: 4 per core. More
+/// workers than that only add threads (a search's table is the same for any
+/// `--jobs`), and absurd values would start thousands of threads.
+pub fn max_jobs(cores: usize) -> usize {
+    4 * cores.max(1)
+}
+
+/// `--jobs`: a whole number from 1 to [`max_jobs`] of this machine's cores.
+fn parse_jobs(text: &str) -> Result<usize, String> {
+    let cores = commands::all_cores();
+    let max = max_jobs(cores);
+    match text.parse::<usize>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "--jobs must be a whole number from 1 to {max} (4 per core; this machine has \
+             {cores} core(s)), got {text:?}"
+        )),
+    }
+}
+
+/// `--seed`: a whole number a TOML config can hold (0 ..= 2^63-1).
+fn parse_seed(text: &str) -> Result<u64, String> {
+    let max = experiment::config::MAX_SEED;
+    match text.parse::<u64>() {
+        Ok(n) if n <= max => Ok(n),
+        _ => Err(format!(
+            "--seed must be a whole number from 0 to {max}, got {text:?}"
+        )),
+    }
+}
+
+/// `--lambda`: a finite number >= 0.
+pub fn parse_lambda(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(x) if x.is_finite() && x >= 0.0 => Ok(x),
+        _ => Err(format!(
+            "--lambda must be a finite number >= 0 (e.g. 0.0065), got {text:?}"
+        )),
+    }
 }
 
 impl Common {
@@ -59,7 +101,7 @@ impl Common {
             results_dir: paths::results_dir(self.results_dir.clone()),
             repo_root: paths::project_root(),
             seed: self.seed,
-            jobs: self.jobs.unwrap_or_else(commands::all_cores).max(1),
+            jobs: self.jobs.unwrap_or_else(commands::all_cores),
         }
     }
 }
