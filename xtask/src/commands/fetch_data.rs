@@ -247,6 +247,9 @@ fn fetch_inner(req: &Request) -> anyhow::Result<Outcome> {
     if let Source::Download { url, .. } = &req.source {
         download::check_url(url)?;
     }
+    // Before anything else, even when the data is already there: a run
+    // killed with kill -9 could not remove its staging folder (~180 MB).
+    remove_stale_temps(&req.data_dir);
 
     // An extracted dir that already is the target: validate and stamp in place.
     if let Source::Dir(from) = &req.source {
@@ -271,7 +274,6 @@ fn fetch_inner(req: &Request) -> anyhow::Result<Outcome> {
 
     std::fs::create_dir_all(&req.data_dir)
         .with_context(|| format!("cannot create the data dir {}", req.data_dir.display()))?;
-    remove_stale_temps(&req.data_dir);
     let temp = tempfile::Builder::new()
         .prefix(&format!("{TEMP_PREFIX}{}-", std::process::id()))
         .tempdir_in(&req.data_dir)
@@ -468,8 +470,12 @@ fn remove_stale_temps(data_dir: &Path) {
             continue;
         };
         let alive = !can_check || Path::new("/proc").join(pid.to_string()).exists();
-        if !alive {
-            let _ = std::fs::remove_dir_all(entry.path());
+        if !alive && std::fs::remove_dir_all(entry.path()).is_ok() {
+            println!(
+                "removed {}: the staging folder of an interrupted fetch-data (process {pid} is \
+                 gone)",
+                entry.path().display()
+            );
         }
     }
 }

@@ -458,9 +458,20 @@ fn stale_temp_dirs_of_dead_runs_are_removed() {
     std::fs::create_dir_all(stale.join(BATCHES_DIR)).unwrap();
     let other = data_dir.join("notes.txt");
     std::fs::write(&other, "mine").unwrap();
-    fetch(&request(&data_dir, Source::Archive(archive))).unwrap();
+    let req = request(&data_dir, Source::Archive(archive));
+    fetch(&req).unwrap();
     assert!(!stale.exists());
     assert!(other.exists(), "only our own temp dirs are removed");
+
+    // Killed (kill -9) after the data was installed once: the next run finds
+    // valid data and has nothing to do, but still removes the dead run's folder.
+    std::fs::create_dir_all(stale.join(BATCHES_DIR)).unwrap();
+    std::fs::write(stale.join(BATCHES_DIR).join("data_batch_1.bin"), b"x").unwrap();
+    let alive = data_dir.join(format!(".fetch-data-{}-live", std::process::id()));
+    std::fs::create_dir_all(&alive).unwrap();
+    assert!(matches!(fetch(&req).unwrap(), Outcome::AlreadyThere(_)));
+    assert!(!stale.exists(), "a dead run's staging folder was left");
+    assert!(alive.exists(), "a live run's staging folder was removed");
 }
 
 // ---- downloads -------------------------------------------------------------
