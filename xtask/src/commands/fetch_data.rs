@@ -369,9 +369,15 @@ fn fetch_inner(req: &Request) -> anyhow::Result<Outcome> {
         }
     };
 
-    // The contents decide: the same strict loader every command uses.
-    cifar::load_dir_with(&staged, &options)
-        .map_err(|e| anyhow::anyhow!("the data is invalid, nothing was kept: {e}"))?;
+    // The contents decide: the same strict loader every command uses. Its
+    // errors name the staged copy, which is about to be deleted: name the
+    // source instead.
+    cifar::load_dir_with(&staged, &options).map_err(|e| {
+        anyhow::anyhow!(
+            "the data is invalid, nothing was kept: {}",
+            name_source(e, &staged, &req.source)
+        )
+    })?;
     let digest = DataDigest::from_files(files).context("internal: incomplete file list")?;
     let stamp = Stamp::new(digest, source, source_sha256, source_md5, official);
     stamp.write(&staged)?;
@@ -393,6 +399,32 @@ fn fetch_inner(req: &Request) -> anyhow::Result<Outcome> {
     Ok(Outcome::Installed(stamp))
 }
 
+/// The loader's error `e` about the staged copy `staged`, told about the
+/// file the user has: the same file in the `--from` directory, or the entry
+/// of the archive (local or downloaded).
+fn name_source(e: cifar::CifarError, staged: &Path, source: &Source) -> String {
+    let (path, message) = match &e {
+        cifar::CifarError::Invalid { path, message } => (path, message.clone()),
+        cifar::CifarError::Io { path, source } => (path, format!("cannot read: {source}")),
+        _ => return e.to_string(),
+    };
+    let Ok(rel) = path.strip_prefix(staged) else {
+        return e.to_string();
+    };
+    let shown = match source {
+        Source::Dir(dir) => cifar::batches_dir(dir).join(rel).display().to_string(),
+        Source::Archive(archive) => {
+            format!(
+                "{} (entry {BATCHES_DIR}/{})",
+                archive.display(),
+                rel.display()
+            )
+        }
+        Source::Download { url, .. } => format!("{url} (entry {BATCHES_DIR}/{})", rel.display()),
+    };
+    format!("{shown}: {message}")
+}
+
 /// The stamp of `target` if it matches the files there (full re-hash).
 fn trusted(target: &Path) -> Result<Stamp, String> {
     let stamp = Stamp::read(target)
@@ -404,10 +436,23 @@ fn trusted(target: &Path) -> Result<Stamp, String> {
 
 /// Validate an extracted dir that already sits at the target, and stamp it.
 fn stamp_in_place(req: &Request, target: &Path, options: &LoadOptions) -> anyhow::Result<Outcome> {
-    if let Ok(stamp) = trusted(target) {
-        if !req.force {
-            return Ok(Outcome::AlreadyThere(stamp));
+    match trusted(target) {
+        Ok(stamp) if !req.force => return Ok(Outcome::AlreadyThere(stamp)),
+        Ok(_) => {}
+        // A stamp that does not match the files: the loader would refuse
+        // them; with --force it is dropped and the files judged afresh.
+        Err(why) if Stamp::path(target).exists() => {
+            if !req.force {
+                bail!(
+                    "{} does not match its stamp ({why}); run again with --force to validate \
+                     and stamp it afresh",
+                    target.display()
+                );
+            }
+            std::fs::remove_file(Stamp::path(target))
+                .with_context(|| format!("cannot remove {}", Stamp::path(target).display()))?;
         }
+        Err(_) => {}
     }
     println!("validating {} in place", target.display());
     cifar::load_dir_with(target, options)

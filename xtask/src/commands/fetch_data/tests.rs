@@ -305,6 +305,13 @@ fn batch_file_of_wrong_size_is_refused() {
             "not a whole number of 3073-byte records",
         ],
     );
+    // The archive is named, never the deleted staging folder.
+    let mut e = entries(&data);
+    e[2].data.truncate(3 * cifar::RECORD_BYTES);
+    refused(
+        &tar_gz(&e),
+        &["archive.tar.gz (entry cifar-10-batches-bin/data_batch_2.bin): 3 records"],
+    );
     // Bigger than a batch can be: refused before writing it.
     let mut e = entries(&data);
     e[1].data.extend(vec![0; cifar::RECORD_BYTES]);
@@ -437,6 +444,39 @@ fn extracted_dir_or_its_parent_is_accepted() {
     assert!(matches!(fetch(&req).unwrap(), Outcome::Installed(_)));
     assert!(Stamp::read(&batches).unwrap().is_some());
     assert!(matches!(fetch(&req).unwrap(), Outcome::AlreadyThere(_)));
+
+    // A file too short in the --from dir is named there, not in the
+    // (deleted) staging folder.
+    let short = tempfile::tempdir().unwrap();
+    let short_batches = data.write_dir(short.path()).unwrap();
+    let f = short_batches.join("data_batch_2.bin");
+    let bytes = std::fs::read(&f).unwrap();
+    std::fs::write(&f, &bytes[..bytes.len() - 100]).unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    let data_dir = dst.path().join("d");
+    let m = format!(
+        "{:#}",
+        fetch(&request(&data_dir, Source::Dir(short.path().into()))).unwrap_err()
+    );
+    assert!(m.contains(&format!("{}: ", f.display())), "{m}");
+    assert!(!m.contains(".fetch-data-"), "{m}");
+    assert!(!data_dir.exists());
+
+    // A FIFO in the --from dir is named for what it is (and not opened).
+    let fifo = tempfile::tempdir().unwrap();
+    let fifo_batches = data.write_dir(fifo.path()).unwrap();
+    let f = fifo_batches.join("data_batch_4.bin");
+    std::fs::remove_file(&f).unwrap();
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&f)
+        .status()
+        .unwrap()
+        .success());
+    let m = format!(
+        "{:#}",
+        fetch(&request(&data_dir, Source::Dir(fifo.path().into()))).unwrap_err()
+    );
+    assert!(m.contains("data_batch_4.bin: a FIFO (named pipe)"), "{m}");
 
     // An incomplete dir is refused.
     std::fs::remove_file(batches.join("data_batch_5.bin")).unwrap();
