@@ -189,19 +189,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
     }
     println!("data dir: {}", data_dir.display());
-    let source = match args.from {
-        Some(path) if path.is_dir() => Source::Dir(path),
-        Some(path) if path.is_file() => Source::Archive(path),
-        Some(path) => bail!(
-            "--from {}: no such file or directory (expected cifar-10-binary.tar.gz or an \
-             extracted {BATCHES_DIR}/)",
-            path.display()
-        ),
-        None => Source::Download {
-            url: args.url,
-            expected: Expected::official(),
-        },
-    };
+    let source = source(args.from, args.url, "--from")?;
     let request = Request {
         data_dir,
         source,
@@ -225,6 +213,93 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ),
     }
     Ok(())
+}
+
+/// Where a fetch gets the data: `from` (an archive or an extracted dir; the
+/// `flag` that gave it is named in the error), else a download of `url`.
+fn source(from: Option<PathBuf>, url: String, flag: &str) -> anyhow::Result<Source> {
+    Ok(match from {
+        Some(path) if path.is_dir() => Source::Dir(path),
+        Some(path) if path.is_file() => Source::Archive(path),
+        Some(path) => bail!(
+            "{flag} {}: no such file or directory (expected cifar-10-binary.tar.gz or an \
+             extracted {BATCHES_DIR}/)",
+            path.display()
+        ),
+        None => Source::Download {
+            url,
+            expected: Expected::official(),
+        },
+    })
+}
+
+/// The environment variable naming a local `cifar-10-binary.tar.gz` (or an
+/// extracted `cifar-10-batches-bin/`) that commands fetch the data from
+/// when it is missing, instead of downloading it (offline machines).
+pub const FROM_ENV: &str = "CIFAR10_FROM";
+
+/// For the commands that need the data (`train`, the searches, `reproduce`,
+/// `gradcheck`, `sanity`): when the data dir holds no CIFAR-10 at all, get it
+/// first through [`fetch`] (the same verified, atomic path as `fetch-data`),
+/// saying so; from `from` (or `$CIFAR10_FROM`) when given, else by
+/// downloading the official archive. Returns whether it fetched. Data that
+/// is there, even incomplete or damaged, is never replaced here: the
+/// loader's error then says how to repair it.
+pub fn ensure(
+    data_dir: &Path,
+    from: Option<PathBuf>,
+    records_per_file: Option<usize>,
+    display: Display,
+) -> anyhow::Result<bool> {
+    if cifar::batches_dir(data_dir).exists() {
+        return Ok(false);
+    }
+    let (from, flag) = match from {
+        Some(path) => (Some(path), "--data-from".to_string()),
+        None => (
+            std::env::var_os(FROM_ENV)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from),
+            format!("${FROM_ENV}"),
+        ),
+    };
+    let data_dir = std::path::absolute(data_dir)?;
+    let equivalent = match &from {
+        Some(path) => format!(
+            "cargo xtask fetch-data --data-dir {} --from {}",
+            data_dir.display(),
+            path.display()
+        ),
+        None => format!("cargo xtask fetch-data --data-dir {}", data_dir.display()),
+    };
+    println!(
+        "no CIFAR-10 data in {}: getting it first, as `{equivalent}` does",
+        data_dir.display()
+    );
+    let request = Request {
+        data_dir,
+        source: source(from, OFFICIAL_URL.to_string(), &flag)?,
+        force: false,
+        records_per_file,
+        official_sha256: OFFICIAL_SHA256.into(),
+        display,
+    };
+    let stamp = match fetch(&request) {
+        Ok(Outcome::Installed(stamp) | Outcome::AlreadyThere(stamp)) => stamp,
+        Err(e) => {
+            return Err(e.context(format!(
+                "no CIFAR-10 data in {} and getting it failed (offline? point --data-from or \
+                 ${FROM_ENV} at a local cifar-10-binary.tar.gz)",
+                request.data_dir.display()
+            )))
+        }
+    };
+    println!(
+        "CIFAR-10 ready in {} (data fingerprint {})",
+        request.data_dir.join(BATCHES_DIR).display(),
+        stamp.data_sha256
+    );
+    Ok(true)
 }
 
 /// Do one fetch. On error nothing new is left in the data dir (and the data

@@ -514,6 +514,54 @@ fn stale_temp_dirs_of_dead_runs_are_removed() {
     assert!(alive.exists(), "a live run's staging folder was removed");
 }
 
+#[test]
+fn commands_that_need_missing_data_fetch_it_themselves() {
+    let data = Cifar10::synthetic(RECORDS, RECORDS, 17);
+    let bytes = tar_gz(&entries(&data));
+    let (tmp, archive, data_dir) = scratch_with_archive(&bytes);
+    let fetched = ensure(
+        &data_dir,
+        Some(archive.clone()),
+        Some(RECORDS),
+        Display::Hidden,
+    );
+    assert!(fetched.unwrap(), "the missing data was not fetched");
+    assert_eq!(
+        cifar::load_dir_with(&data_dir, &small()).unwrap().test,
+        data.test
+    );
+    assert!(Stamp::read(&data_dir.join(BATCHES_DIR)).unwrap().is_some());
+    // Present: nothing to do (no source needed).
+    let again = ensure(&data_dir, None, Some(RECORDS), Display::Hidden).unwrap();
+    assert!(!again);
+    // Present but damaged: not replaced behind the user's back.
+    std::fs::remove_file(data_dir.join(BATCHES_DIR).join(TEST_FILE)).unwrap();
+    assert!(!ensure(&data_dir, Some(archive), Some(RECORDS), Display::Hidden).unwrap());
+    assert!(!data_dir.join(BATCHES_DIR).join(TEST_FILE).exists());
+
+    // A failed fetch gives fetch-data's message, leaves nothing, and says
+    // how to point the command at a local archive.
+    let bad = tmp.path().join("bad.tar.gz");
+    std::fs::write(&bad, b"<html>").unwrap();
+    let other = tmp.path().join("other");
+    let e = ensure(&other, Some(bad), Some(RECORDS), Display::Hidden).unwrap_err();
+    let m = format!("{e:#}");
+    assert!(m.contains("is not a gzip file"), "{m}");
+    assert!(m.contains("--data-from") && m.contains(FROM_ENV), "{m}");
+    assert!(!other.exists());
+    let e = ensure(
+        &other,
+        Some(tmp.path().join("absent.tar.gz")),
+        None,
+        Display::Hidden,
+    );
+    let m = format!("{:#}", e.unwrap_err());
+    assert!(
+        m.contains("--data-from") && m.contains("absent.tar.gz"),
+        "{m}"
+    );
+}
+
 // ---- downloads -------------------------------------------------------------
 
 /// Serve one HTTP response per connection (`responses` in order) on
