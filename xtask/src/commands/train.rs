@@ -182,6 +182,8 @@ pub fn explain_interrupt(work: Work) {
 /// Run the command.
 pub fn run(args: Args) -> anyhow::Result<()> {
     explain_interrupt(Work::Run);
+    // A bad config is reported before any data is fetched.
+    experiment::config::load::<experiment::config::RunConfig>(&args.config)?;
     args.common.ensure_data()?;
     let data = args.common.data_source();
     commands::train(&args.config, &args.common.options(&data))?;
