@@ -52,10 +52,30 @@ fn main() -> std::process::ExitCode {
     match run(Cli::parse().command) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", error_text(&error));
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes on one line, `a: b: c`, each cause once: a cause
+/// whose text its parent already shows (e.g. `{path}: {source}` messages that
+/// also expose the OS error as their source) is not repeated.
+pub fn error_text(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    let mut shown = String::new();
+    for cause in error.chain() {
+        let part = cause.to_string();
+        if shown.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+        shown = part;
+    }
+    text
 }
 
 fn run(command: Command) -> anyhow::Result<()> {
@@ -73,5 +93,65 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Plot(args) => plot::run(args),
         Command::Reproduce(args) => reproduce::run(args),
         Command::Bench(bench) => bench::run(bench),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The error clap gives for `args` (after `cargo xtask`).
+    fn refused(args: &[&str]) -> String {
+        let argv = std::iter::once("xtask").chain(args.iter().copied());
+        match Cli::try_parse_from(argv) {
+            Ok(_) => panic!("{args:?} was accepted"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn bad_jobs_seed_and_lambda_are_refused_naming_the_flag() {
+        let max = train::max_jobs(experiment::commands::all_cores());
+        for bad in ["0", "100000", "-1", "two"] {
+            let m = refused(&["train", "x.toml", &format!("--jobs={bad}")]);
+            assert!(m.contains("--jobs must be a whole number from 1 to"), "{m}");
+            assert!(m.contains(&max.to_string()), "{m}");
+        }
+        let too_many = (max + 1).to_string();
+        refused(&["coarse-search", "--jobs", &too_many]);
+        for bad in ["9223372036854775808", "-3"] {
+            let m = refused(&["train", "x.toml", &format!("--seed={bad}")]);
+            assert!(m.contains("--seed must be a whole number"), "{m}");
+            assert!(!m.contains("train.seed"), "{m}");
+        }
+        for bad in ["-0.1", "nan", "inf", "x"] {
+            let m = refused(&["final-train", &format!("--lambda={bad}")]);
+            assert!(m.contains("--lambda must be a finite number >= 0"), "{m}");
+        }
+        // Good values still parse.
+        let argv = ["xtask", "final-train", "--lambda", "0.0065", "--jobs", "1"];
+        assert!(Cli::try_parse_from(argv).is_ok());
+        let argv = ["xtask", "train", "x.toml", "--seed", "9223372036854775807"];
+        assert!(Cli::try_parse_from(argv).is_ok());
+    }
+
+    #[test]
+    fn each_cause_is_printed_once() {
+        let os = std::io::Error::from(std::io::ErrorKind::NotFound);
+        let os_text = os.to_string();
+        let inner = experiment::ExperimentError::Io {
+            path: "results/x/summary.csv".into(),
+            source: os,
+        };
+        let error = anyhow::Error::new(inner).context("reading the search");
+        let text = error_text(&error);
+        assert_eq!(text.matches(&os_text).count(), 1, "{text}");
+        assert!(
+            text.starts_with("reading the search: results/x/summary.csv: "),
+            "{text}"
+        );
+        // Distinct causes are all kept.
+        let error = anyhow::anyhow!("inner").context("middle").context("outer");
+        assert_eq!(error_text(&error), "outer: middle: inner");
     }
 }

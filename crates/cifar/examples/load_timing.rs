@@ -1,7 +1,8 @@
 //! Time loading the real data set and building the 45000/5000 split:
 //! `cargo run -p cifar --release --example load_timing -- [DATA_DIR [ROUNDS]]`
 //! (default: `$CIFAR10_DIR`, else `data/`; 3 rounds). Each round loads all
-//! 60000 images, then builds the f32 and the f64 splits.
+//! 60000 images (hashing the bytes read for the data fingerprint and checking
+//! them against the fetch-data stamp), then builds the f32 and the f64 splits.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -57,7 +58,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let t = Instant::now();
     let fp = cifar::data_checksum(&dir)?;
     println!(
-        "data_checksum (stamp if any) {fp} in {:.3} s",
+        "data_checksum (hashed, checked against the stamp if any) {fp} in {:.3} s",
         t.elapsed().as_secs_f64()
     );
     Ok(())

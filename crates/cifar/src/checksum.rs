@@ -15,7 +15,7 @@ use std::path::Path;
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
-use crate::stamp::Stamp;
+use crate::format::{check_stamp, repair_command};
 use crate::{batches_dir, CifarError, DATA_FILES};
 
 /// Size and sha256 of one data file.
@@ -77,6 +77,11 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
         })
 }
 
+/// sha256 (lower-case hex) of bytes already in memory.
+pub(crate) fn sha256_bytes(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
 /// Size and sha256 of the file at `path`, streamed.
 pub(crate) fn sha256_file(path: &Path) -> Result<(u64, String), CifarError> {
     let io = |source| CifarError::Io {
@@ -120,17 +125,14 @@ pub fn compute_data_checksum(dir: &Path) -> Result<DataDigest, CifarError> {
     Ok(DataDigest::from_files(files).expect("exactly the data files were hashed"))
 }
 
-/// The data fingerprint (64 hex digits) of the data dir `dir`, cheaply: read
-/// from the stamp `cargo xtask fetch-data` left there when the file sizes
-/// still match it, otherwise computed by hashing the files
-/// ([`compute_data_checksum`]). Record it in saved configs to tie a run to
-/// its data.
+/// The data fingerprint (64 hex digits) of the data dir `dir`: the files
+/// are hashed ([`compute_data_checksum`], about 0.1 s for the real data) and,
+/// when `fetch-data`'s stamp is there, must match it (else an error naming
+/// the file and `cargo xtask fetch-data --data-dir DIR --force`). Commands
+/// that load the data take the fingerprint of the bytes they read instead
+/// ([`crate::load_dir_digest`]).
 pub fn data_checksum(dir: &Path) -> Result<String, CifarError> {
-    let batches = batches_dir(dir);
-    if let Ok(Some(stamp)) = Stamp::read(&batches) {
-        if stamp.sizes_match(&batches).is_ok() {
-            return Ok(stamp.data_sha256);
-        }
-    }
-    Ok(compute_data_checksum(dir)?.data_sha256)
+    let digest = compute_data_checksum(dir)?;
+    check_stamp(&batches_dir(dir), &digest, &repair_command(dir))?;
+    Ok(digest.data_sha256)
 }

@@ -9,9 +9,11 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use rayon::prelude::*;
 
+use crate::checksum::{sha256_bytes, DataDigest, FileDigest};
+use crate::stamp::Stamp;
 use crate::{
-    Cifar10, CifarError, RawImages, BATCHES_DIR, DATA_FILES, IMAGE_BYTES, META_FILE, N_CLASSES,
-    RECORDS_PER_FILE, RECORD_BYTES, TEST_FILE, TRAIN_FILES,
+    Cifar10, CifarError, RawImages, BATCHES_DIR, DATA_FILES, IMAGE_BYTES, N_CLASSES,
+    RECORDS_PER_FILE, RECORD_BYTES,
 };
 
 /// How strictly [`load_dir_with`] checks the batch files.
@@ -53,17 +55,56 @@ fn user_data_dir(dir: &Path, batches: &Path) -> PathBuf {
     }
 }
 
-/// Load and validate `dir/cifar-10-batches-bin/` (or `dir` itself if it holds the batch files).
-///
-/// Standard files must hold exactly 10000 records each. When the data is
-/// missing, the error names the exact `cargo xtask fetch-data` command to run.
-pub fn load_dir(dir: &Path) -> Result<Cifar10, CifarError> {
-    load_dir_with(dir, &LoadOptions::default())
+/// The command that gets the data of the data dir `dir` again, replacing
+/// what is there: `cargo xtask fetch-data --data-dir DIR --force`.
+pub fn repair_command(dir: &Path) -> String {
+    let data_dir = user_data_dir(dir, &batches_dir(dir));
+    format!(
+        "cargo xtask fetch-data --data-dir {} --force",
+        data_dir.display()
+    )
 }
 
-/// [`load_dir`] with explicit checks (e.g. small generated files in tests).
-/// The six batch files are read in parallel.
-pub fn load_dir_with(dir: &Path, options: &LoadOptions) -> Result<Cifar10, CifarError> {
+/// What is wrong with `path` as a data file, if anything: `None` for a
+/// regular file (or a link to one), else what it is ("missing", "a FIFO
+/// (named pipe)", "a character device", ...). Never opens the file, so a
+/// FIFO cannot block the caller.
+pub fn data_file_problem(path: &Path) -> Option<&'static str> {
+    let meta = match std::fs::metadata(path) {
+        Ok(meta) => meta,
+        Err(_) if std::fs::symlink_metadata(path).is_ok() => return Some("a broken symbolic link"),
+        Err(_) => return Some("missing"),
+    };
+    let kind = meta.file_type();
+    if kind.is_file() {
+        return None;
+    }
+    if kind.is_dir() {
+        return Some("a directory");
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if kind.is_fifo() {
+            return Some("a FIFO (named pipe)");
+        }
+        if kind.is_char_device() {
+            return Some("a character device");
+        }
+        if kind.is_block_device() {
+            return Some("a block device");
+        }
+        if kind.is_socket() {
+            return Some("a socket");
+        }
+    }
+    Some("not a regular file")
+}
+
+/// Check that the data dir `dir` holds every data file as a regular file;
+/// returns the batches dir. The error names each missing or odd file and
+/// the `cargo xtask fetch-data` command that fixes it.
+pub fn check_data_files(dir: &Path) -> Result<PathBuf, CifarError> {
     let batches = batches_dir(dir);
     let data_dir = user_data_dir(dir, &batches);
     let command = format!("cargo xtask fetch-data --data-dir {}", data_dir.display());
@@ -79,39 +120,146 @@ pub fn load_dir_with(dir: &Path, options: &LoadOptions) -> Result<Cifar10, Cifar
             ),
         });
     }
-    let missing: Vec<&str> = DATA_FILES
+    let problems: Vec<(&str, &str)> = DATA_FILES
         .iter()
-        .copied()
-        .filter(|f| !batches.join(f).is_file())
+        .filter_map(|&f| data_file_problem(&batches.join(f)).map(|p| (f, p)))
         .collect();
-    if !missing.is_empty() {
+    let fix = format!(
+        "run `{command} --force` to fetch it again (add `--from PATH` to use a local \
+         cifar-10-binary.tar.gz)"
+    );
+    if let Some(&(name, what)) = problems.iter().find(|(_, p)| *p != "missing") {
+        return Err(CifarError::Invalid {
+            path: batches.join(name),
+            message: format!("{what}, not a regular file (so not CIFAR-10 data); {fix}"),
+        });
+    }
+    if !problems.is_empty() {
+        let names: Vec<&str> = problems.iter().map(|(f, _)| *f).collect();
         return Err(CifarError::MissingData {
             dir: data_dir,
             message: format!(
-                "incomplete CIFAR-10 data in {}: missing {}; run `{command} --force` to fetch it \
-                 again (add `--from PATH` to use a local cifar-10-binary.tar.gz)",
+                "incomplete CIFAR-10 data in {}: missing {}; {fix}",
                 batches.display(),
-                missing.join(", ")
+                names.join(", ")
             ),
         });
     }
-    let mut files: Vec<&str> = TRAIN_FILES.to_vec();
-    files.push(TEST_FILE);
+    Ok(batches)
+}
+
+/// Load and validate `dir/cifar-10-batches-bin/` (or `dir` itself if it holds the batch files).
+///
+/// Standard files must hold exactly 10000 records each. When the data is
+/// missing, the error names the exact `cargo xtask fetch-data` command to
+/// run. The bytes read are hashed and checked against the `fetch-data`
+/// stamp, if any (see [`load_dir_digest`]).
+pub fn load_dir(dir: &Path) -> Result<Cifar10, CifarError> {
+    load_dir_with(dir, &LoadOptions::default())
+}
+
+/// [`load_dir`] with explicit checks (e.g. small generated files in tests).
+/// The files are read in parallel.
+pub fn load_dir_with(dir: &Path, options: &LoadOptions) -> Result<Cifar10, CifarError> {
+    Ok(load_dir_digest(dir, options)?.0)
+}
+
+/// [`load_dir_with`], and the fingerprint of the bytes actually read (each
+/// file is hashed from the buffer it was read into: no second read, so no
+/// window in which the file could change between hashing and loading).
+///
+/// When `fetch-data`'s stamp is there, every file must have the size and
+/// sha256 it records: a changed pixel or label, or one batch file replaced
+/// by another, is an error naming the file and the command that repairs the
+/// data (`cargo xtask fetch-data --data-dir DIR --force`), never data
+/// trained on under the stamp's fingerprint.
+pub fn load_dir_digest(
+    dir: &Path,
+    options: &LoadOptions,
+) -> Result<(Cifar10, DataDigest), CifarError> {
+    let batches = check_data_files(dir)?;
     // Read in parallel, but report the first bad file in file order, so the
     // message does not depend on which thread failed first.
-    let mut raws = files
+    let mut read = DATA_FILES
         .par_iter()
-        .map(|f| read_batch_file(&batches.join(f), options.records_per_file))
+        .map(|&name| {
+            let path = batches.join(name);
+            let bytes = std::fs::read(&path).map_err(|source| CifarError::Io {
+                path: path.clone(),
+                source,
+            })?;
+            let digest = FileDigest {
+                name: name.to_string(),
+                bytes: bytes.len() as u64,
+                sha256: sha256_bytes(&bytes),
+            };
+            Ok((path, bytes, digest))
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .collect::<Result<Vec<_>, CifarError>>()?;
+    let digest = DataDigest::from_files(read.iter().map(|(_, _, d)| d.clone()).collect())
+        .expect("exactly the data files were read");
+    check_stamp(&batches, &digest, &repair_command(dir))?;
+    let (meta_path, meta_bytes, _) = read.pop().expect("the meta file was read");
+    let mut raws = read
+        .into_par_iter()
+        .map(|(path, bytes, _)| parse_batch(bytes, &path, options.records_per_file))
         .collect::<Vec<_>>()
         .into_iter()
         .collect::<Result<Vec<_>, _>>()?;
-    let test = raws.pop().expect("six files were read");
-    let class_names = read_class_names(&batches.join(META_FILE))?;
-    Ok(Cifar10 {
-        train_batches: raws,
-        test,
-        class_names,
-    })
+    let test = raws.pop().expect("six batch files were read");
+    let class_names = parse_class_names(meta_bytes, &meta_path)?;
+    Ok((
+        Cifar10 {
+            train_batches: raws,
+            test,
+            class_names,
+        },
+        digest,
+    ))
+}
+
+/// Error unless the files of `digest` match `fetch-data`'s stamp in
+/// `batches` (no stamp: nothing to compare, fine). `repair` is the command
+/// that fixes the data.
+pub(crate) fn check_stamp(
+    batches: &Path,
+    digest: &DataDigest,
+    repair: &str,
+) -> Result<(), CifarError> {
+    let stamp = match Stamp::read(batches) {
+        Ok(Some(stamp)) => stamp,
+        Ok(None) => return Ok(()),
+        Err(e) => {
+            return Err(CifarError::Invalid {
+                path: Stamp::path(batches),
+                message: format!(
+                    "cannot check the data against its fetch-data stamp ({e}); run `{repair}` \
+                     to get the data again"
+                ),
+            })
+        }
+    };
+    for got in &digest.files {
+        let want = stamp.files.iter().find(|f| f.name == got.name);
+        if want == Some(got) {
+            continue;
+        }
+        let said = want.map_or_else(
+            || "does not list it".to_string(),
+            |w| format!("says {} bytes, sha256 {}", w.bytes, w.sha256),
+        );
+        return Err(CifarError::Invalid {
+            path: batches.join(&got.name),
+            message: format!(
+                "{} bytes, sha256 {}, but the fetch-data stamp {said}: the file changed after \
+                 it was verified; run `{repair}` to get the data again",
+                got.bytes, got.sha256
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// [`load_dir`], but one copy per data dir per process: later calls with the
@@ -122,19 +270,29 @@ pub fn load_shared(dir: &Path) -> Result<Arc<Cifar10>, CifarError> {
 
 /// [`load_shared`] with explicit checks (see [`load_dir_with`]).
 pub fn load_shared_with(dir: &Path, options: &LoadOptions) -> Result<Arc<Cifar10>, CifarError> {
-    type Cache = Mutex<HashMap<(PathBuf, LoadOptions), Arc<Cifar10>>>;
+    Ok(load_shared_digest(dir, options)?.0)
+}
+
+/// [`load_shared_with`], and the fingerprint of the bytes that were read
+/// (see [`load_dir_digest`]).
+pub fn load_shared_digest(
+    dir: &Path,
+    options: &LoadOptions,
+) -> Result<(Arc<Cifar10>, DataDigest), CifarError> {
+    type Cache = Mutex<HashMap<(PathBuf, LoadOptions), (Arc<Cifar10>, DataDigest)>>;
     static CACHE: OnceLock<Cache> = OnceLock::new();
     let batches = batches_dir(dir);
     let key = (std::fs::canonicalize(&batches).unwrap_or(batches), *options);
     let cache = CACHE.get_or_init(Default::default);
     // Hold the lock while loading so that concurrent callers load only once.
     let mut map = cache.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(data) = map.get(&key) {
-        return Ok(Arc::clone(data));
+    if let Some((data, digest)) = map.get(&key) {
+        return Ok((Arc::clone(data), digest.clone()));
     }
-    let data = Arc::new(load_dir_with(dir, options)?);
-    map.insert(key, Arc::clone(&data));
-    Ok(data)
+    let (data, digest) = load_dir_digest(dir, options)?;
+    let data = Arc::new(data);
+    map.insert(key, (Arc::clone(&data), digest.clone()));
+    Ok((data, digest))
 }
 
 /// Read and validate one batch file. `expected_records`: `Some(n)` requires
@@ -243,6 +401,11 @@ pub fn read_class_names(path: &Path) -> Result<Vec<String>, CifarError> {
         path: path.to_path_buf(),
         source,
     })?;
+    parse_class_names(bytes, path)
+}
+
+/// [`read_class_names`] on bytes already read (`path` names them in errors).
+fn parse_class_names(bytes: Vec<u8>, path: &Path) -> Result<Vec<String>, CifarError> {
     let invalid = |message: String| CifarError::Invalid {
         path: path.to_path_buf(),
         message,

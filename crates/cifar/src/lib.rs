@@ -34,8 +34,9 @@ use tensor::Element;
 
 pub use checksum::{compute_data_checksum, data_checksum, DataDigest, FileDigest};
 pub use format::{
-    batches_dir, load_dir, load_dir_with, load_shared, load_shared_with, parse_batch,
-    read_batch_file, read_batch_files, read_class_names, LoadOptions,
+    batches_dir, check_data_files, data_file_problem, load_dir, load_dir_digest, load_dir_with,
+    load_shared, load_shared_digest, load_shared_with, parse_batch, read_batch_file,
+    read_batch_files, read_class_names, repair_command, LoadOptions,
 };
 pub use normalise::FeatureStats;
 pub use split::SplitIndices;

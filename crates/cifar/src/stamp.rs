@@ -1,7 +1,9 @@
 //! The stamp `cargo xtask fetch-data` writes into `cifar-10-batches-bin/`
 //! once everything there has been verified: where the data came from, the
-//! checksums of the source and of every file. Later commands trust a dir
-//! whose stamp matches cheaply (file sizes), without re-reading 180 MB.
+//! checksums of the source and of every file. Loading the data hashes the
+//! bytes it reads and checks them against the stamp (see
+//! [`crate::load_dir_digest`]): the stamp is a record to check, never a
+//! fingerprint taken on trust.
 
 use std::path::{Path, PathBuf};
 

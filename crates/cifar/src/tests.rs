@@ -580,7 +580,7 @@ fn plain_fingerprint(batches: &Path) -> String {
 }
 
 #[test]
-fn data_checksum_is_the_sha256sum_listing_and_uses_the_stamp() {
+fn data_checksum_is_the_sha256sum_listing_and_checks_the_stamp() {
     let (tmp, _) = written(4, 4, 15);
     let batches = tmp.path().join(BATCHES_DIR);
     let want = plain_fingerprint(&batches);
@@ -588,16 +588,16 @@ fn data_checksum_is_the_sha256sum_listing_and_uses_the_stamp() {
     let digest = compute_data_checksum(tmp.path()).unwrap();
     assert_eq!(digest.data_sha256, want);
     assert_eq!(digest.files[6].name, META_FILE);
+    let (_, loaded) = load_dir_digest(tmp.path(), &small()).unwrap();
+    assert_eq!(loaded, digest);
 
-    // With a stamp, the stamp's value is used (pretend it says something else
-    // by building one over different contents with the same sizes).
     let stamp = Stamp::new(digest.clone(), "test".into(), None, None, false);
     stamp.write(&batches).unwrap();
     assert_eq!(Stamp::read(&batches).unwrap(), Some(stamp.clone()));
     assert!(stamp.verify(&batches).is_ok());
     assert_eq!(data_checksum(tmp.path()).unwrap(), want);
 
-    // A changed byte: the cheap check still trusts the sizes, the full one does not.
+    // A changed byte, same size: the stamp's fingerprint is not reported.
     let f = batches.join("data_batch_2.bin");
     let mut bytes = std::fs::read(&f).unwrap();
     bytes[100] ^= 1;
@@ -605,15 +605,105 @@ fn data_checksum_is_the_sha256sum_listing_and_uses_the_stamp() {
     assert!(stamp.sizes_match(&batches).is_ok());
     let m = stamp.verify(&batches).unwrap_err();
     assert!(m.contains("data_batch_2.bin has sha256"), "{m}");
-
-    // A changed size: the stamp is ignored and the files are hashed.
-    bytes.truncate(RECORD_BYTES * 3);
-    std::fs::write(&f, &bytes).unwrap();
-    assert!(stamp.sizes_match(&batches).is_err());
+    let m = message(&data_checksum(tmp.path()).unwrap_err());
+    assert!(
+        m.contains("data_batch_2.bin") && m.contains("--force"),
+        "{m}"
+    );
+    // Without the stamp, the fingerprint is that of the files as they are.
+    std::fs::remove_file(Stamp::path(&batches)).unwrap();
     assert_eq!(
         data_checksum(tmp.path()).unwrap(),
         plain_fingerprint(&batches)
     );
+}
+
+/// A written, stamped data set; `change` alters its files (same sizes).
+fn stamped_then_changed(seed: u64, change: impl FnOnce(&Path)) -> (tempfile::TempDir, String) {
+    let (tmp, _) = written(4, 4, seed);
+    let batches = tmp.path().join(BATCHES_DIR);
+    let digest = compute_data_checksum(&batches).unwrap();
+    Stamp::new(digest, "test".into(), None, None, false)
+        .write(&batches)
+        .unwrap();
+    load_dir_with(tmp.path(), &small()).unwrap();
+    change(&batches);
+    let m = message(&load_dir_with(tmp.path(), &small()).unwrap_err());
+    (tmp, m)
+}
+
+#[test]
+fn data_that_differs_from_its_stamp_is_refused_with_the_repair_command() {
+    let flip = |name: &str, offset: usize, value: Option<u8>| {
+        let name = name.to_string();
+        move |batches: &Path| {
+            let f = batches.join(&name);
+            let mut bytes = std::fs::read(&f).unwrap();
+            bytes[offset] = value.unwrap_or(bytes[offset] ^ 1);
+            std::fs::write(&f, &bytes).unwrap();
+        }
+    };
+    // One pixel.
+    let (tmp, m) = stamped_then_changed(30, flip("data_batch_3.bin", 500, None));
+    let repair = format!(
+        "`cargo xtask fetch-data --data-dir {} --force`",
+        tmp.path().display()
+    );
+    assert!(m.contains("data_batch_3.bin") && m.contains("stamp"), "{m}");
+    assert!(m.contains(&repair), "{m}");
+    // One label, still within 0..9.
+    let (_tmp, m) = stamped_then_changed(31, |b: &Path| {
+        let f = b.join(TEST_FILE);
+        let mut bytes = std::fs::read(&f).unwrap();
+        bytes[RECORD_BYTES] = (bytes[RECORD_BYTES] + 1) % 10;
+        std::fs::write(&f, &bytes).unwrap();
+    });
+    assert!(m.contains(TEST_FILE) && m.contains("--force"), "{m}");
+    // data_batch_2 replaced by a copy of data_batch_1.
+    let (_tmp, m) = stamped_then_changed(32, |b: &Path| {
+        std::fs::copy(b.join("data_batch_1.bin"), b.join("data_batch_2.bin")).unwrap();
+    });
+    assert!(m.contains("data_batch_2.bin"), "{m}");
+    // A stamp that cannot be read is no proof either.
+    let (_tmp, m) = stamped_then_changed(33, |b: &Path| {
+        std::fs::write(Stamp::path(b), "{").unwrap();
+    });
+    assert!(
+        m.contains("fetch-stamp.json") && m.contains("--force"),
+        "{m}"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn a_fifo_socket_or_device_is_named_for_what_it_is() {
+    let (tmp, _) = written(3, 3, 34);
+    let batches = tmp.path().join(BATCHES_DIR);
+    let f = batches.join("data_batch_2.bin");
+    std::fs::remove_file(&f).unwrap();
+    let status = std::process::Command::new("mkfifo")
+        .arg(&f)
+        .status()
+        .unwrap();
+    assert!(status.success(), "mkfifo failed");
+    let e = load_dir_with(tmp.path(), &small()).unwrap_err();
+    let m = message(&e);
+    assert!(
+        m.contains("data_batch_2.bin: a FIFO (named pipe), not a regular file"),
+        "{m}"
+    );
+    assert!(!m.contains("missing"), "{m}");
+    assert!(m.contains("--force"), "{m}");
+    std::fs::remove_file(&f).unwrap();
+    std::os::unix::fs::symlink("/dev/null", &f).unwrap();
+    let m = message(&load_dir_with(tmp.path(), &small()).unwrap_err());
+    assert!(m.contains("data_batch_2.bin: a character device"), "{m}");
+    std::fs::remove_file(&f).unwrap();
+    let _socket = std::os::unix::net::UnixListener::bind(&f).unwrap();
+    let m = message(&load_dir_with(tmp.path(), &small()).unwrap_err());
+    assert!(m.contains("data_batch_2.bin: a socket"), "{m}");
+    assert_eq!(data_file_problem(&batches.join("nothing")), Some("missing"));
+    assert_eq!(data_file_problem(&batches.join(TEST_FILE)), None);
 }
 
 #[test]

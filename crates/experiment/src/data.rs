@@ -13,6 +13,7 @@ use cifar::{Cifar10, SplitSpec, Splits};
 /// coarse and the fine search share theirs), the fingerprint computed once.
 pub struct DataSource {
     dir: PathBuf,
+    options: cifar::LoadOptions,
     raw: Mutex<Option<Arc<Cifar10>>>,
     splits: Mutex<Option<(SplitSpec, Arc<Splits<f32>>)>>,
     fingerprint: Mutex<Option<String>>,
@@ -21,8 +22,15 @@ pub struct DataSource {
 impl DataSource {
     /// A source reading `dir` (holding `cifar-10-batches-bin/` or the batch files themselves).
     pub fn new(dir: &Path) -> Self {
+        Self::with_options(dir, cifar::LoadOptions::default())
+    }
+
+    /// [`DataSource::new`] with the loader's checks given (e.g. small
+    /// generated files in tests).
+    pub fn with_options(dir: &Path, options: cifar::LoadOptions) -> Self {
         Self {
             dir: dir.to_path_buf(),
+            options,
             raw: Mutex::new(None),
             splits: Mutex::new(None),
             fingerprint: Mutex::new(None),
@@ -34,6 +42,7 @@ impl DataSource {
     pub fn from_memory(raw: Cifar10, fingerprint: &str) -> Self {
         Self {
             dir: PathBuf::from("<memory>"),
+            options: cifar::LoadOptions::default(),
             raw: Mutex::new(Some(Arc::new(raw))),
             splits: Mutex::new(None),
             fingerprint: Mutex::new(Some(fingerprint.to_string())),
@@ -65,21 +74,15 @@ impl DataSource {
     }
 
     fn check_files(&self) -> Result<()> {
-        let dir = self.batches_dir();
-        for name in cifar::DATA_FILES {
-            let path = dir.join(name);
-            if !path.is_file() {
-                return Err(ExperimentError::Missing {
-                    path,
-                    hint: format!(
-                        "get CIFAR-10 with `cargo xtask fetch-data --data-dir {}` \
-                         (or `--from <archive>`), or point --data-dir / $CIFAR10_DIR at it",
-                        self.dir.display()
-                    ),
-                });
-            }
-        }
+        cifar::check_data_files(&self.dir).map_err(|error| self.load_error(error))?;
         Ok(())
+    }
+
+    fn load_error(&self, error: cifar::CifarError) -> ExperimentError {
+        ExperimentError::DataLoad {
+            dir: self.dir.clone(),
+            error,
+        }
     }
 
     /// The raw data set, loaded on first use.
@@ -88,9 +91,12 @@ impl DataSource {
         if let Some(raw) = guard.as_ref() {
             return Ok(raw.clone());
         }
-        // Not `check_present`: it takes the lock this function holds.
-        self.check_files()?;
-        let raw = cifar::load_shared(&self.dir).map_err(ExperimentError::DataLoad)?;
+        let (raw, digest) =
+            cifar::load_shared_digest(&self.dir, &self.options).map_err(|e| self.load_error(e))?;
+        // The fingerprint of the bytes just read (checked against the
+        // fetch-data stamp by the loader), never a value taken on trust.
+        *self.fingerprint.lock().expect("fingerprint lock") =
+            Some(format!("sha256:{}", digest.data_sha256));
         *guard = Some(raw.clone());
         Ok(raw)
     }
@@ -110,17 +116,16 @@ impl DataSource {
         Ok(splits)
     }
 
-    /// The data's fingerprint ([`cifar::data_checksum`]: the sha256 of the
-    /// data files' `sha256sum` listing, from `fetch-data`'s stamp when there
-    /// is one), computed once.
+    /// The data's fingerprint: the sha256 of the `sha256sum` listing of the
+    /// bytes [`DataSource::raw`] read (loading them if needed), which the
+    /// loader checked against `fetch-data`'s stamp.
     pub fn fingerprint(&self) -> Result<String> {
-        let mut guard = self.fingerprint.lock().expect("fingerprint lock");
-        if let Some(f) = guard.as_ref() {
+        if let Some(f) = self.fingerprint.lock().expect("fingerprint lock").as_ref() {
             return Ok(f.clone());
         }
-        let f = format!("sha256:{}", cifar::data_checksum(&self.dir)?);
-        *guard = Some(f.clone());
-        Ok(f)
+        self.raw()?;
+        let guard = self.fingerprint.lock().expect("fingerprint lock");
+        Ok(guard.clone().expect("loading sets the fingerprint"))
     }
 }
 
@@ -161,7 +166,7 @@ mod tests {
         let source = DataSource::new(dir.path());
         let err = source.check_present().unwrap_err().to_string();
         assert!(
-            err.contains("data_batch_1.bin") && err.contains("fetch-data"),
+            err.contains("no CIFAR-10 data") && err.contains("fetch-data --data-dir"),
             "{err}"
         );
         let err = source.raw().unwrap_err().to_string();
@@ -172,11 +177,47 @@ mod tests {
         source.check_present().unwrap();
         // Present but corrupt: the loader's message, naming a file, and the fix.
         let err = source.raw().unwrap_err();
-        assert!(matches!(err, ExperimentError::DataLoad(_)), "{err}");
+        assert!(matches!(err, ExperimentError::DataLoad { .. }), "{err}");
         let text = err.to_string();
+        // The hint carries the flags that would repair this data dir.
+        let repair = format!(
+            "`cargo xtask fetch-data --data-dir {} --force`",
+            dir.path().display()
+        );
         assert!(
-            text.contains("data_batch_1.bin") && text.contains("fetch-data"),
+            text.contains("data_batch_1.bin") && text.contains(&repair),
             "{text}"
         );
+    }
+
+    #[test]
+    fn the_fingerprint_is_that_of_the_bytes_read_and_must_match_the_stamp() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = Cifar10::synthetic(3, 3, 40);
+        let batches = data.write_dir(dir.path()).unwrap();
+        let digest = cifar::compute_data_checksum(&batches).unwrap();
+        cifar::stamp::Stamp::new(digest.clone(), "test".into(), None, None, false)
+            .write(&batches)
+            .unwrap();
+        // Same sizes, one pixel changed: the stamp no longer describes the data.
+        let f = batches.join("data_batch_4.bin");
+        let mut bytes = std::fs::read(&f).unwrap();
+        bytes[77] ^= 0x10;
+        std::fs::write(&f, &bytes).unwrap();
+        let small = cifar::LoadOptions {
+            records_per_file: None,
+        };
+        let source = DataSource::with_options(dir.path(), small);
+        let text = source.fingerprint().unwrap_err().to_string();
+        assert!(text.contains("data_batch_4.bin"), "{text}");
+        assert_eq!(text.matches("cargo xtask").count(), 1, "one hint: {text}");
+        assert!(source.raw().is_err());
+        // Without a stamp, the recorded fingerprint is the changed bytes' one.
+        std::fs::remove_file(cifar::stamp::Stamp::path(&batches)).unwrap();
+        let source = DataSource::with_options(dir.path(), small);
+        let now = cifar::compute_data_checksum(&batches).unwrap().data_sha256;
+        assert_ne!(now, digest.data_sha256);
+        assert_eq!(source.fingerprint().unwrap(), format!("sha256:{now}"));
+        assert!(source.is_loaded(), "the fingerprint came from the load");
     }
 }

@@ -68,9 +68,15 @@ pub enum ExperimentError {
         /// How to make it.
         hint: String,
     },
-    /// The data files could not be read (missing, truncated, corrupt).
-    #[error("{0}\n(get the data again with `cargo xtask fetch-data`, or point --data-dir at it)")]
-    DataLoad(cifar::CifarError),
+    /// The data files could not be read (missing, truncated, corrupt, or not
+    /// what their fetch-data stamp says).
+    #[error("{error}{}", data_hint(dir, error))]
+    DataLoad {
+        /// The data dir, as given (`--data-dir`).
+        dir: PathBuf,
+        /// What is wrong, naming the file.
+        error: cifar::CifarError,
+    },
     /// The data could not be split as asked (e.g. a bad split spec).
     #[error(transparent)]
     Data(#[from] cifar::CifarError),
@@ -109,6 +115,20 @@ pub enum ExperimentError {
         /// The first error seen.
         first: Box<ExperimentError>,
     },
+}
+
+/// The repair hint after a data error: the `fetch-data` command, with the
+/// `--data-dir` and `--force` that would actually replace the bad data
+/// (none when the error already names the command).
+fn data_hint(dir: &std::path::Path, error: &cifar::CifarError) -> String {
+    if error.to_string().contains("cargo xtask fetch-data") {
+        return String::new();
+    }
+    format!(
+        "\n(get the data again with `{}` (add `--from PATH` to use a local \
+         cifar-10-binary.tar.gz), or point --data-dir at good data)",
+        cifar::repair_command(dir)
+    )
 }
 
 /// Shorthand for results of this crate.

@@ -375,8 +375,17 @@ fn draw_search<DB: DrawingBackend>(
 /// Redraw every picture under `dir`: `curves.svg` and `curves.png` beside
 /// each `curves.csv`, `accuracy-vs-lambda.svg` and `.png` beside each
 /// search's `table.csv`. Returns the pictures written.
+///
+/// Every CSV is read before any picture is drawn: a CSV that cannot be read
+/// or holds no data row (empty, or only its header) is an error naming it,
+/// and then no picture is touched. Hidden folders (a run being built aside,
+/// see [`crate::run`]) are skipped.
 pub fn redraw(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
-    let mut written = Vec::new();
+    enum Job {
+        Curves(Vec<CurveRow>, Option<ScheduleSpec>),
+        Search(Vec<TableRow>),
+    }
+    let mut jobs = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(folder) = stack.pop() {
         let mut entries: Vec<_> = std::fs::read_dir(&folder)
@@ -385,26 +394,38 @@ pub fn redraw(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
             .collect();
         entries.sort();
         for path in entries {
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
             if path.is_dir() {
-                stack.push(path);
+                if !name.starts_with('.') {
+                    stack.push(path);
+                }
                 continue;
             }
-            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            let title = folder_title(dir, &folder);
             if name == run::files::CURVES {
-                let rows: Vec<CurveRow> = io::read_csv(&path)?;
-                let svg = folder.join(run::files::CURVES_SVG);
-                let png = folder.join(run::files::CURVES_PNG);
+                let rows: Vec<CurveRow> = read_rows(&path)?;
                 let config = folder.join(run::files::CONFIG);
                 let schedule = std::fs::read_to_string(config)
                     .ok()
                     .and_then(|text| toml::from_str::<RunConfig>(&text).ok())
                     .map(|c| c.train.schedule);
+                jobs.push((folder.clone(), Job::Curves(rows, schedule)));
+            } else if name == search::files::TABLE {
+                jobs.push((folder.clone(), Job::Search(read_rows(&path)?)));
+            }
+        }
+    }
+    let mut written = Vec::new();
+    for (folder, job) in jobs {
+        let title = folder_title(dir, &folder);
+        match job {
+            Job::Curves(rows, schedule) => {
+                let svg = folder.join(run::files::CURVES_SVG);
+                let png = folder.join(run::files::CURVES_PNG);
                 curves_svg(&rows, schedule.as_ref(), &title, &svg)?;
                 curves_png(&rows, schedule.as_ref(), &title, &png)?;
                 written.extend([svg, png]);
-            } else if name == search::files::TABLE {
-                let rows: Vec<TableRow> = io::read_csv(&path)?;
+            }
+            Job::Search(rows) => {
                 let svg = folder.join(search::files::ACCURACY_SVG);
                 let png = folder.join(search::files::ACCURACY_PNG);
                 search_svg(&rows, &title, &svg)?;
@@ -415,6 +436,21 @@ pub fn redraw(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
     }
     written.sort();
     Ok(written)
+}
+
+/// The rows of the CSV file `path`; an error naming it when there is none.
+fn read_rows<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Vec<T>> {
+    let rows: Vec<T> = io::read_csv(path)?;
+    if rows.is_empty() {
+        return Err(ExperimentError::Format {
+            path: path.to_path_buf(),
+            message: "no data rows (the file is empty or holds only its header): nothing to \
+                      draw; the pictures beside it were left as they are (re-run the \
+                      experiment to write this file again)"
+                .into(),
+        });
+    }
+    Ok(rows)
 }
 
 /// A title for the results in `folder`: its path below `root` (or its name).
@@ -579,6 +615,44 @@ mod tests {
                 search.contains(needle),
                 "accuracy-vs-lambda.svg lacks {needle}"
             );
+        }
+    }
+
+    #[test]
+    fn a_csv_without_data_rows_is_an_error_and_keeps_the_pictures() {
+        let dir = tempfile::tempdir().unwrap();
+        let run_dir = dir.path().join("clr-1cycle");
+        let curves = run_dir.join(run::files::CURVES);
+        io::write_csv(&curves, &curve_rows()).unwrap();
+        let search_dir = dir.path().join("coarse-search");
+        let table = search_dir.join(search::files::TABLE);
+        redraw(dir.path()).unwrap();
+        let pictures = [
+            run_dir.join(run::files::CURVES_SVG),
+            run_dir.join(run::files::CURVES_PNG),
+        ];
+        let before: Vec<Vec<u8>> = pictures.iter().map(|p| std::fs::read(p).unwrap()).collect();
+        let header = std::fs::read_to_string(&curves)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap()
+            .to_string();
+        for (path, text) in [
+            (&curves, format!("{header}\n")),
+            (&curves, String::new()),
+            (&table, "rank,trial,seed,lambda,state\n".to_string()),
+        ] {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, &text).unwrap();
+            let e = redraw(dir.path()).unwrap_err().to_string();
+            let name = path.file_name().unwrap().to_str().unwrap();
+            assert!(e.contains(name) && e.contains("no data rows"), "{e}");
+            let after: Vec<Vec<u8>> = pictures.iter().map(|p| std::fs::read(p).unwrap()).collect();
+            assert!(after == before, "a picture was redrawn from {text:?}");
+            assert!(!search_dir.join(search::files::ACCURACY_SVG).exists());
+            // Put the good curves back for the next case.
+            io::write_csv(&curves, &curve_rows()).unwrap();
         }
     }
 

@@ -174,6 +174,11 @@ pub fn n_steps(schedule: &ScheduleSpec) -> u64 {
 /// `summary.csv`, which [`write_summary`] writes once the caller has recorded
 /// what it needs). Runs on the caller's rayon pool.
 ///
+/// The run is built in a hidden staging folder beside `dir` and swapped in
+/// once its files are written ([`staging`]): a run stopped at any moment
+/// (Ctrl-C, kill -9, an error) leaves `dir` as it was, so a folder never
+/// mixes the files of two runs.
+///
 /// A divergence is not an error here: it gives a summary in state
 /// [`RunState::Diverged`] whose message names the step and eta.
 pub fn execute(
@@ -182,9 +187,26 @@ pub fn execute(
     dir: &Path,
     observer: &mut dyn Observer,
 ) -> Result<RunSummary> {
-    io::create_dir(dir)?;
-    // A re-run replaces an earlier result: until the new summary exists, the run is unfinished.
-    remove_if_present(&dir.join(files::SUMMARY))?;
+    let stage = staging::begin(dir)?;
+    match execute_in(splits, config, &stage, observer) {
+        Ok(summary) => {
+            staging::swap_in(&stage, dir)?;
+            Ok(summary)
+        }
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&stage);
+            Err(e)
+        }
+    }
+}
+
+/// [`execute`] writing straight into `dir` (its staging folder).
+fn execute_in(
+    splits: &Splits<f32>,
+    config: &RunConfig,
+    dir: &Path,
+    observer: &mut dyn Observer,
+) -> Result<RunSummary> {
     io::write_toml(&dir.join(files::CONFIG), config)?;
 
     let t = &config.train;
@@ -258,13 +280,90 @@ fn evaluate(model: &mlp::Mlp<f32>, data: &cifar::Dataset<f32>, lambda: f64) -> E
     model.evaluate(&data.images.view(), &data.labels, lambda)
 }
 
-fn remove_if_present(path: &Path) -> Result<()> {
-    match std::fs::remove_file(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(ExperimentError::Io {
-            path: path.to_path_buf(),
-            source: e,
-        }),
-        _ => Ok(()),
+/// Building a run folder aside and swapping it in: `.NAME.staging-PID-THREAD`
+/// beside `NAME` while the run writes its files, then `NAME` is moved to
+/// `.NAME.old-PID-THREAD`, the staging folder renamed to `NAME`, and the old
+/// one deleted. Folders of processes that are gone (killed) are removed the
+/// next time a run of the same name starts.
+pub mod staging {
+    use std::path::{Path, PathBuf};
+
+    use crate::{io, ExperimentError, Result};
+
+    /// A fresh, empty staging folder for the run folder `dir` (its parent is
+    /// created; dead runs' leftovers of the same name are removed).
+    pub fn begin(dir: &Path) -> Result<PathBuf> {
+        let (parent, name) = split(dir)?;
+        io::create_dir(&parent)?;
+        remove_dead(&parent, &name);
+        let stage = parent.join(format!(".{name}.staging-{}", owner()));
+        if stage.exists() {
+            std::fs::remove_dir_all(&stage).map_err(io::io_err(&stage))?;
+        }
+        io::create_dir(&stage)?;
+        Ok(stage)
+    }
+
+    /// Replace the run folder `dir` (if any) by the finished staging folder `stage`.
+    pub fn swap_in(stage: &Path, dir: &Path) -> Result<()> {
+        let (parent, name) = split(dir)?;
+        let old = parent.join(format!(".{name}.old-{}", owner()));
+        let had_old = dir.exists();
+        if had_old {
+            std::fs::rename(dir, &old).map_err(io::io_err(dir))?;
+        }
+        std::fs::rename(stage, dir).map_err(io::io_err(stage))?;
+        if had_old {
+            std::fs::remove_dir_all(&old).map_err(io::io_err(&old))?;
+        }
+        Ok(())
+    }
+
+    /// `PID-THREAD` of the caller (runs of one process may build side by side).
+    fn owner() -> String {
+        let thread =
+            format!("{:?}", std::thread::current().id()).replace(|c: char| !c.is_ascii_digit(), "");
+        format!("{}-{thread}", std::process::id())
+    }
+
+    fn split(dir: &Path) -> Result<(PathBuf, String)> {
+        let name = dir.file_name().map(|n| n.to_string_lossy().into_owned());
+        match (dir.parent(), name) {
+            (Some(parent), Some(name)) => Ok((parent.to_path_buf(), name)),
+            _ => Err(ExperimentError::Format {
+                path: dir.to_path_buf(),
+                message: "not usable as a run folder (no parent or no name)".into(),
+            }),
+        }
+    }
+
+    /// Remove `.NAME.staging-PID-*` and `.NAME.old-PID-*` in `parent` whose
+    /// process is gone (only where `/proc` tells; elsewhere nothing is removed).
+    fn remove_dead(parent: &Path, name: &str) {
+        if !Path::new("/proc/self").exists() {
+            return;
+        }
+        let Ok(entries) = std::fs::read_dir(parent) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let file_name = entry.file_name();
+            let Some(rest) = file_name.to_str().and_then(|n| n.strip_prefix('.')) else {
+                continue;
+            };
+            let Some(rest) = rest.strip_prefix(name).and_then(|r| {
+                r.strip_prefix(".staging-")
+                    .or_else(|| r.strip_prefix(".old-"))
+            }) else {
+                continue;
+            };
+            let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+                continue;
+            };
+            if !Path::new("/proc").join(pid.to_string()).exists() {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
     }
 }
 

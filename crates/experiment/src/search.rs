@@ -113,7 +113,7 @@ pub fn best_lambda(results_dir: &Path, search: &str) -> Result<f64> {
             ),
         });
     }
-    let rows: Vec<TableRow> = io::read_csv(&path)?;
+    let rows = read_table(&path)?;
     lambda_stats(&rows)
         .iter()
         .find(|s| s.validation_accuracy_mean.is_some())
@@ -122,6 +122,38 @@ pub fn best_lambda(results_dir: &Path, search: &str) -> Result<f64> {
             path,
             message: "no finished (non-diverged) trial to take the best lambda from".into(),
         })
+}
+
+/// Read a search's `table.csv`: an error saying the table is malformed, and
+/// on which line, when a row cannot be read or when it has no row at all
+/// (empty, or only its header); a search writes at least one row.
+pub fn read_table(path: &Path) -> Result<Vec<TableRow>> {
+    let malformed = |message: String| ExperimentError::Format {
+        path: path.to_path_buf(),
+        message: format!(
+            "malformed search table: {message}; re-run the search that writes it (or delete \
+             its folder to start over)"
+        ),
+    };
+    let bytes = std::fs::read(path).map_err(io::io_err(path))?;
+    let mut reader = csv::Reader::from_reader(bytes.as_slice());
+    let mut rows = Vec::new();
+    for row in reader.deserialize::<TableRow>() {
+        let row = row.map_err(|e| {
+            let line = e.position().map_or(0, |p| p.line());
+            malformed(format!("line {line}: {e}"))
+        })?;
+        rows.push(row);
+    }
+    if rows.is_empty() {
+        let what = if bytes.iter().all(u8::is_ascii_whitespace) {
+            "the file is empty"
+        } else {
+            "line 1 (the header) is not followed by any data row"
+        };
+        return Err(malformed(format!("no trial rows: {what}")));
+    }
+    Ok(rows)
 }
 
 /// The plan: every lambda `seeds_per_lambda` times. The training seeds are

@@ -122,7 +122,34 @@ pub fn save(
     let meta: HashMap<String, String> = metadata.clone().into_iter().collect();
     let bytes = safetensors::serialize(views, &Some(meta))
         .map_err(|e| err(path, format!("cannot serialise: {e}")))?;
-    write_atomic(path, &bytes)
+    write_atomic(path, &sorted_header(&bytes).map_err(|m| err(path, m))?)
+}
+
+/// The safetensors file `bytes` with its JSON header rewritten with every
+/// object's keys sorted. `safetensors::serialize` takes the metadata as a
+/// `HashMap`, whose order changes from one map to the next, so two saves of
+/// the same model would differ in bytes; with sorted keys (serde_json's map
+/// is ordered) they are identical, and a checksum of the results means
+/// something. Tensor offsets are relative to the data section, so only the
+/// header length (first 8 bytes) and its padding are recomputed.
+fn sorted_header(bytes: &[u8]) -> Result<Vec<u8>, String> {
+    let bad = || "internal: serialised safetensors header is malformed".to_string();
+    let n = bytes
+        .get(..8)
+        .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")) as usize)
+        .ok_or_else(bad)?;
+    let header = bytes.get(8..8 + n).ok_or_else(bad)?;
+    let value: serde_json::Value = serde_json::from_slice(header).map_err(|_| bad())?;
+    let mut json = serde_json::to_string(&value)
+        .map_err(|_| bad())?
+        .into_bytes();
+    // Pad with spaces to 8 bytes, as safetensors does (data stays aligned).
+    json.resize(json.len().div_ceil(8) * 8, b' ');
+    let mut out = Vec::with_capacity(8 + json.len() + bytes.len() - 8 - n);
+    out.extend_from_slice(&(json.len() as u64).to_le_bytes());
+    out.extend_from_slice(&json);
+    out.extend_from_slice(&bytes[8 + n..]);
+    Ok(out)
 }
 
 /// Write `bytes` to a temporary file next to `path`, sync it, then rename it
@@ -322,6 +349,30 @@ mod tests {
         // No temporary file is left behind.
         let n_files = std::fs::read_dir(dir.path()).unwrap().count();
         assert_eq!(n_files, 1);
+    }
+
+    #[test]
+    fn identical_saves_are_byte_identical_with_sorted_metadata() {
+        let dir = tempfile::tempdir().unwrap();
+        let model = Mlp::<f32>::init(12, 5, 3, 9);
+        // Many keys: a hash map's order would differ from save to save.
+        let metadata: BTreeMap<String, String> = (0..16)
+            .map(|i| (format!("key{i:02}"), format!("value {i}")))
+            .collect();
+        let first = dir.path().join("a.safetensors");
+        save(&first, &model, &metadata).unwrap();
+        let bytes = std::fs::read(&first).unwrap();
+        for i in 0..4 {
+            let path = dir.path().join(format!("b{i}.safetensors"));
+            save(&path, &model, &metadata).unwrap();
+            assert!(std::fs::read(&path).unwrap() == bytes, "save {i} differs");
+        }
+        // The header lists the metadata keys in sorted order, and loads back.
+        let text = String::from_utf8_lossy(&bytes);
+        let positions: Vec<usize> = metadata.keys().map(|k| text.find(k).unwrap()).collect();
+        assert!(positions.windows(2).all(|w| w[0] < w[1]), "{positions:?}");
+        let (back, m) = load(&first).unwrap();
+        assert_eq!((back, m), (model, metadata));
     }
 
     #[test]

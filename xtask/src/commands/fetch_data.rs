@@ -189,19 +189,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
     }
     println!("data dir: {}", data_dir.display());
-    let source = match args.from {
-        Some(path) if path.is_dir() => Source::Dir(path),
-        Some(path) if path.is_file() => Source::Archive(path),
-        Some(path) => bail!(
-            "--from {}: no such file or directory (expected cifar-10-binary.tar.gz or an \
-             extracted {BATCHES_DIR}/)",
-            path.display()
-        ),
-        None => Source::Download {
-            url: args.url,
-            expected: Expected::official(),
-        },
-    };
+    let source = source(args.from, args.url, "--from")?;
     let request = Request {
         data_dir,
         source,
@@ -227,6 +215,93 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Where a fetch gets the data: `from` (an archive or an extracted dir; the
+/// `flag` that gave it is named in the error), else a download of `url`.
+fn source(from: Option<PathBuf>, url: String, flag: &str) -> anyhow::Result<Source> {
+    Ok(match from {
+        Some(path) if path.is_dir() => Source::Dir(path),
+        Some(path) if path.is_file() => Source::Archive(path),
+        Some(path) => bail!(
+            "{flag} {}: no such file or directory (expected cifar-10-binary.tar.gz or an \
+             extracted {BATCHES_DIR}/)",
+            path.display()
+        ),
+        None => Source::Download {
+            url,
+            expected: Expected::official(),
+        },
+    })
+}
+
+/// The environment variable naming a local `cifar-10-binary.tar.gz` (or an
+/// extracted `cifar-10-batches-bin/`) that commands fetch the data from
+/// when it is missing, instead of downloading it (offline machines).
+pub const FROM_ENV: &str = "CIFAR10_FROM";
+
+/// For the commands that need the data (`train`, the searches, `reproduce`,
+/// `gradcheck`, `sanity`): when the data dir holds no CIFAR-10 at all, get it
+/// first through [`fetch`] (the same verified, atomic path as `fetch-data`),
+/// saying so; from `from` (or `$CIFAR10_FROM`) when given, else by
+/// downloading the official archive. Returns whether it fetched. Data that
+/// is there, even incomplete or damaged, is never replaced here: the
+/// loader's error then says how to repair it.
+pub fn ensure(
+    data_dir: &Path,
+    from: Option<PathBuf>,
+    records_per_file: Option<usize>,
+    display: Display,
+) -> anyhow::Result<bool> {
+    if cifar::batches_dir(data_dir).exists() {
+        return Ok(false);
+    }
+    let (from, flag) = match from {
+        Some(path) => (Some(path), "--data-from".to_string()),
+        None => (
+            std::env::var_os(FROM_ENV)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from),
+            format!("${FROM_ENV}"),
+        ),
+    };
+    let data_dir = std::path::absolute(data_dir)?;
+    let equivalent = match &from {
+        Some(path) => format!(
+            "cargo xtask fetch-data --data-dir {} --from {}",
+            data_dir.display(),
+            path.display()
+        ),
+        None => format!("cargo xtask fetch-data --data-dir {}", data_dir.display()),
+    };
+    println!(
+        "no CIFAR-10 data in {}: getting it first, as `{equivalent}` does",
+        data_dir.display()
+    );
+    let request = Request {
+        data_dir,
+        source: source(from, OFFICIAL_URL.to_string(), &flag)?,
+        force: false,
+        records_per_file,
+        official_sha256: OFFICIAL_SHA256.into(),
+        display,
+    };
+    let stamp = match fetch(&request) {
+        Ok(Outcome::Installed(stamp) | Outcome::AlreadyThere(stamp)) => stamp,
+        Err(e) => {
+            return Err(e.context(format!(
+                "no CIFAR-10 data in {} and getting it failed (offline? point --data-from or \
+                 ${FROM_ENV} at a local cifar-10-binary.tar.gz)",
+                request.data_dir.display()
+            )))
+        }
+    };
+    println!(
+        "CIFAR-10 ready in {} (data fingerprint {})",
+        request.data_dir.join(BATCHES_DIR).display(),
+        stamp.data_sha256
+    );
+    Ok(true)
+}
+
 /// Do one fetch. On error nothing new is left in the data dir (and the data
 /// dir itself is removed again if this call created it and it is empty).
 pub fn fetch(req: &Request) -> anyhow::Result<Outcome> {
@@ -247,6 +322,9 @@ fn fetch_inner(req: &Request) -> anyhow::Result<Outcome> {
     if let Source::Download { url, .. } = &req.source {
         download::check_url(url)?;
     }
+    // Before anything else, even when the data is already there: a run
+    // killed with kill -9 could not remove its staging folder (~180 MB).
+    remove_stale_temps(&req.data_dir);
 
     // An extracted dir that already is the target: validate and stamp in place.
     if let Source::Dir(from) = &req.source {
@@ -271,7 +349,6 @@ fn fetch_inner(req: &Request) -> anyhow::Result<Outcome> {
 
     std::fs::create_dir_all(&req.data_dir)
         .with_context(|| format!("cannot create the data dir {}", req.data_dir.display()))?;
-    remove_stale_temps(&req.data_dir);
     let temp = tempfile::Builder::new()
         .prefix(&format!("{TEMP_PREFIX}{}-", std::process::id()))
         .tempdir_in(&req.data_dir)
@@ -367,9 +444,15 @@ fn fetch_inner(req: &Request) -> anyhow::Result<Outcome> {
         }
     };
 
-    // The contents decide: the same strict loader every command uses.
-    cifar::load_dir_with(&staged, &options)
-        .map_err(|e| anyhow::anyhow!("the data is invalid, nothing was kept: {e}"))?;
+    // The contents decide: the same strict loader every command uses. Its
+    // errors name the staged copy, which is about to be deleted: name the
+    // source instead.
+    cifar::load_dir_with(&staged, &options).map_err(|e| {
+        anyhow::anyhow!(
+            "the data is invalid, nothing was kept: {}",
+            name_source(e, &staged, &req.source)
+        )
+    })?;
     let digest = DataDigest::from_files(files).context("internal: incomplete file list")?;
     let stamp = Stamp::new(digest, source, source_sha256, source_md5, official);
     stamp.write(&staged)?;
@@ -391,6 +474,32 @@ fn fetch_inner(req: &Request) -> anyhow::Result<Outcome> {
     Ok(Outcome::Installed(stamp))
 }
 
+/// The loader's error `e` about the staged copy `staged`, told about the
+/// file the user has: the same file in the `--from` directory, or the entry
+/// of the archive (local or downloaded).
+fn name_source(e: cifar::CifarError, staged: &Path, source: &Source) -> String {
+    let (path, message) = match &e {
+        cifar::CifarError::Invalid { path, message } => (path, message.clone()),
+        cifar::CifarError::Io { path, source } => (path, format!("cannot read: {source}")),
+        _ => return e.to_string(),
+    };
+    let Ok(rel) = path.strip_prefix(staged) else {
+        return e.to_string();
+    };
+    let shown = match source {
+        Source::Dir(dir) => cifar::batches_dir(dir).join(rel).display().to_string(),
+        Source::Archive(archive) => {
+            format!(
+                "{} (entry {BATCHES_DIR}/{})",
+                archive.display(),
+                rel.display()
+            )
+        }
+        Source::Download { url, .. } => format!("{url} (entry {BATCHES_DIR}/{})", rel.display()),
+    };
+    format!("{shown}: {message}")
+}
+
 /// The stamp of `target` if it matches the files there (full re-hash).
 fn trusted(target: &Path) -> Result<Stamp, String> {
     let stamp = Stamp::read(target)
@@ -402,10 +511,23 @@ fn trusted(target: &Path) -> Result<Stamp, String> {
 
 /// Validate an extracted dir that already sits at the target, and stamp it.
 fn stamp_in_place(req: &Request, target: &Path, options: &LoadOptions) -> anyhow::Result<Outcome> {
-    if let Ok(stamp) = trusted(target) {
-        if !req.force {
-            return Ok(Outcome::AlreadyThere(stamp));
+    match trusted(target) {
+        Ok(stamp) if !req.force => return Ok(Outcome::AlreadyThere(stamp)),
+        Ok(_) => {}
+        // A stamp that does not match the files: the loader would refuse
+        // them; with --force it is dropped and the files judged afresh.
+        Err(why) if Stamp::path(target).exists() => {
+            if !req.force {
+                bail!(
+                    "{} does not match its stamp ({why}); run again with --force to validate \
+                     and stamp it afresh",
+                    target.display()
+                );
+            }
+            std::fs::remove_file(Stamp::path(target))
+                .with_context(|| format!("cannot remove {}", Stamp::path(target).display()))?;
         }
+        Err(_) => {}
     }
     println!("validating {} in place", target.display());
     cifar::load_dir_with(target, options)
@@ -468,8 +590,12 @@ fn remove_stale_temps(data_dir: &Path) {
             continue;
         };
         let alive = !can_check || Path::new("/proc").join(pid.to_string()).exists();
-        if !alive {
-            let _ = std::fs::remove_dir_all(entry.path());
+        if !alive && std::fs::remove_dir_all(entry.path()).is_ok() {
+            println!(
+                "removed {}: the staging folder of an interrupted fetch-data (process {pid} is \
+                 gone)",
+                entry.path().display()
+            );
         }
     }
 }

@@ -13,7 +13,7 @@ pub struct Args {
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// Train with this lambda instead of the fine search's best.
-    #[arg(long)]
+    #[arg(long, value_parser = train::parse_lambda)]
     pub lambda: Option<f64>,
     #[command(flatten)]
     pub common: train::Common,

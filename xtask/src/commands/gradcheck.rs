@@ -93,7 +93,14 @@ struct Row {
 
 /// Run the command.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let data = cifar::load_dir(&paths::data_dir(args.data_dir.clone()))?;
+    let dir = paths::data_dir(args.data_dir.clone());
+    super::fetch_data::ensure(
+        &dir,
+        None,
+        Some(cifar::RECORDS_PER_FILE),
+        super::fetch_data::Display::Auto,
+    )?;
+    let data = cifar::load_dir(&dir)?;
     run_with(&data, &args)
 }
 

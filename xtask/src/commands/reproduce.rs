@@ -50,7 +50,7 @@ impl Stages {
         let status = match &result {
             Ok(note) if note.is_empty() => "ok".to_string(),
             Ok(note) => format!("ok ({note})"),
-            Err(e) => format!("failed: {}", e.to_string().replace(['\n', '|'], " ")),
+            Err(e) => format!("failed: {}", crate::error_text(e).replace(['\n', '|'], " ")),
         };
         println!("== {stage}: {status} ({seconds:.1} s)");
         self.times.push(StageTime {
@@ -65,7 +65,7 @@ impl Stages {
 
 /// Run the command.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    train::explain_interrupt();
+    train::explain_interrupt(train::Work::Reproduce);
     let experiments = args
         .experiments
         .unwrap_or_else(|| paths::project_root().join("experiments"));
@@ -87,8 +87,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let start = Instant::now();
 
-    // Without data nothing else can run: stop here, with the fix in the message.
+    // Without data nothing else can run: fetch it when there is none at all
+    // (as fetch-data does), else stop here with the fix in the message.
     stages.run("data", || {
+        args.common.ensure_data()?;
         data.check_present()?;
         data.raw()?;
         data.fingerprint()?;
@@ -98,7 +100,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut failed = Vec::new();
     let mut note = |stage: &str, result: anyhow::Result<()>| {
         if let Err(e) = result {
-            eprintln!("{stage} failed: {e:#}");
+            eprintln!("{stage} failed: {}", crate::error_text(&e));
             failed.push(stage.to_string());
         }
     };

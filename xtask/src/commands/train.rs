@@ -8,7 +8,7 @@ use std::sync::Once;
 use experiment::commands::{self, Options};
 use experiment::data::DataSource;
 
-use super::paths;
+use super::{fetch_data, paths};
 
 /// Flags shared by `train`, `coarse-search`, `fine-search`, `final-train` and `reproduce`.
 #[derive(clap::Args, Clone, Debug, Default)]
@@ -16,21 +16,80 @@ pub struct Common {
     /// CIFAR-10 folder holding `cifar-10-batches-bin/` (default: $CIFAR10_DIR, else <root>/data).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    /// When the data dir holds no CIFAR-10: get it from this local cifar-10-binary.tar.gz (or
+    /// extracted cifar-10-batches-bin/) instead of downloading it (default: $CIFAR10_FROM).
+    #[arg(long, value_name = "PATH")]
+    pub data_from: Option<PathBuf>,
     /// Where result folders go (default: <root>/results).
     #[arg(long)]
     pub results_dir: Option<PathBuf>,
-    /// Override the config's seed (a run's training seed; a search's plan seed).
-    #[arg(long)]
+    /// Override the config's seed (a run's training seed; a search's plan seed); 0 ..= 2^63-1.
+    #[arg(long, value_parser = parse_seed)]
     pub seed: Option<u64>,
-    /// Worker threads: parallel runs of a search, or threads of one run (default: all cores).
-    #[arg(long)]
+    /// Worker threads: parallel runs of a search, or threads of one run (default: all cores;
+    /// at most 4 per core).
+    #[arg(long, value_parser = parse_jobs)]
     pub jobs: Option<usize>,
+}
+
+/// The most `--jobs` a machine with `cores` cores accepts: 4 per core. More
+/// workers than that only add threads (a search's table is the same for any
+/// `--jobs`), and absurd values would start thousands of threads.
+pub fn max_jobs(cores: usize) -> usize {
+    4 * cores.max(1)
+}
+
+/// `--jobs`: a whole number from 1 to [`max_jobs`] of this machine's cores.
+fn parse_jobs(text: &str) -> Result<usize, String> {
+    let cores = commands::all_cores();
+    let max = max_jobs(cores);
+    match text.parse::<usize>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "--jobs must be a whole number from 1 to {max} (4 per core; this machine has \
+             {cores} core(s)), got {text:?}"
+        )),
+    }
+}
+
+/// `--seed`: a whole number a TOML config can hold (0 ..= 2^63-1).
+fn parse_seed(text: &str) -> Result<u64, String> {
+    let max = experiment::config::MAX_SEED;
+    match text.parse::<u64>() {
+        Ok(n) if n <= max => Ok(n),
+        _ => Err(format!(
+            "--seed must be a whole number from 0 to {max}, got {text:?}"
+        )),
+    }
+}
+
+/// `--lambda`: a finite number >= 0.
+pub fn parse_lambda(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(x) if x.is_finite() && x >= 0.0 => Ok(x),
+        _ => Err(format!(
+            "--lambda must be a finite number >= 0 (e.g. 0.0065), got {text:?}"
+        )),
+    }
 }
 
 impl Common {
     /// The data source these flags point at.
     pub fn data_source(&self) -> DataSource {
         DataSource::new(&paths::data_dir(self.data_dir.clone()))
+    }
+
+    /// When the data dir holds no CIFAR-10, fetch it first (verified and
+    /// atomic, as `fetch-data` does; see [`fetch_data::ensure`]).
+    pub fn ensure_data(&self) -> anyhow::Result<()> {
+        let dir = paths::data_dir(self.data_dir.clone());
+        fetch_data::ensure(
+            &dir,
+            self.data_from.clone(),
+            Some(cifar::RECORDS_PER_FILE),
+            fetch_data::Display::Auto,
+        )?;
+        Ok(())
     }
 
     /// Run the search config at `config` (default `experiments/<default_name>.toml`),
@@ -42,11 +101,12 @@ impl Common {
         config: Option<PathBuf>,
         lambda: Option<f64>,
     ) -> anyhow::Result<()> {
-        explain_interrupt();
+        explain_interrupt(Work::Search);
         let path = config.unwrap_or_else(|| {
             paths::project_root().join(format!("experiments/{default_name}.toml"))
         });
         let config = commands::load_search(&path, self.seed, lambda)?;
+        self.ensure_data()?;
         let data = self.data_source();
         commands::search(&config, &self.options(&data))?;
         Ok(())
@@ -59,7 +119,7 @@ impl Common {
             results_dir: paths::results_dir(self.results_dir.clone()),
             repo_root: paths::project_root(),
             seed: self.seed,
-            jobs: self.jobs.unwrap_or_else(commands::all_cores).max(1),
+            jobs: self.jobs.unwrap_or_else(commands::all_cores),
         }
     }
 }
@@ -73,16 +133,47 @@ pub struct Args {
     pub common: Common,
 }
 
+/// What a command is doing when Ctrl-C arrives, for the message it prints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Work {
+    /// `train`: one run.
+    Run,
+    /// A search (`coarse-search`, `fine-search`, `final-train`).
+    Search,
+    /// `reproduce`: every stage.
+    Reproduce,
+}
+
+impl Work {
+    /// What happens to the results when this work is interrupted.
+    pub fn interrupt_message(self) -> &'static str {
+        match self {
+            Work::Run => {
+                "interrupted: the run was stopped before it finished and nothing of it is kept; \
+                 its folder still holds the previous result, if there was one (a run is built \
+                 aside and swapped in only when complete); re-run the same command to train it"
+            }
+            Work::Search => {
+                "interrupted: finished trials are recorded; re-run the same command to finish \
+                 the remaining ones"
+            }
+            Work::Reproduce => {
+                "interrupted: finished stages and search trials are recorded, a training in \
+                 progress is not kept; re-run the same command to finish (finished trials are \
+                 reused)"
+            }
+        }
+    }
+}
+
 /// On Ctrl-C, say what is kept before exiting (every result file is written
-/// atomically, so stopping at any moment is safe).
-pub fn explain_interrupt() {
+/// atomically and a run folder is swapped in whole, so stopping at any
+/// moment is safe). The first call in a process decides the message.
+pub fn explain_interrupt(work: Work) {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
-        let _ = ctrlc::set_handler(|| {
-            eprintln!(
-                "\ninterrupted: finished runs are recorded; re-run the same command to finish \
-                 the remaining ones"
-            );
+        let _ = ctrlc::set_handler(move || {
+            eprintln!("\n{}", work.interrupt_message());
             std::process::exit(130);
         });
     });
@@ -90,8 +181,27 @@ pub fn explain_interrupt() {
 
 /// Run the command.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    explain_interrupt();
+    explain_interrupt(Work::Run);
+    // A bad config is reported before any data is fetched.
+    experiment::config::load::<experiment::config::RunConfig>(&args.config)?;
+    args.common.ensure_data()?;
     let data = args.common.data_source();
     commands::train(&args.config, &args.common.options(&data))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ctrl_c_says_what_happens_to_a_single_run() {
+        let run = Work::Run.interrupt_message();
+        assert!(!run.contains("remaining"), "{run}");
+        assert!(run.contains("previous result") && run.contains("nothing of it is kept"));
+        assert!(Work::Search.interrupt_message().contains("remaining ones"));
+        assert!(Work::Reproduce
+            .interrupt_message()
+            .contains("finished stages"));
+    }
 }

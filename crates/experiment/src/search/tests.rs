@@ -231,3 +231,44 @@ fn mean_and_sample_std_match_a_hand_computation() {
     assert_eq!(mean_std(&[0.5]), (Some(0.5), None));
     assert_eq!(mean_std(&[]), (None, None));
 }
+
+#[test]
+fn a_corrupt_or_header_only_table_is_malformed_naming_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = plan();
+    let search_dir = dir.path().join("coarse-search");
+    run_trials("coarse-search", &search_dir, &plan, 1, |t, _| {
+        Ok(fake_summary(t))
+    })
+    .unwrap();
+    let table = search_dir.join(files::TABLE);
+    let good = std::fs::read_to_string(&table).unwrap();
+    assert!(best_lambda(dir.path(), "coarse-search").is_ok());
+    let header = good.lines().next().unwrap();
+    let mut lines: Vec<&str> = good.lines().collect();
+    lines[2] = "3,1,oops,0.01,done";
+    let corrupt = lines.join("\n");
+    for (text, needles) in [
+        (
+            format!("{header}\n"),
+            ["malformed search table", "line 1 (the header)"],
+        ),
+        (
+            String::new(),
+            ["malformed search table", "the file is empty"],
+        ),
+        (corrupt, ["malformed search table", "line 3"]),
+    ] {
+        std::fs::write(&table, &text).unwrap();
+        let err = best_lambda(dir.path(), "coarse-search")
+            .unwrap_err()
+            .to_string();
+        for n in needles {
+            assert!(err.contains(n), "{n:?} not in: {err}");
+        }
+        assert!(
+            err.contains("table.csv") && !err.contains("no finished"),
+            "{err}"
+        );
+    }
+}

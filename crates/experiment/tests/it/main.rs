@@ -230,6 +230,71 @@ fn a_single_run_writes_its_folder_and_the_resolved_config_reruns_identically() {
         .model;
     assert_eq!(m1, m2);
     assert!(!weights(dir.path()).is_empty());
+    // Byte for byte: a checksum of the results means something.
+    assert!(weights(dir.path()) == weights(dir2.path()));
+}
+
+/// An observer that stops the run (as a kill would) after `after` steps.
+struct KillAt {
+    after: u64,
+}
+
+impl mlp::train::Observer for KillAt {
+    fn on_step(&mut self, step: u64, _n_steps: u64, _eta: f64) {
+        assert!(step < self.after, "killed at step {step}");
+    }
+}
+
+/// Every file of `dir` with its bytes.
+fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let name = e.file_name().to_string_lossy().into_owned();
+            (name, std::fs::read(e.path()).unwrap())
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn a_rerun_stopped_half_way_leaves_the_finished_run_as_it_was() {
+    let data = data();
+    let dir = tempfile::tempdir().unwrap();
+    let opts = options(&data, dir.path(), 1);
+    commands::train_config(run_config(0.05), &opts).unwrap();
+    let run_dir = dir.path().join("tiny");
+    let before = snapshot(&run_dir);
+    assert_eq!(
+        before.len(),
+        6,
+        "{:?}",
+        before.iter().map(|f| &f.0).collect::<Vec<_>>()
+    );
+
+    // Rerun with another seed into the same folder, stopped half way.
+    let mut config = run_config(0.05);
+    config.train.seed = 10;
+    let splits = data.splits(&config.data).unwrap();
+    let stopped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        run::execute(&splits, &config, &run_dir, &mut KillAt { after: 5 })
+    }));
+    assert!(stopped.is_err(), "the run was not stopped");
+    assert_eq!(snapshot(&run_dir), before, "the folder mixes two runs");
+
+    // A dead process's staging folder is removed by the next run of that name.
+    let stale = dir.path().join(".tiny.staging-4000000000-1");
+    std::fs::create_dir_all(&stale).unwrap();
+    std::fs::write(stale.join("config.toml"), "x").unwrap();
+    commands::train_config(config, &opts).unwrap();
+    assert!(!stale.exists(), "a dead run's staging folder was left");
+    let after = snapshot(&run_dir);
+    assert_eq!(after.len(), 6);
+    assert_ne!(after, before, "the finished rerun replaced the folder");
+    let resolved: RunConfig = config::load(&run_dir.join("config.toml")).unwrap();
+    assert_eq!(resolved.train.seed, 10);
 }
 
 /// A summary without its wall time.

@@ -169,10 +169,20 @@ pub fn copy_dir(
     dest: &Path,
     records_per_file: Option<usize>,
 ) -> anyhow::Result<Vec<FileDigest>> {
+    // Say what an odd file is (a FIFO would also block the copy forever).
+    for name in DATA_FILES {
+        match cifar::data_file_problem(&src.join(name)) {
+            None | Some("missing") => {}
+            Some(what) => bail!(
+                "{}: {what}, not a regular file: not a CIFAR-10 data file",
+                src.join(name).display()
+            ),
+        }
+    }
     let missing: Vec<&str> = DATA_FILES
         .iter()
         .copied()
-        .filter(|n| !src.join(n).is_file())
+        .filter(|n| cifar::data_file_problem(&src.join(n)).is_some())
         .collect();
     if !missing.is_empty() {
         bail!(

@@ -305,6 +305,13 @@ fn batch_file_of_wrong_size_is_refused() {
             "not a whole number of 3073-byte records",
         ],
     );
+    // The archive is named, never the deleted staging folder.
+    let mut e = entries(&data);
+    e[2].data.truncate(3 * cifar::RECORD_BYTES);
+    refused(
+        &tar_gz(&e),
+        &["archive.tar.gz (entry cifar-10-batches-bin/data_batch_2.bin): 3 records"],
+    );
     // Bigger than a batch can be: refused before writing it.
     let mut e = entries(&data);
     e[1].data.extend(vec![0; cifar::RECORD_BYTES]);
@@ -438,6 +445,39 @@ fn extracted_dir_or_its_parent_is_accepted() {
     assert!(Stamp::read(&batches).unwrap().is_some());
     assert!(matches!(fetch(&req).unwrap(), Outcome::AlreadyThere(_)));
 
+    // A file too short in the --from dir is named there, not in the
+    // (deleted) staging folder.
+    let short = tempfile::tempdir().unwrap();
+    let short_batches = data.write_dir(short.path()).unwrap();
+    let f = short_batches.join("data_batch_2.bin");
+    let bytes = std::fs::read(&f).unwrap();
+    std::fs::write(&f, &bytes[..bytes.len() - 100]).unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    let data_dir = dst.path().join("d");
+    let m = format!(
+        "{:#}",
+        fetch(&request(&data_dir, Source::Dir(short.path().into()))).unwrap_err()
+    );
+    assert!(m.contains(&format!("{}: ", f.display())), "{m}");
+    assert!(!m.contains(".fetch-data-"), "{m}");
+    assert!(!data_dir.exists());
+
+    // A FIFO in the --from dir is named for what it is (and not opened).
+    let fifo = tempfile::tempdir().unwrap();
+    let fifo_batches = data.write_dir(fifo.path()).unwrap();
+    let f = fifo_batches.join("data_batch_4.bin");
+    std::fs::remove_file(&f).unwrap();
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&f)
+        .status()
+        .unwrap()
+        .success());
+    let m = format!(
+        "{:#}",
+        fetch(&request(&data_dir, Source::Dir(fifo.path().into()))).unwrap_err()
+    );
+    assert!(m.contains("data_batch_4.bin: a FIFO (named pipe)"), "{m}");
+
     // An incomplete dir is refused.
     std::fs::remove_file(batches.join("data_batch_5.bin")).unwrap();
     let dst = tempfile::tempdir().unwrap();
@@ -458,9 +498,68 @@ fn stale_temp_dirs_of_dead_runs_are_removed() {
     std::fs::create_dir_all(stale.join(BATCHES_DIR)).unwrap();
     let other = data_dir.join("notes.txt");
     std::fs::write(&other, "mine").unwrap();
-    fetch(&request(&data_dir, Source::Archive(archive))).unwrap();
+    let req = request(&data_dir, Source::Archive(archive));
+    fetch(&req).unwrap();
     assert!(!stale.exists());
     assert!(other.exists(), "only our own temp dirs are removed");
+
+    // Killed (kill -9) after the data was installed once: the next run finds
+    // valid data and has nothing to do, but still removes the dead run's folder.
+    std::fs::create_dir_all(stale.join(BATCHES_DIR)).unwrap();
+    std::fs::write(stale.join(BATCHES_DIR).join("data_batch_1.bin"), b"x").unwrap();
+    let alive = data_dir.join(format!(".fetch-data-{}-live", std::process::id()));
+    std::fs::create_dir_all(&alive).unwrap();
+    assert!(matches!(fetch(&req).unwrap(), Outcome::AlreadyThere(_)));
+    assert!(!stale.exists(), "a dead run's staging folder was left");
+    assert!(alive.exists(), "a live run's staging folder was removed");
+}
+
+#[test]
+fn commands_that_need_missing_data_fetch_it_themselves() {
+    let data = Cifar10::synthetic(RECORDS, RECORDS, 17);
+    let bytes = tar_gz(&entries(&data));
+    let (tmp, archive, data_dir) = scratch_with_archive(&bytes);
+    let fetched = ensure(
+        &data_dir,
+        Some(archive.clone()),
+        Some(RECORDS),
+        Display::Hidden,
+    );
+    assert!(fetched.unwrap(), "the missing data was not fetched");
+    assert_eq!(
+        cifar::load_dir_with(&data_dir, &small()).unwrap().test,
+        data.test
+    );
+    assert!(Stamp::read(&data_dir.join(BATCHES_DIR)).unwrap().is_some());
+    // Present: nothing to do (no source needed).
+    let again = ensure(&data_dir, None, Some(RECORDS), Display::Hidden).unwrap();
+    assert!(!again);
+    // Present but damaged: not replaced behind the user's back.
+    std::fs::remove_file(data_dir.join(BATCHES_DIR).join(TEST_FILE)).unwrap();
+    assert!(!ensure(&data_dir, Some(archive), Some(RECORDS), Display::Hidden).unwrap());
+    assert!(!data_dir.join(BATCHES_DIR).join(TEST_FILE).exists());
+
+    // A failed fetch gives fetch-data's message, leaves nothing, and says
+    // how to point the command at a local archive.
+    let bad = tmp.path().join("bad.tar.gz");
+    std::fs::write(&bad, b"<html>").unwrap();
+    let other = tmp.path().join("other");
+    let e = ensure(&other, Some(bad), Some(RECORDS), Display::Hidden).unwrap_err();
+    let m = format!("{e:#}");
+    assert!(m.contains("is not a gzip file"), "{m}");
+    assert!(m.contains("--data-from") && m.contains(FROM_ENV), "{m}");
+    assert!(!other.exists());
+    let e = ensure(
+        &other,
+        Some(tmp.path().join("absent.tar.gz")),
+        None,
+        Display::Hidden,
+    );
+    let m = format!("{:#}", e.unwrap_err());
+    assert!(
+        m.contains("--data-from") && m.contains("absent.tar.gz"),
+        "{m}"
+    );
 }
 
 // ---- downloads -------------------------------------------------------------
