@@ -360,19 +360,27 @@ mod tests {
             .map(|i| (format!("key{i:02}"), format!("value {i}")))
             .collect();
         let first = dir.path().join("a.safetensors");
-        save(&first, &model, &metadata).unwrap();
+        // With input statistics too (more tensors in the header).
+        let stats = InputStats {
+            mean: vec![0.5; 12],
+            std: vec![0.25; 12],
+        };
+        save(&first, &model, Some(&stats), &metadata).unwrap();
         let bytes = std::fs::read(&first).unwrap();
         for i in 0..4 {
             let path = dir.path().join(format!("b{i}.safetensors"));
-            save(&path, &model, &metadata).unwrap();
+            save(&path, &model, Some(&stats), &metadata).unwrap();
             assert!(std::fs::read(&path).unwrap() == bytes, "save {i} differs");
         }
         // The header lists the metadata keys in sorted order, and loads back.
         let text = String::from_utf8_lossy(&bytes);
         let positions: Vec<usize> = metadata.keys().map(|k| text.find(k).unwrap()).collect();
         assert!(positions.windows(2).all(|w| w[0] < w[1]), "{positions:?}");
-        let (back, m) = load(&first).unwrap();
-        assert_eq!((back, m), (model, metadata));
+        let back = load(&first).unwrap();
+        assert_eq!(
+            (back.model, back.inputs, back.metadata),
+            (model, Some(stats), metadata)
+        );
     }
 
     #[test]

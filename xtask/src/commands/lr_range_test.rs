@@ -46,6 +46,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         eval_every: args.eval_every,
         eval_images: args.eval_images,
     };
+    args.common.ensure_data()?;
     let data = args.common.data_source();
     let (suggestion, dir) = lr_range::command(&config, &spec, &args.common.options(&data))?;
     match suggestion {
