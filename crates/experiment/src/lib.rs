@@ -9,6 +9,10 @@
 //!   `summary.csv`, `weights.safetensors`, `curves.svg`, `curves.png`);
 //! - [`search`]: a plan of trials drawn up front, run in parallel, resumable,
 //!   summarised in a sorted `table.csv`;
+//! - [`worker`] and [`claim`]: the loop that runs a search's trials, shared
+//!   by local `--jobs N` runs and by workers in other processes or on other
+//!   machines (hand-started or a Slurm array), who split the trials through
+//!   claim files with renewed leases;
 //! - [`plot`]: SVG and PNG pictures made from the CSV files;
 //! - [`report`]: `REPORT.md`, every result beside the original report's number;
 //! - [`commands`]: the entry points `cargo xtask train`, `coarse-search`, ... call.
@@ -17,6 +21,7 @@
 //! rename, see [`io`]), so an interrupted command never leaves a half-written
 //! result behind.
 
+pub mod claim;
 pub mod commands;
 pub mod config;
 pub mod data;
@@ -26,6 +31,7 @@ pub mod progress;
 pub mod report;
 pub mod run;
 pub mod search;
+pub mod worker;
 
 use std::path::PathBuf;
 
@@ -87,6 +93,21 @@ pub enum ExperimentError {
         name: String,
         /// The divergence, naming the step and eta.
         message: String,
+    },
+    /// A search's results were asked for before all its trials finished.
+    #[error(
+        "{dir}: {n_unfinished} of {n_trials} trials are not finished: {list}\n(run \
+         `cargo xtask worker {dir}` to finish them, or re-run the search)"
+    )]
+    Unfinished {
+        /// The search folder.
+        dir: PathBuf,
+        /// Trials without a summary.
+        n_unfinished: usize,
+        /// Trials in the plan.
+        n_trials: usize,
+        /// The first unfinished trials, with lambda and seed.
+        list: String,
     },
     /// A thread pool could not be built.
     #[error("cannot start worker threads: {0}")]
