@@ -12,7 +12,8 @@
 //! - [`worker`] and [`claim`]: the loop that runs a search's trials, shared
 //!   by local `--jobs N` runs and by workers in other processes or on other
 //!   machines (hand-started or a Slurm array), who split the trials through
-//!   claim files with renewed leases;
+//!   claim files with renewed leases; [`slurm`]: the batch scripts that
+//!   run such workers as a Slurm job array, and the collect job after them;
 //! - [`plot`]: SVG and PNG pictures made from the CSV files;
 //! - [`report`]: `REPORT.md`, every result beside the original report's number;
 //! - [`commands`]: the entry points `cargo xtask train`, `coarse-search`, ... call.
@@ -31,6 +32,7 @@ pub mod progress;
 pub mod report;
 pub mod run;
 pub mod search;
+pub mod slurm;
 pub mod worker;
 
 use std::path::PathBuf;
