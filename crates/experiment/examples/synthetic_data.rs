@@ -14,8 +14,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let per_batch = number(10_000)? as usize;
     let n_test = number(10_000)? as usize;
     let seed = number(5)?;
-    let batches = cifar::Cifar10::synthetic(per_batch, n_test, seed)
-        .write_dir(std::path::Path::new(&dir))?;
+    let batches =
+        cifar::Cifar10::synthetic(per_batch, n_test, seed).write_dir(std::path::Path::new(&dir))?;
     println!("wrote {}", batches.display());
     Ok(())
 }

@@ -93,7 +93,7 @@ impl SlurmJob {
 
     fn header(&self, role: &str, about: &str) -> String {
         let mut s = format!(
-            "#!/bin/bash\n# Written by `cargo xtask slurm`. {about}\n#SBATCH --job-name={}-{role}\n\
+            "#!/bin/bash\n# Written by `cargo xtask slurm`.\n# {about}\n#SBATCH --job-name={}-{role}\n\
              #SBATCH --ntasks=1\n",
             self.name
         );

@@ -109,7 +109,7 @@ where
                         }
                         Err(e) => return fail(e),
                     };
-                    let mut claim = claim;
+                    let mut claim = *claim;
                     claim.keep_alive(opts.lease);
                     if let Some((old, age)) = &claim.took_over {
                         n_taken_over.fetch_add(1, Ordering::SeqCst);
@@ -172,7 +172,7 @@ where
 }
 
 enum Next {
-    Claimed(Trial, claim::Claim),
+    Claimed(Trial, Box<claim::Claim>),
     AllFinished,
     AllHeld,
 }
@@ -193,7 +193,7 @@ fn next_claim(dir: &Path, plan: &[Trial], lease: Lease, worker_idx: usize) -> Re
                     claim.release()?;
                     continue;
                 }
-                return Ok(Next::Claimed(*trial, claim));
+                return Ok(Next::Claimed(*trial, Box::new(claim)));
             }
         }
     }
