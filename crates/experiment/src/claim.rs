@@ -237,6 +237,7 @@ pub fn try_claim(stem: &Path, lease: Lease, worker: usize) -> Result<Attempt> {
     file.write_all(&bytes)
         .and_then(|()| file.sync_all())
         .map_err(io_err(&path))?;
+    held().push(path.clone());
     Ok(Attempt::Claimed(Claim {
         stem: stem.to_path_buf(),
         generation: next,
@@ -245,6 +246,23 @@ pub fn try_claim(stem: &Path, lease: Lease, worker: usize) -> Result<Attempt> {
         took_over,
         renewer: None,
     }))
+}
+
+/// The claim files this process holds now, for [`release_all`].
+static HELD: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+fn held() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
+    HELD.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Remove the claim files this process holds, so that the trials are free at
+/// once rather than after their lease: for an orderly exit on Ctrl-C (the
+/// interrupted trials have no summary, so they are redone). A process killed
+/// outright cannot do this; its claims expire instead.
+pub fn release_all() {
+    for path in held().drain(..) {
+        let _ = fs::remove_file(path);
+    }
 }
 
 /// Remove every claim file of the trial `stem` (once it is finished, or
@@ -323,6 +341,10 @@ impl Claim {
         self.renewer = Some((tx, handle));
     }
 
+    fn forget(&self) {
+        held().retain(|p| p != &self.path);
+    }
+
     fn stop_renewing(&mut self) {
         if let Some((tx, handle)) = self.renewer.take() {
             drop(tx);
@@ -334,6 +356,7 @@ impl Claim {
     /// finished, or this worker gives it back).
     pub fn release(mut self) -> Result<()> {
         self.stop_renewing();
+        self.forget();
         clear(&self.stem)
     }
 }
@@ -341,6 +364,7 @@ impl Claim {
 impl Drop for Claim {
     fn drop(&mut self) {
         self.stop_renewing();
+        self.forget();
     }
 }
 

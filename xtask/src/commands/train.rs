@@ -79,6 +79,8 @@ pub fn explain_interrupt() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         let _ = ctrlc::set_handler(|| {
+            // Free this process's claimed trials for the next run at once.
+            experiment::claim::release_all();
             eprintln!(
                 "\ninterrupted: finished runs are recorded; re-run the same command to finish \
                  the remaining ones"

@@ -46,6 +46,7 @@ pub fn lease(seconds: Option<f64>) -> anyhow::Result<Lease> {
 
 /// Run the command.
 pub fn run(args: Args) -> anyhow::Result<()> {
+    train::explain_interrupt();
     let dir = search_dir(&args.search, args.common.results_dir.clone());
     let lease = lease(args.lease_seconds)?;
     let data = args.common.data_source();

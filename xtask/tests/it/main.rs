@@ -266,3 +266,28 @@ fn a_worker_killed_mid_trial_has_its_trial_taken_over_after_the_lease() {
         untimed_table(&tmp.path().join("local/killed"))
     );
 }
+
+#[test]
+fn ctrl_c_frees_the_claimed_trial_at_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = write_config(tmp.path(), "interrupted", 1, 600);
+    let results = tmp.path().join("workers");
+    prepare(&config, &results);
+    let dir = results.join("interrupted");
+    let worker = spawn_worker(&dir, "600");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while claim_files(&dir).is_empty() {
+        assert!(Instant::now() < deadline, "no claim within 60 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let status = Command::new("kill")
+        .args(["-INT", &worker.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = worker.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    // No 600-second wait for the next worker: the claim is gone.
+    assert!(claim_files(&dir).is_empty());
+    assert!(!dir.join("runs/trial-00/summary.csv").exists());
+}
