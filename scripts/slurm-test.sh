@@ -153,11 +153,11 @@ untimed() { cut -d, -f1-10 "$1"; }
 # wait_job ID: until the job has left the queue; prints its final state.
 job_state() { scontrol show job "$1" 2>/dev/null | grep -o 'JobState=[A-Z_]*' | head -n 1 | cut -d= -f2; }
 wait_gone() {
-    for _ in $(seq 1200); do
+    for _ in $(seq 6000); do
         [ -z "$(squeue -h -j "$1" 2>/dev/null)" ] && return 0
         sleep 0.1
     done
-    say "job $1 still queued after 120 s"; squeue -j "$1"; return 1
+    say "job $1 still queued after 600 s"; squeue -j "$1"; return 1
 }
 submit() { # submit CONFIG RESULTS LEASE: prints "WORKERS COLLECT"
     "$xtask" slurm "$1" --array 2 --cpus-per-task 1 --time 0:10:00 --lease-seconds "$3" \
@@ -192,7 +192,7 @@ lease=4
 read -r wid cid < <(submit "$work/slow.toml" "$work/slurm" "$lease")
 runs="$work/slurm/slow/runs"
 claim=""
-for _ in $(seq 600); do
+for _ in $(seq 1200); do
     claim="$(grep -l "\"job\":\"${wid}_1\"" "$runs"/*.claim.* 2>/dev/null | head -n 1 || true)"
     [ -n "$claim" ] && break
     sleep 0.1
