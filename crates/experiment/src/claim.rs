@@ -29,9 +29,9 @@
 use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
-use std::sync::Arc;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -232,12 +232,13 @@ pub fn try_claim(stem: &Path, lease: Lease, worker: usize) -> Result<Attempt> {
         }
         Err(e) => return Err(io_err(&path)(e)),
     };
+    // Registered before it is written, so that a Ctrl-C from here on removes it.
+    held().push(path.clone());
     let info = ClaimInfo::new(worker);
     let bytes = serde_json::to_vec(&info).expect("claim info serialises");
     file.write_all(&bytes)
         .and_then(|()| file.sync_all())
         .map_err(io_err(&path))?;
-    held().push(path.clone());
     Ok(Attempt::Claimed(Claim {
         stem: stem.to_path_buf(),
         generation: next,
@@ -251,6 +252,10 @@ pub fn try_claim(stem: &Path, lease: Lease, worker: usize) -> Result<Attempt> {
 /// The claim files this process holds now, for [`release_all`].
 static HELD: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
+/// Set by [`release_all`]: the process is exiting, renewals must not
+/// recreate the claim files it removed.
+static RELEASED_ALL: AtomicBool = AtomicBool::new(false);
+
 fn held() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
     HELD.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -260,6 +265,7 @@ fn held() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
 /// interrupted trials have no summary, so they are redone). A process killed
 /// outright cannot do this; its claims expire instead.
 pub fn release_all() {
+    RELEASED_ALL.store(true, Ordering::SeqCst);
     for path in held().drain(..) {
         let _ = fs::remove_file(path);
     }
@@ -370,7 +376,7 @@ impl Drop for Claim {
 
 fn renew(stem: &Path, generation: u64, path: &Path, info: &Mutex<ClaimInfo>) -> Result<bool> {
     let current = generations(stem)?.last().map(|(n, _)| *n);
-    if current != Some(generation) {
+    if current != Some(generation) || RELEASED_ALL.load(Ordering::SeqCst) {
         return Ok(false);
     }
     let bytes = {
@@ -379,6 +385,11 @@ fn renew(stem: &Path, generation: u64, path: &Path, info: &Mutex<ClaimInfo>) -> 
         serde_json::to_vec(&*info).expect("claim info serialises")
     };
     io::write_atomic(path, &bytes)?;
+    if RELEASED_ALL.load(Ordering::SeqCst) {
+        // `release_all` ran during the write: undo it.
+        let _ = fs::remove_file(path);
+        return Ok(false);
+    }
     Ok(true)
 }
 

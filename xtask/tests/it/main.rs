@@ -275,8 +275,12 @@ fn ctrl_c_frees_the_claimed_trial_at_once() {
     prepare(&config, &results);
     let dir = results.join("interrupted");
     let worker = spawn_worker(&dir, "600");
+    // Wait for a written claim (the worker is then training).
     let deadline = Instant::now() + Duration::from_secs(60);
-    while claim_files(&dir).is_empty() {
+    while !claim_files(&dir)
+        .iter()
+        .any(|c| std::fs::read_to_string(c).is_ok_and(|t| t.contains("\"pid\"")))
+    {
         assert!(Instant::now() < deadline, "no claim within 60 s");
         std::thread::sleep(Duration::from_millis(50));
     }
