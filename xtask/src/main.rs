@@ -41,6 +41,12 @@ enum Command {
     Plot(plot::Args),
     /// Everything, from data check to results/REPORT.md.
     Reproduce(reproduce::Args),
+    /// Work on a prepared search folder: claim trials until none is left (many may run at once).
+    Worker(worker::Args),
+    /// Write a search's table and pictures from its trial folders.
+    Collect(collect::Args),
+    /// Run a search as a Slurm job array of workers plus a collect job.
+    Slurm(slurm::Args),
     /// Benchmarks: `kernels` (matmul GFLOP/s) or `train` (epoch time vs matmul time).
     #[command(subcommand)]
     Bench(bench::Bench),
@@ -92,6 +98,9 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Predict(args) => predict::run(args),
         Command::Plot(args) => plot::run(args),
         Command::Reproduce(args) => reproduce::run(args),
+        Command::Worker(args) => worker::run(args),
+        Command::Collect(args) => collect::run(args),
+        Command::Slurm(args) => slurm::run(args),
         Command::Bench(bench) => bench::run(bench),
     }
 }

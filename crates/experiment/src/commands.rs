@@ -7,11 +7,13 @@ use std::sync::Arc;
 
 use mlp::train::Silent;
 
+use crate::claim::Lease;
 use crate::config::{self, LambdaGrid, Provenance, RunConfig, SearchConfig, Validate};
 use crate::data::{self, DataSource};
 use crate::progress::RunProgress;
 use crate::run::{self, RunState, RunSummary};
 use crate::search::{self, SearchOutcome, Trial};
+use crate::worker::{self, WorkReport, WorkerOptions};
 use crate::{io, ExperimentError, Result};
 
 /// What every command shares: where the data and results are, and the
@@ -124,55 +126,119 @@ pub fn load_search(
 }
 
 /// Save the search config in its folder, or check it equals the saved one: a
-/// finished trial is only reused by the same config.
+/// finished trial is only reused by the same config. Safe to call from many
+/// processes at once (the same bytes are written atomically, then read back).
 fn save_or_check_config(dir: &Path, config: &SearchConfig) -> Result<()> {
     let path = dir.join(search::files::CONFIG);
-    if path.is_file() {
-        let saved: SearchConfig = config::load(&path)?;
-        if &saved != config {
-            return Err(ExperimentError::Conflict {
-                path,
-                message: format!(
-                    "this folder holds a search made with a different config; delete {} to start \
-                     over, or use another --results-dir",
-                    dir.display()
-                ),
-            });
-        }
-        return Ok(());
+    if !path.is_file() {
+        io::write_toml(&path, config)?;
     }
-    io::write_toml(&path, config)
+    let saved: SearchConfig = config::load(&path)?;
+    if &saved != config {
+        return Err(ExperimentError::Conflict {
+            path,
+            message: format!(
+                "this folder holds a search made with a different config; delete {} to start \
+                 over, or use another --results-dir",
+                dir.display()
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Create (or check) the search folder of `config`: `config.toml` and
+/// `plan.csv`, so that workers need nothing else. Returns the folder and the plan.
+pub fn prepare_search(config: &SearchConfig, results_dir: &Path) -> Result<(PathBuf, Vec<Trial>)> {
+    let dir = results_dir.join(&config.name);
+    let plan = search::plan_for(config, results_dir)?;
+    io::create_dir(&dir)?;
+    save_or_check_config(&dir, config)?;
+    search::save_plan(&dir, &plan)?;
+    Ok((dir, plan))
+}
+
+/// The function that trains one trial of `config` on `splits`.
+fn trial_runner<'a>(
+    config: &'a SearchConfig,
+    splits: Arc<cifar::Splits<f32>>,
+    base: Provenance,
+) -> impl Fn(&Trial, &Path) -> Result<RunSummary> + Sync + 'a {
+    move |trial: &Trial, run_dir: &Path| {
+        let run_config = RunConfig {
+            name: format!("{}-trial-{:02}", config.name, trial.trial),
+            evaluate_test: config.evaluate_test,
+            data: config.data.clone(),
+            train: config.train.with(trial.lambda, trial.seed),
+            provenance: Some(Provenance {
+                search: Some(config.name.clone()),
+                trial: Some(trial.trial),
+                ..base.clone()
+            }),
+        };
+        run::execute(&splits, &run_config, run_dir, &mut Silent)
+    }
 }
 
 /// `cargo xtask coarse-search` / `fine-search` / `final-train`: draw (or
 /// reload) the plan, run the unfinished trials over `opts.jobs` workers on
-/// one shared copy of the data, write the table and the picture.
+/// one shared copy of the data, write the table and the picture. Workers in
+/// other processes may share the folder (see [`crate::worker`]).
 pub fn search(config: &SearchConfig, opts: &Options<'_>) -> Result<SearchOutcome> {
-    let dir = opts.results_dir.join(&config.name);
-    let plan = search::plan_for(config, &opts.results_dir)?;
-    io::create_dir(&dir)?;
-    save_or_check_config(&dir, config)?;
+    let (dir, plan) = prepare_search(config, &opts.results_dir)?;
     let splits = opts.data.splits(&config.data)?;
-    let base = provenance(opts)?;
-    let trial_fn = {
-        let splits = Arc::clone(&splits);
-        move |trial: &Trial, run_dir: &Path| {
-            let run_config = RunConfig {
-                name: format!("{}-trial-{:02}", config.name, trial.trial),
-                evaluate_test: config.evaluate_test,
-                data: config.data.clone(),
-                train: config.train.with(trial.lambda, trial.seed),
-                provenance: Some(Provenance {
-                    search: Some(config.name.clone()),
-                    trial: Some(trial.trial),
-                    ..base.clone()
-                }),
-            };
-            run::execute(&splits, &run_config, run_dir, &mut Silent)
-        }
-    };
+    let trial_fn = trial_runner(config, splits, provenance(opts)?);
     let outcome = search::run_trials(&config.name, &dir, &plan, opts.jobs, trial_fn)?;
     print_outcome(config, &outcome, &dir);
+    Ok(outcome)
+}
+
+/// The config and plan saved in the search folder `dir`.
+pub fn load_search_dir(dir: &Path) -> Result<(SearchConfig, Vec<Trial>)> {
+    let plan = search::read_plan(dir)?;
+    let config: SearchConfig = config::load(&dir.join(search::files::CONFIG))?;
+    Ok((config, plan))
+}
+
+/// `cargo xtask worker SEARCH_DIR`: work on the prepared search folder `dir`
+/// with `opts.jobs` workers until every trial is finished (trials held by
+/// live workers elsewhere are waited for, expired ones taken over). Writes no
+/// table: that is [`collect`]'s job.
+pub fn worker(dir: &Path, opts: &Options<'_>, lease: Lease) -> Result<WorkReport> {
+    let (config, plan) = load_search_dir(dir)?;
+    let splits = opts.data.splits(&config.data)?;
+    let trial_fn = trial_runner(&config, splits, provenance(opts)?);
+    let worker_opts = WorkerOptions {
+        jobs: opts.jobs,
+        lease,
+    };
+    let report = worker::work(&config.name, dir, &plan, worker_opts, trial_fn)?;
+    println!(
+        "{}: worker {} pid {} ran {} trial(s) ({} taken over) in {:.1} s; no trial left",
+        config.name,
+        crate::claim::host_name(),
+        std::process::id(),
+        report.n_ran,
+        report.n_taken_over,
+        report.wall_seconds
+    );
+    Ok(report)
+}
+
+/// `cargo xtask collect SEARCH_DIR`: the table, `lambdas.csv` and pictures of
+/// the search folder `dir` from its trial folders; an error listing the
+/// unfinished trials when some are.
+pub fn collect(dir: &Path) -> Result<SearchOutcome> {
+    let start = std::time::Instant::now();
+    let (config, plan) = load_search_dir(dir)?;
+    let (rows, lambdas) = search::collect(&config.name, dir, &plan)?;
+    let outcome = SearchOutcome {
+        rows,
+        lambdas,
+        n_ran: 0,
+        wall_seconds: start.elapsed().as_secs_f64(),
+    };
+    print_outcome(&config, &outcome, dir);
     Ok(outcome)
 }
 

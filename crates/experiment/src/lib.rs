@@ -13,6 +13,11 @@
 //! - [`stats`]: mean ± std over seeds and the t-tests that tell a winner from seed noise;
 //! - [`inference`]: trained weights put to use (`evaluate`, `predict`);
 //! - [`lr_range`]: the learning-rate range test and its suggested eta_min / eta_max;
+//! - [`worker`] and [`claim`]: the loop that runs a search's trials, shared
+//!   by local `--jobs N` runs and by workers in other processes or on other
+//!   machines (hand-started or a Slurm array), who split the trials through
+//!   claim files with renewed leases; [`slurm`]: the batch scripts that
+//!   run such workers as a Slurm job array, and the collect job after them;
 //! - [`plot`]: SVG and PNG pictures made from the CSV files;
 //! - [`report`]: `REPORT.md`, every result beside the original report's number;
 //! - [`commands`]: the entry points `cargo xtask train`, `coarse-search`, ... call.
@@ -21,6 +26,7 @@
 //! rename, see [`io`]), so an interrupted command never leaves a half-written
 //! result behind.
 
+pub mod claim;
 pub mod commands;
 pub mod config;
 pub mod data;
@@ -33,7 +39,9 @@ pub mod progress;
 pub mod report;
 pub mod run;
 pub mod search;
+pub mod slurm;
 pub mod stats;
+pub mod worker;
 
 use std::path::PathBuf;
 
@@ -101,6 +109,21 @@ pub enum ExperimentError {
         name: String,
         /// The divergence, naming the step and eta.
         message: String,
+    },
+    /// A search's results were asked for before all its trials finished.
+    #[error(
+        "{dir}: {n_unfinished} of {n_trials} trials are not finished: {list}\n(run \
+         `cargo xtask worker {dir}` to finish them, or re-run the search)"
+    )]
+    Unfinished {
+        /// The search folder.
+        dir: PathBuf,
+        /// Trials without a summary.
+        n_unfinished: usize,
+        /// Trials in the plan.
+        n_trials: usize,
+        /// The first unfinished trials, with lambda and seed.
+        list: String,
     },
     /// A thread pool could not be built.
     #[error("cannot start worker threads: {0}")]

@@ -129,6 +129,14 @@ impl SearchProgress {
         }
     }
 
+    /// A message that is not a finished trial (e.g. a take-over).
+    pub fn note(&self, line: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(line),
+            None => println!("{line}"),
+        }
+    }
+
     /// Remove the bar.
     pub fn finish(&self) {
         if let Some(bar) = &self.bar {

@@ -11,17 +11,16 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Mutex;
 use std::time::Instant;
 
 use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::claim::Lease;
 use crate::config::{LambdaGrid, SearchConfig};
-use crate::progress::SearchProgress;
 use crate::run::{self, RunState, RunSummary};
+use crate::worker::{self, WorkerOptions};
 use crate::{io, plot, ExperimentError, Result};
 
 /// File names inside a search folder.
@@ -329,30 +328,39 @@ pub struct SearchOutcome {
     pub wall_seconds: f64,
 }
 
-/// Save `plan` as `plan.csv` in `dir`, or check that the saved one is the same.
-fn save_or_check_plan(dir: &Path, plan: &[Trial]) -> Result<()> {
+/// Save `plan` as `plan.csv` in the search folder `dir` (created if need
+/// be), or check that the saved one is the same. Any number of processes may
+/// call this at once: each writes the same bytes atomically, then every one
+/// reads the file back and refuses a plan that differs from its own.
+pub fn save_plan(dir: &Path, plan: &[Trial]) -> Result<()> {
+    io::create_dir(dir)?;
     let path = dir.join(files::PLAN);
-    if path.is_file() {
-        let saved: Vec<Trial> = io::read_csv(&path)?;
-        if saved != plan {
-            return Err(ExperimentError::Conflict {
-                path,
-                message: "the saved plan differs from the one this config and seed give \
-                          (different config, --seed, or an earlier search's result changed); \
-                          delete this search folder to start over, or use another --results-dir"
-                    .into(),
-            });
-        }
-        return Ok(());
+    if !path.is_file() {
+        io::write_csv(&path, plan)?;
     }
-    io::write_csv(&path, plan)
+    let saved: Vec<Trial> = io::read_csv(&path)?;
+    if saved != plan {
+        return Err(ExperimentError::Conflict {
+            path,
+            message: "the saved plan differs from the one this config and seed give \
+                      (different config, --seed, or an earlier search's result changed); \
+                      delete this search folder to start over, or use another --results-dir"
+                .into(),
+        });
+    }
+    Ok(())
 }
 
 /// Run every unfinished trial of `plan` in the search folder `dir` with `jobs`
-/// workers, then write the table. `trial_fn` trains one trial into the run
-/// folder it is given and returns its summary; it is called inside a
-/// single-thread rayon pool. The runner records the summary (atomically) as
-/// the mark of a finished trial.
+/// workers of this process, then write the table: [`save_plan`],
+/// [`worker::work`] with the lease of [`Lease::from_env`], [`collect`].
+/// `trial_fn` trains one trial into the run folder it is given and returns
+/// its summary; it is called inside a single-thread rayon pool. The worker
+/// records the summary (atomically) as the mark of a finished trial.
+///
+/// Other processes may work on the same folder at the same time (a second
+/// local search, hand-started or Slurm workers): trials are claimed, so each
+/// runs once, and this call returns when all are finished.
 ///
 /// A trial that fails (an error, not a divergence) stops the scheduling of
 /// new trials; the finished ones stay recorded and the error is returned.
@@ -367,92 +375,76 @@ where
     F: Fn(&Trial, &Path) -> Result<RunSummary> + Sync,
 {
     let start = Instant::now();
-    io::create_dir(dir)?;
-    save_or_check_plan(dir, plan)?;
-    let mut pending = Vec::new();
-    for trial in plan {
-        match run::read_summary(&trial_dir(dir, trial.trial)) {
-            Ok(Some(s)) if s.lambda == trial.lambda && s.seed == trial.seed => {}
-            _ => pending.push(*trial),
-        }
-    }
-    let jobs = jobs.max(1).min(pending.len().max(1));
-    let progress = SearchProgress::new(name, plan.len(), plan.len() - pending.len(), jobs);
+    save_plan(dir, plan)?;
+    let opts = WorkerOptions {
+        jobs,
+        lease: Lease::from_env(),
+    };
+    let report = worker::work(name, dir, plan, opts, trial_fn)?;
+    let (rows, lambdas) = collect(name, dir, plan)?;
+    Ok(SearchOutcome {
+        rows,
+        lambdas,
+        n_ran: report.n_ran,
+        wall_seconds: start.elapsed().as_secs_f64(),
+    })
+}
 
-    let next = AtomicUsize::new(0);
-    let stop = AtomicBool::new(false);
-    let errors: Mutex<Vec<ExperimentError>> = Mutex::new(Vec::new());
-    let n_ran = AtomicUsize::new(0);
-    let n_total = plan.len();
-    std::thread::scope(|scope| {
-        for _ in 0..jobs {
-            scope.spawn(|| {
-                let pool = match rayon::ThreadPoolBuilder::new().num_threads(1).build() {
-                    Ok(pool) => pool,
-                    Err(e) => {
-                        stop.store(true, Ordering::SeqCst);
-                        let err = ExperimentError::Threads(e.to_string());
-                        errors.lock().expect("errors lock").push(err);
-                        return;
-                    }
-                };
-                loop {
-                    if stop.load(Ordering::SeqCst) {
-                        break;
-                    }
-                    let idx = next.fetch_add(1, Ordering::SeqCst);
-                    let Some(trial) = pending.get(idx) else { break };
-                    let run_dir = trial_dir(dir, trial.trial);
-                    let result = pool
-                        .install(|| trial_fn(trial, &run_dir))
-                        .and_then(|summary| {
-                            run::write_summary(&run_dir, &summary)?;
-                            Ok(summary)
-                        });
-                    match result {
-                        Ok(summary) => {
-                            n_ran.fetch_add(1, Ordering::SeqCst);
-                            progress.finished(&trial_line(name, trial, n_total, &summary));
-                        }
-                        Err(err) => {
-                            stop.store(true, Ordering::SeqCst);
-                            progress.finished(&format!(
-                                "{name} trial {}/{n_total}: FAILED: {err}",
-                                trial.trial + 1
-                            ));
-                            errors.lock().expect("errors lock").push(err);
-                        }
-                    }
-                }
-            });
-        }
-    });
-    progress.finish();
-    let mut errors = errors.into_inner().expect("errors lock");
-    if !errors.is_empty() {
-        let n_failed = errors.len();
-        return Err(ExperimentError::TrialsFailed {
-            n_failed,
-            n_trials: n_total,
-            first: Box::new(errors.swap_remove(0)),
+/// Write the results of the search folder `dir` from its trial folders:
+/// `table.csv`, `lambdas.csv` and the accuracy-against-lambda pictures. An
+/// error listing the unfinished trials (and who holds them) when some are.
+pub fn collect(
+    name: &str,
+    dir: &Path,
+    plan: &[Trial],
+) -> Result<(Vec<TableRow>, Vec<LambdaStats>)> {
+    let left = worker::unfinished(dir, plan);
+    if !left.is_empty() {
+        let list: Vec<String> = left
+            .iter()
+            .take(20)
+            .map(|t| {
+                format!(
+                    "trial-{:02} (lambda {}, seed {})",
+                    t.trial, t.lambda, t.seed
+                )
+            })
+            .collect();
+        return Err(ExperimentError::Unfinished {
+            dir: dir.to_path_buf(),
+            n_unfinished: left.len(),
+            n_trials: plan.len(),
+            list: format!(
+                "{}{}",
+                list.join(", "),
+                if left.len() > 20 { ", ..." } else { "" }
+            ),
         });
     }
-
     let rows = write_table(dir, plan)?;
     let lambdas = lambda_stats(&rows);
     io::write_csv(&dir.join(files::LAMBDAS), &lambdas)?;
     plot::search_svg(&rows, name, &dir.join(files::ACCURACY_SVG))?;
     plot::search_png(&rows, name, &dir.join(files::ACCURACY_PNG))?;
-    Ok(SearchOutcome {
-        rows,
-        lambdas,
-        n_ran: n_ran.into_inner(),
-        wall_seconds: start.elapsed().as_secs_f64(),
-    })
+    Ok((rows, lambdas))
+}
+
+/// The plan saved in the search folder `dir`.
+pub fn read_plan(dir: &Path) -> Result<Vec<Trial>> {
+    let path = dir.join(files::PLAN);
+    if !path.is_file() {
+        return Err(ExperimentError::Missing {
+            path,
+            hint: "not a search folder, or its search was never started: prepare it with \
+                   `cargo xtask slurm SEARCH --dry-run` or run the search once"
+                .into(),
+        });
+    }
+    io::read_csv(&path)
 }
 
 /// The compact line printed when a trial finishes.
-fn trial_line(name: &str, trial: &Trial, n_total: usize, s: &RunSummary) -> String {
+pub(crate) fn trial_line(name: &str, trial: &Trial, n_total: usize, s: &RunSummary) -> String {
     let head = format!(
         "{name} trial {:>2}/{n_total} lambda {:.6} seed {:>10}",
         trial.trial + 1,

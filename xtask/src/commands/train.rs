@@ -173,6 +173,8 @@ pub fn explain_interrupt(work: Work) {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         let _ = ctrlc::set_handler(move || {
+            // Free this process's claimed trials for the next run at once.
+            experiment::claim::release_all();
             eprintln!("\n{}", work.interrupt_message());
             std::process::exit(130);
         });

@@ -272,3 +272,44 @@ fn a_corrupt_or_header_only_table_is_malformed_naming_the_line() {
         );
     }
 }
+
+#[test]
+fn two_searches_on_one_folder_at_once_run_each_trial_once_and_agree() {
+    let plan = plan();
+    let dir = tempfile::tempdir().unwrap();
+    let calls = AtomicUsize::new(0);
+    let trial_fn = |t: &Trial, _: &Path| {
+        calls.fetch_add(1, Ordering::SeqCst);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        Ok(fake_summary(t))
+    };
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| run_trials("s", dir.path(), &plan, 2, trial_fn).unwrap());
+        let b = s.spawn(|| run_trials("s", dir.path(), &plan, 2, trial_fn).unwrap());
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    assert_eq!(calls.into_inner(), plan.len());
+    assert_eq!(a.n_ran + b.n_ran, plan.len());
+    assert!(a.n_ran > 0 && b.n_ran > 0, "{} {}", a.n_ran, b.n_ran);
+    assert_eq!(without_time(&a.rows), without_time(&b.rows));
+    // No claim is left behind.
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path().join(files::RUNS))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".claim."))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn collect_lists_the_unfinished_trials() {
+    let plan = plan();
+    let dir = tempfile::tempdir().unwrap();
+    save_plan(dir.path(), &plan).unwrap();
+    let err = collect("s", dir.path(), &plan).unwrap_err().to_string();
+    assert!(
+        err.contains("20 of 20 trials are not finished") && err.contains("trial-00"),
+        "{err}"
+    );
+    assert_eq!(read_plan(dir.path()).unwrap(), plan);
+}
