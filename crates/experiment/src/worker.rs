@@ -43,12 +43,18 @@ pub struct WorkReport {
 }
 
 /// Whether `trial` is finished in the search folder `dir`: its summary exists
-/// and names the planned lambda and seed.
+/// and names the planned lambda and seed, and its weights file, if there is
+/// one, loads as `evaluate` would load it (a truncated or corrupt weights
+/// file makes the trial unfinished, so it is trained again, not reused).
 pub fn is_finished(dir: &Path, trial: &Trial) -> bool {
-    matches!(
-        run::read_summary(&trial_dir(dir, trial.trial)),
-        Ok(Some(s)) if s.lambda == trial.lambda && s.seed == trial.seed
-    )
+    let run_dir = trial_dir(dir, trial.trial);
+    let weights = run_dir.join(run::files::WEIGHTS);
+    match run::read_summary(&run_dir) {
+        Ok(Some(s)) if s.lambda == trial.lambda && s.seed == trial.seed => {
+            !weights.exists() || mlp::weights::load(&weights).is_ok()
+        }
+        _ => false,
+    }
 }
 
 /// The trials of `plan` not finished in `dir`.

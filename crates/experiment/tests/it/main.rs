@@ -350,3 +350,24 @@ fn a_diverged_trial_is_a_table_row_not_the_end_of_the_search() {
         .to_string();
     assert!(err.contains("no finished"), "{err}");
 }
+
+#[test]
+fn a_trial_with_corrupt_weights_is_trained_again_not_reused() {
+    let data = data();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = search_config(
+        "s",
+        LambdaGrid::List {
+            values: vec![0.001, 0.01],
+        },
+        1,
+    );
+    let first = commands::search(&cfg, &options(&data, dir.path(), 1)).unwrap();
+    let weights = dir.path().join("s/runs/trial-00/weights.safetensors");
+    let good = std::fs::read(&weights).unwrap();
+    std::fs::write(&weights, &good[..100]).unwrap();
+    let again = commands::search(&cfg, &options(&data, dir.path(), 1)).unwrap();
+    assert_eq!(again.n_ran, 1, "only the corrupt trial runs again");
+    assert_eq!(std::fs::read(&weights).unwrap(), good);
+    assert_eq!(without_time(&again.rows), without_time(&first.rows));
+}
