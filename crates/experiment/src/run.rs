@@ -193,10 +193,16 @@ pub fn execute(
         RunState::Done,
         t.lambda,
         t.seed,
-        n_steps(&t.schedule),
+        n_steps(&t.settings.schedule),
     );
     let start = Instant::now();
-    let trained = match mlp::train::train(&splits.train, &splits.validation, t, observer) {
+    let valid = t.validate().map_err(TrainError::from)?;
+    let trained = match mlp::train::train(
+        crate::data::as_data(&splits.train),
+        crate::data::as_data(&splits.validation),
+        &valid,
+        observer,
+    ) {
         Ok(trained) => trained,
         Err(err @ TrainError::Diverged { .. }) => {
             summary.state = RunState::Diverged;
@@ -233,16 +239,28 @@ pub fn execute(
             message: e.to_string(),
         })?,
     );
+    // Everything needed to use the weights on raw pixels: `x = (pixel / 255
+    // - mean) / std` per feature (channel-major, 3 x 32 x 32), then the
+    // network; the config above says how it was trained.
+    metadata.insert(
+        "input".to_string(),
+        "features = (pixel / 255 - normalisation_mean) / normalisation_std, \
+         3072 per image in CIFAR-10 binary order (1024 red, 1024 green, 1024 blue, row-major)"
+            .to_string(),
+    );
+    let json = |v: &[f64]| serde_json::to_string(v).expect("finite f64 serialise");
+    metadata.insert("normalisation_mean".to_string(), json(&splits.stats.mean));
+    metadata.insert("normalisation_std".to_string(), json(&splits.stats.std));
     mlp::weights::save(&dir.join(files::WEIGHTS), &trained.model, &metadata)?;
     plot::curves_svg(
         &rows,
-        Some(&t.schedule),
+        Some(&t.settings.schedule),
         &config.name,
         &dir.join(files::CURVES_SVG),
     )?;
     plot::curves_png(
         &rows,
-        Some(&t.schedule),
+        Some(&t.settings.schedule),
         &config.name,
         &dir.join(files::CURVES_PNG),
     )?;

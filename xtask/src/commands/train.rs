@@ -91,6 +91,17 @@ pub fn explain_interrupt() {
 /// Run the command.
 pub fn run(args: Args) -> anyhow::Result<()> {
     explain_interrupt();
+    // A file with a `[lambdas]` table is a search over seeds (e.g.
+    // experiments/beyond.toml, several seeds of one recipe): run it as one.
+    let is_search = std::fs::read_to_string(&args.config)
+        .ok()
+        .and_then(|text| text.parse::<toml::Table>().ok())
+        .is_some_and(|table| table.contains_key("lambdas"));
+    if is_search {
+        return args
+            .common
+            .run_search("beyond", Some(args.config.clone()), None);
+    }
     let data = args.common.data_source();
     commands::train(&args.config, &args.common.options(&data))?;
     Ok(())
