@@ -425,54 +425,5 @@ pub fn gather_rows<T: Element>(images: &ArrayView2<'_, T>, indices: &[usize], ou
     }
 }
 
-/// A seeded, reshuffled order of `0..n` cut into mini-batches of `batch_size`
-/// (the last one shorter when `batch_size` does not divide `n`). Only the
-/// index order is shuffled: the data itself is never copied per epoch.
-#[derive(Clone, Debug)]
-pub struct MiniBatches {
-    order: Vec<usize>,
-    batch_size: usize,
-}
-
-impl MiniBatches {
-    /// The identity order of `0..n`; call [`MiniBatches::shuffle`] before each epoch.
-    ///
-    /// **Panics** if `batch_size == 0`.
-    pub fn new(n: usize, batch_size: usize) -> Self {
-        assert!(batch_size > 0, "batch_size must be positive");
-        Self {
-            order: (0..n).collect(),
-            batch_size,
-        }
-    }
-
-    /// Reshuffle the order (Fisher-Yates) with `rng`.
-    ///
-    /// The draw is ours (one `next_u64` per swap, unbiased bounded sampling),
-    /// not `rand`'s `SliceRandom::shuffle`, so a seeded ChaCha stream gives the
-    /// same order on every platform and `rand` release.
-    pub fn shuffle<R: rand::Rng>(&mut self, rng: &mut R) {
-        for i in (1..self.order.len()).rev() {
-            let j = split::bounded(rng, i as u64 + 1) as usize;
-            self.order.swap(i, j);
-        }
-    }
-
-    /// Number of mini-batches per epoch.
-    pub fn n_batches(&self) -> usize {
-        self.order.len().div_ceil(self.batch_size)
-    }
-
-    /// The mini-batches of the current order, as index slices.
-    pub fn iter(&self) -> std::slice::Chunks<'_, usize> {
-        self.order.chunks(self.batch_size)
-    }
-
-    /// The current order of `0..n`.
-    pub fn order(&self) -> &[usize] {
-        &self.order
-    }
-}
-
 #[cfg(test)]
 mod tests;

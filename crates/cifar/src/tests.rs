@@ -478,46 +478,6 @@ fn bounded_draw_is_uniform_enough() {
 }
 
 #[test]
-fn mini_batches_shuffle_reproducibly_and_cover_everything() {
-    let order = |seed: u64, epochs: usize| {
-        let mut mb = MiniBatches::new(103, 10);
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let mut out = Vec::new();
-        for _ in 0..epochs {
-            mb.shuffle(&mut rng);
-            out.push(mb.iter().map(<[usize]>::to_vec).collect::<Vec<_>>());
-        }
-        out
-    };
-    let a = order(1, 2);
-    assert_eq!(a, order(1, 2));
-    assert_ne!(a, order(2, 2));
-    assert_ne!(a[0], a[1], "each epoch reshuffles");
-    for epoch in &a {
-        assert_eq!(epoch.len(), 11);
-        assert_eq!(epoch.last().unwrap().len(), 3);
-        let mut all: Vec<usize> = epoch.concat();
-        all.sort_unstable();
-        assert_eq!(all, (0..103).collect::<Vec<_>>());
-    }
-}
-
-#[test]
-fn mini_batch_shuffle_is_pinned() {
-    // Portability guard: Fisher-Yates from the end with our bounded draw.
-    let mut mb = MiniBatches::new(20, 7);
-    mb.shuffle(&mut ChaCha8Rng::seed_from_u64(99));
-    let mut rng = ChaCha8Rng::seed_from_u64(99);
-    let mut want: Vec<usize> = (0..20).collect();
-    for i in (1..20).rev() {
-        let r = rand::RngCore::next_u64(&mut rng);
-        let j = ((u128::from(r) * (i as u128 + 1)) >> 64) as usize;
-        want.swap(i, j);
-    }
-    assert_eq!(mb.order(), want.as_slice());
-}
-
-#[test]
 fn gather_rows_and_select_copy_the_right_rows() {
     let images = Array2::from_shape_fn((6, 4), |(i, j)| (i * 10 + j) as f32);
     let mut out = Array2::zeros((3, 4));

@@ -71,7 +71,8 @@ pub fn train_config(mut config: RunConfig, opts: &Options<'_>) -> Result<RunSumm
     let splits = opts.data.splits(&config.data)?;
     config.provenance = Some(provenance(opts)?);
     let dir = opts.results_dir.join(&config.name);
-    let mut progress = RunProgress::new(&config.name, run::n_steps(&config.train.schedule));
+    let mut progress =
+        RunProgress::new(&config.name, run::n_steps(&config.train.settings.schedule));
     let result = pool(opts.jobs)?.install(|| run::execute(&splits, &config, &dir, &mut progress));
     progress.finish();
     let summary = result?;

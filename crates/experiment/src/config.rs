@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use cifar::SplitSpec;
 use mlp::schedule::ScheduleSpec;
-use mlp::train::TrainConfig;
+use mlp::train::{TrainConfig, TrainSettings};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -120,35 +120,11 @@ pub struct RunConfig {
     pub provenance: Option<Provenance>,
 }
 
-/// The training settings every trial of a search shares: a
-/// [`TrainConfig`] without lambda and seed, which the plan supplies.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TrainTemplate {
-    /// Hidden units `m`.
-    pub n_hidden: usize,
-    /// Samples per update.
-    pub batch_size: usize,
-    /// Learning-curve points per cycle (plus step 0 and the end). Each point
-    /// evaluates the whole training and validation splits, so searches keep it small.
-    pub records_per_cycle: u64,
-    /// Learning-rate schedule.
-    pub schedule: ScheduleSpec,
-}
-
-impl TrainTemplate {
-    /// The full training config of one trial.
-    pub fn with(&self, lambda: f64, seed: u64) -> TrainConfig {
-        TrainConfig {
-            n_hidden: self.n_hidden,
-            lambda,
-            batch_size: self.batch_size,
-            schedule: self.schedule.clone(),
-            records_per_cycle: self.records_per_cycle,
-            seed,
-        }
-    }
-}
+/// The training settings every trial of a search shares: mlp's
+/// [`TrainSettings`] itself (everything but lambda and seed, which the plan
+/// supplies), so no field is copied by hand; [`TrainSettings::with`] makes a
+/// trial's [`TrainConfig`].
+pub type TrainTemplate = TrainSettings;
 
 /// Which lambdas a search tries.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -318,26 +294,21 @@ pub fn validate_schedule(spec: &ScheduleSpec, prefix: &str) -> Result<(), Invali
         .map_err(|e| InvalidValue::new(format!("{prefix}.{}", e.field), e.message))
 }
 
-fn validate_common_train(
-    n_hidden: usize,
-    batch_size: usize,
-    records_per_cycle: u64,
-    schedule: &ScheduleSpec,
-    n_train: usize,
-) -> Result<(), InvalidValue> {
-    check(n_hidden >= 1, "train.n_hidden", || {
-        "must be at least 1".into()
-    })?;
-    check(
-        (1..=n_train).contains(&batch_size),
-        "train.batch_size",
-        || format!("{batch_size} is not in 1..={n_train} (the training images)"),
-    )?;
-    check(records_per_cycle >= 1, "train.records_per_cycle", || {
-        "must be at least 1".into()
-    })?;
-    validate_schedule(schedule, "train.schedule")
+/// Check the training settings with mlp's own rules (one place), naming
+/// the key under `train.`, then the one check that needs the data: a batch
+/// no larger than the training split.
+fn validate_settings(settings: &TrainSettings, n_train: usize) -> Result<(), InvalidValue> {
+    settings
+        .validate()
+        .map_err(|e| InvalidValue::new(format!("train.{}", e.field), e.message))?;
+    let batch_size = settings.batch_size;
+    check(batch_size <= n_train, "train.batch_size", || {
+        format!("{batch_size} is not in 1..={n_train} (the training images)")
+    })
 }
+
+/// Upper bound of `seeds_per_lambda` and of the number of lambdas of a search.
+pub const MAX_TRIALS_PER_AXIS: usize = 10_000;
 
 fn check_lambda(lambda: f64, key: &str) -> Result<(), InvalidValue> {
     check(lambda.is_finite() && lambda >= 0.0, key, || {
@@ -349,22 +320,20 @@ impl Validate for RunConfig {
     fn validate(&self) -> Result<(), InvalidValue> {
         check_name(&self.name, "name")?;
         validate_split(&self.data, "data")?;
-        let t = &self.train;
-        validate_common_train(
-            t.n_hidden,
-            t.batch_size,
-            t.records_per_cycle,
-            &t.schedule,
-            n_train_images(&self.data),
-        )?;
-        check_lambda(t.lambda, "train.lambda")?;
-        check_seed(t.seed, "train.seed")
+        self.train
+            .validate()
+            .map_err(|e| InvalidValue::new(format!("train.{}", e.field), e.message))?;
+        validate_settings(&self.train.settings, n_train_images(&self.data))
     }
 }
 
 impl Validate for LambdaGrid {
     fn validate(&self) -> Result<(), InvalidValue> {
-        let at_least_one = |n: usize| check(n >= 1, "lambdas.n", || "must be at least 1".into());
+        let at_least_one = |n: usize| {
+            check((1..=MAX_TRIALS_PER_AXIS).contains(&n), "lambdas.n", || {
+                format!("{n} is not in 1..={MAX_TRIALS_PER_AXIS}")
+            })
+        };
         let positive_step = |step: f64| {
             check(step.is_finite() && step > 0.0, "lambdas.step", || {
                 format!("{step} must be a positive finite number")
@@ -390,6 +359,16 @@ impl Validate for LambdaGrid {
                 check(!values.is_empty(), "lambdas.values", || {
                     "must list at least one lambda".into()
                 })?;
+                check(
+                    values.len() <= MAX_TRIALS_PER_AXIS,
+                    "lambdas.values",
+                    || {
+                        format!(
+                            "lists {} lambdas, at most {MAX_TRIALS_PER_AXIS}",
+                            values.len()
+                        )
+                    },
+                )?;
                 values
                     .iter()
                     .try_for_each(|&v| check_lambda(v, "lambdas.values"))
@@ -413,18 +392,18 @@ impl Validate for SearchConfig {
     fn validate(&self) -> Result<(), InvalidValue> {
         check_name(&self.name, "name")?;
         check_seed(self.seed, "seed")?;
-        check(self.seeds_per_lambda >= 1, "seeds_per_lambda", || {
-            "must be at least 1".into()
-        })?;
-        validate_split(&self.data, "data")?;
-        let t = &self.train;
-        validate_common_train(
-            t.n_hidden,
-            t.batch_size,
-            t.records_per_cycle,
-            &t.schedule,
-            n_train_images(&self.data),
+        check(
+            (1..=MAX_TRIALS_PER_AXIS).contains(&self.seeds_per_lambda),
+            "seeds_per_lambda",
+            || {
+                format!(
+                    "{} is not in 1..={MAX_TRIALS_PER_AXIS}",
+                    self.seeds_per_lambda
+                )
+            },
         )?;
+        validate_split(&self.data, "data")?;
+        validate_settings(&self.train, n_train_images(&self.data))?;
         self.lambdas.validate()
     }
 }
@@ -467,7 +446,7 @@ mod tests {
                 path.file_stem().and_then(|s| s.to_str())
             );
         }
-        assert_eq!(n_files, 5, "expected the five shipped experiments");
+        assert_eq!(n_files, 6, "expected the six shipped experiments");
     }
 
     fn clr_1cycle_text() -> String {
@@ -488,10 +467,10 @@ mod tests {
                 validation: vec![2]
             }
         );
-        assert_eq!(c.train.batch_size, 100);
+        assert_eq!(c.train.settings.batch_size, 100);
         assert_eq!(c.train.lambda, 0.01);
         assert_eq!(
-            c.train.schedule,
+            c.train.settings.schedule,
             ScheduleSpec::Triangular {
                 eta_min: 1e-5,
                 eta_max: 1e-1,
@@ -548,11 +527,19 @@ mod tests {
 
     #[test]
     fn wrong_type_is_a_parse_error_naming_the_key() {
+        let text = coarse_text().replace("n_hidden = 50", "n_hidden = \"fifty\"");
+        let err = parse::<SearchConfig>(&text, Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("n_hidden"), "{err}");
+        // A run's `[train]` table holds lambda and seed beside the shared
+        // settings (serde's flatten), which costs the parser the key's
+        // position: the message points at the table and quotes the value.
         let text = clr_1cycle_text().replace("n_hidden = 50", "n_hidden = \"fifty\"");
         let err = parse::<RunConfig>(&text, Path::new("exp.toml"))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("n_hidden"), "{err}");
+        assert!(err.contains("[train]") && err.contains("fifty"), "{err}");
     }
 
     #[test]

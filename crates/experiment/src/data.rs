@@ -8,6 +8,22 @@ use std::sync::{Arc, Mutex};
 use crate::{ExperimentError, Result};
 use cifar::{Cifar10, SplitSpec, Splits};
 
+/// A CIFAR-10 split as the plain data the network trains on: the images as
+/// a feature matrix (3 planes of 32 x 32, which augmentation needs), the
+/// labels, 10 classes. The model knows nothing of CIFAR; this is the adapter.
+pub fn as_data(set: &cifar::Dataset<f32>) -> mlp::Data<'_> {
+    mlp::Data {
+        features: set.images.view(),
+        labels: &set.labels,
+        n_classes: cifar::N_CLASSES,
+        image: Some(mlp::data::ImageShape {
+            channels: 3,
+            height: 32,
+            width: 32,
+        }),
+    }
+}
+
 /// The CIFAR-10 directory of one process: raw bytes loaded on first use,
 /// the normalised splits of the most recent [`SplitSpec`] kept for reuse (the
 /// coarse and the fine search share theirs), the fingerprint computed once.

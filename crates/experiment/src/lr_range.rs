@@ -200,9 +200,16 @@ pub fn run(
     spec: &RangeSpec,
     mut on_step: impl FnMut(u64, u64, f64),
 ) -> Result<RangeOutcome> {
-    let steps_per_epoch = splits.train.len().div_ceil(config.train.batch_size.max(1)) as u64;
+    let steps_per_epoch = splits
+        .train
+        .len()
+        .div_ceil(config.train.settings.batch_size.max(1)) as u64;
     let n_steps = steps_per_epoch * spec.epochs as u64;
-    let mut trainer = mlp::train::Trainer::new(&splits.train, &config.train)?;
+    let valid = config
+        .train
+        .validate()
+        .map_err(mlp::train::TrainError::from)?;
+    let mut trainer = mlp::train::Trainer::new(crate::data::as_data(&splits.train), &valid)?;
     let n_eval = spec.eval_images.min(splits.validation.len());
     let val_images = splits.validation.images.slice(ndarray::s![..n_eval, ..]);
     let val_labels = &splits.validation.labels[..n_eval];
@@ -220,7 +227,7 @@ pub fn run(
                 n_steps,
             });
         };
-        let n = config.train.batch_size.min(splits.train.len()) as f64;
+        let n = config.train.settings.batch_size.min(splits.train.len()) as f64;
         let loss = sums.loss_sum / n;
         let loss_smoothed = loss_avg.push(loss);
         let batch_accuracy_smoothed = acc_avg.push(sums.n_correct as f64 / n);
@@ -361,7 +368,10 @@ pub fn command(
         config.train.seed = seed;
     }
     let splits = opts.data.splits(&config.data)?;
-    let steps_per_epoch = splits.train.len().div_ceil(config.train.batch_size.max(1)) as u64;
+    let steps_per_epoch = splits
+        .train
+        .len()
+        .div_ceil(config.train.settings.batch_size.max(1)) as u64;
     let mut progress = crate::progress::RunProgress::new(
         &format!("{} lr-range-test", config.name),
         steps_per_epoch * spec.epochs as u64,

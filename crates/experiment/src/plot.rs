@@ -146,23 +146,32 @@ pub fn curves_png(
 
 type Getter = fn(&CurveRow) -> f64;
 
-/// The corners of the schedule's eta(t): exact, as it is linear between them.
+/// Points of the schedule's eta(t), sampled from the schedule itself (no
+/// knowledge of its shape): up to [`ETA_SAMPLES`] evenly spaced steps plus
+/// every half period, where cyclic schedules turn.
 fn eta_corners(schedule: &ScheduleSpec) -> Vec<(f64, f64)> {
-    match *schedule {
-        ScheduleSpec::Constant { eta, n_steps } => vec![(0.0, eta), (n_steps as f64, eta)],
-        ScheduleSpec::Triangular {
-            eta_min,
-            eta_max,
-            n_s,
-            n_cycles,
-        } => (0..=2 * n_cycles)
-            .map(|k| {
-                let eta = if k % 2 == 0 { eta_min } else { eta_max };
-                ((k * n_s) as f64, eta)
-            })
-            .collect(),
-    }
+    let schedule = schedule.build();
+    let n_steps = schedule.n_steps();
+    let n = n_steps.clamp(1, ETA_SAMPLES);
+    let half = (schedule.period() / 2).max(1);
+    let mut steps: Vec<u64> = (0..=n)
+        .map(|i| ((i as u128 * n_steps as u128) / n as u128) as u64)
+        .chain(
+            (0..=n_steps / half)
+                .map(|k| k * half)
+                .take(ETA_SAMPLES as usize),
+        )
+        .collect();
+    steps.sort_unstable();
+    steps.dedup();
+    steps
+        .into_iter()
+        .map(|t| (t as f64, schedule.eta(t)))
+        .collect()
 }
+
+/// Most evenly spaced samples of eta(t) in a picture.
+const ETA_SAMPLES: u64 = 2000;
 
 fn draw_curves<DB: DrawingBackend>(
     root: DrawingArea<DB, Shift>,
@@ -407,7 +416,7 @@ pub fn redraw(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
                 let schedule = std::fs::read_to_string(config)
                     .ok()
                     .and_then(|text| toml::from_str::<RunConfig>(&text).ok())
-                    .map(|c| c.train.schedule);
+                    .map(|c| c.train.settings.schedule);
                 jobs.push((folder.clone(), Job::Curves(rows, schedule)));
             } else if name == search::files::TABLE {
                 jobs.push((folder.clone(), Job::Search(read_rows(&path)?)));

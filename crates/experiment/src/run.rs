@@ -215,10 +215,16 @@ fn execute_in(
         RunState::Done,
         t.lambda,
         t.seed,
-        n_steps(&t.schedule),
+        n_steps(&t.settings.schedule),
     );
     let start = Instant::now();
-    let trained = match mlp::train::train(&splits.train, &splits.validation, t, observer) {
+    let valid = t.validate().map_err(TrainError::from)?;
+    let trained = match mlp::train::train(
+        crate::data::as_data(&splits.train),
+        crate::data::as_data(&splits.validation),
+        &valid,
+        observer,
+    ) {
         Ok(trained) => trained,
         Err(err @ TrainError::Diverged { .. }) => {
             summary.state = RunState::Diverged;
@@ -255,6 +261,15 @@ fn execute_in(
             message: e.to_string(),
         })?,
     );
+    // Everything needed to use the weights on raw pixels: the input
+    // statistics as tensors (`input_mean`, `input_std`), how to apply them,
+    // and the config above (how the network was trained).
+    metadata.insert(
+        "input".to_string(),
+        "features = (pixel / 255 - input_mean) / input_std (input_std 0: only centred), \
+         3072 per image in CIFAR-10 binary order (1024 red, 1024 green, 1024 blue, row-major)"
+            .to_string(),
+    );
     mlp::weights::save(
         &dir.join(files::WEIGHTS),
         &trained.model,
@@ -263,13 +278,13 @@ fn execute_in(
     )?;
     plot::curves_svg(
         &rows,
-        Some(&t.schedule),
+        Some(&t.settings.schedule),
         &config.name,
         &dir.join(files::CURVES_SVG),
     )?;
     plot::curves_png(
         &rows,
-        Some(&t.schedule),
+        Some(&t.settings.schedule),
         &config.name,
         &dir.join(files::CURVES_PNG),
     )?;

@@ -8,7 +8,7 @@
 //! `W <- W - eta (dW + 2 lambda W)` is one gemm with `alpha = -eta/n` and
 //! `beta = 1 - 2 eta lambda` accumulating straight into `W`.
 
-use ndarray::{s, Array1, Array2, ArrayView2, ArrayViewMut1};
+use ndarray::{s, Array1, Array2, ArrayView2, ArrayViewMut1, ArrayViewMut2, Zip};
 use tensor::{Element, LossSum};
 
 use crate::{from_f64, Mlp};
@@ -55,6 +55,59 @@ impl<T: Element> Workspace<T> {
     }
 }
 
+/// What a training step adds to the plain cost: inverted dropout on the
+/// hidden layer with a given mask, and label smoothing.
+///
+/// With a mask `M` (`n x m`, entries `0` or `1 / (1 - p)`), the hidden layer
+/// is `H = relu(X W1^T + b1) * M`, so `D = (G W2) * [H > 0] * M`. With label
+/// smoothing `eps`, the target is `Q = (1 - eps) Y + eps / K` and the loss
+/// `-sum_k Q[i, k] log P[i, k]`, so `G = P - Q`.
+#[derive(Clone, Copy, Debug)]
+pub struct StepOptions<'a, T> {
+    /// The dropout mask of this batch (`None`: no dropout).
+    pub dropout_mask: Option<ArrayView2<'a, T>>,
+    /// Label smoothing `eps` in [0, 1).
+    pub label_smoothing: f64,
+}
+
+impl<T: 'static> StepOptions<'_, T> {
+    /// The plain cost: no dropout, hard targets.
+    pub const NONE: StepOptions<'static, T> = StepOptions {
+        dropout_mask: None,
+        label_smoothing: 0.0,
+    };
+}
+
+/// Add `eps (Y - 1/K)` to `G = P - Y` (making it `P - Q`), and return the
+/// smoothed summed loss `sum_i [lse_i - (1 - eps) s_{i,y} - eps/K sum_k s_{i,k}]`
+/// computed from the logits.
+fn smooth_labels<T: Element>(
+    logits: &ArrayView2<'_, T>,
+    labels: &[u8],
+    eps: f64,
+    dlogits: &mut ArrayViewMut2<'_, T>,
+) -> f64 {
+    let k = logits.ncols() as f64;
+    let off = from_f64::<T>(eps / k);
+    let on = from_f64::<T>(eps);
+    let mut loss = 0.0;
+    for ((s, mut g), &y) in logits
+        .rows()
+        .into_iter()
+        .zip(dlogits.rows_mut())
+        .zip(labels)
+    {
+        let f = |v: &T| crate::to_f64(*v);
+        let max = s.iter().map(f).fold(f64::NEG_INFINITY, f64::max);
+        let lse = max + s.iter().map(|v| (f(v) - max).exp()).sum::<f64>().ln();
+        let y = usize::from(y);
+        loss += lse - (1.0 - eps) * f(&s[y]) - eps / k * s.iter().map(f).sum::<f64>();
+        g.mapv_inplace(|v| v - off);
+        g[y] = g[y] + on;
+    }
+    loss
+}
+
 impl<T: Element> Mlp<T> {
     /// Forward and backward pass over the batch `images`: leaves `H`, `G` and
     /// `D` (undivided by `n`) in the first `n` rows of `ws` and returns the
@@ -64,6 +117,7 @@ impl<T: Element> Mlp<T> {
         &self,
         images: &ArrayView2<'_, T>,
         labels: &[u8],
+        options: &StepOptions<'_, T>,
         ws: &mut Workspace<T>,
     ) -> LossSum {
         let n = images.nrows();
@@ -82,8 +136,35 @@ impl<T: Element> Mlp<T> {
         let mut logits = ws.logits.slice_mut(s![..n, ..]);
         let mut dlogits = ws.dlogits.slice_mut(s![..n, ..]);
         let mut dhidden = ws.dhidden.slice_mut(s![..n, ..]);
-        self.forward_into(images, &mut hidden, &mut logits);
-        let sums = tensor::softmax_cross_entropy(&logits.view(), labels, &mut dlogits);
+        match options.dropout_mask {
+            None => self.forward_into(images, &mut hidden, &mut logits),
+            Some(mask) => {
+                assert_eq!(mask.dim(), hidden.dim(), "dropout mask shape");
+                // H = relu(X W1^T + b1) * M, then S = H W2^T + b2.
+                tensor::gemm(T::one(), images, &self.w1.t(), T::zero(), &mut hidden);
+                tensor::add_bias_relu(&mut hidden, &self.b1.view());
+                Zip::from(&mut hidden)
+                    .and(&mask)
+                    .for_each(|h, &m| *h = *h * m);
+                tensor::gemm(
+                    T::one(),
+                    &hidden.view(),
+                    &self.w2.t(),
+                    T::zero(),
+                    &mut logits,
+                );
+                tensor::add_bias(&mut logits, &self.b2.view());
+            }
+        }
+        let mut sums = tensor::softmax_cross_entropy(&logits.view(), labels, &mut dlogits);
+        if options.label_smoothing > 0.0 {
+            sums.loss_sum = smooth_labels(
+                &logits.view(),
+                labels,
+                options.label_smoothing,
+                &mut dlogits,
+            );
+        }
         tensor::gemm(
             T::one(),
             &dlogits.view(),
@@ -92,6 +173,11 @@ impl<T: Element> Mlp<T> {
             &mut dhidden,
         );
         tensor::relu_backward(&mut dhidden, &hidden.view());
+        if let Some(mask) = options.dropout_mask {
+            Zip::from(&mut dhidden)
+                .and(&mask)
+                .for_each(|d, &m| *d = *d * m);
+        }
         sums
     }
 
@@ -109,12 +195,29 @@ impl<T: Element> Mlp<T> {
         ws: &mut Workspace<T>,
         grads: &mut Gradients<T>,
     ) -> LossSum {
+        self.gradients_with(images, labels, lambda, &StepOptions::NONE, ws, grads)
+    }
+
+    /// [`Mlp::gradients_into`] of the cost with dropout and label smoothing
+    /// as `options` say (see [`StepOptions`]).
+    ///
+    /// **Panics** as [`Mlp::gradients_into`], or if the mask's shape is not `n x m`.
+    #[track_caller]
+    pub fn gradients_with(
+        &self,
+        images: &ArrayView2<'_, T>,
+        labels: &[u8],
+        lambda: f64,
+        options: &StepOptions<'_, T>,
+        ws: &mut Workspace<T>,
+        grads: &mut Gradients<T>,
+    ) -> LossSum {
         assert_eq!(
             (grads.w1.dim(), grads.w2.dim()),
             (self.w1.dim(), self.w2.dim()),
             "gradient buffers have other shapes than the network"
         );
-        let sums = self.backprop(images, labels, ws);
+        let sums = self.backprop(images, labels, options, ws);
         let n = images.nrows();
         let inv_n = from_f64::<T>(1.0 / n as f64);
         let two_lambda = from_f64::<T>(2.0 * lambda);
@@ -172,7 +275,22 @@ impl<T: Element> Mlp<T> {
         eta: f64,
         ws: &mut Workspace<T>,
     ) -> LossSum {
-        let sums = self.backprop(images, labels, ws);
+        self.sgd_step_with(images, labels, lambda, eta, &StepOptions::NONE, ws)
+    }
+
+    /// [`Mlp::sgd_step`] on the cost with dropout and label smoothing as
+    /// `options` say (see [`StepOptions`]).
+    #[track_caller]
+    pub fn sgd_step_with(
+        &mut self,
+        images: &ArrayView2<'_, T>,
+        labels: &[u8],
+        lambda: f64,
+        eta: f64,
+        options: &StepOptions<'_, T>,
+        ws: &mut Workspace<T>,
+    ) -> LossSum {
+        let sums = self.backprop(images, labels, options, ws);
         let n = images.nrows();
         let scale = from_f64::<T>(eta / n as f64);
         let decay = from_f64::<T>(1.0 - 2.0 * eta * lambda);

@@ -19,8 +19,10 @@
 //! All of it runs on the `tensor` kernels with buffers preallocated once
 //! ([`grad::Workspace`]): a training step allocates nothing.
 
+pub mod data;
 pub mod grad;
 pub mod gradcheck;
+pub mod optim;
 pub mod schedule;
 pub mod train;
 pub mod weights;
@@ -31,7 +33,8 @@ use rand_distr::Distribution;
 use rayon::prelude::*;
 use tensor::Element;
 
-pub use grad::{Gradients, Workspace};
+pub use data::Data;
+pub use grad::{Gradients, StepOptions, Workspace};
 
 /// Rows per block when evaluating a whole data set: large enough for the
 /// matmul kernels to run at full speed, small enough to keep two cores busy

@@ -4,9 +4,11 @@
 use ndarray::{Array2, ArrayView2};
 use rand::{Rng, SeedableRng};
 
+use crate::data::{Augment, Data, ImageShape};
+use crate::optim::OptimizerSpec;
 use crate::schedule::ScheduleSpec;
-use crate::train::{self, Silent, TrainConfig, TrainError};
-use crate::{Mlp, Workspace};
+use crate::train::{self, Silent, TrainConfig, TrainError, TrainSettings};
+use crate::{Mlp, StepOptions, Workspace};
 
 /// Random inputs and labels (f64), reproducible.
 pub(crate) fn synthetic(n: usize, d: usize, seed: u64) -> (Array2<f64>, Vec<u8>) {
@@ -16,16 +18,39 @@ pub(crate) fn synthetic(n: usize, d: usize, seed: u64) -> (Array2<f64>, Vec<u8>)
     (x, y)
 }
 
+/// An owned data set for tests.
+#[derive(Clone, Debug)]
+pub(crate) struct Set {
+    pub images: Array2<f32>,
+    pub labels: Vec<u8>,
+}
+
+impl Set {
+    /// As training data; rows of 64 features read as one 8 x 8 image.
+    pub fn data(&self) -> Data<'_> {
+        Data {
+            features: self.images.view(),
+            labels: &self.labels,
+            n_classes: 10,
+            image: (self.images.ncols() == 64).then_some(ImageShape {
+                channels: 1,
+                height: 8,
+                width: 8,
+            }),
+        }
+    }
+}
+
 /// A learnable synthetic data set: the label is decided by which of ten
 /// random prototypes a noisy sample comes from.
-pub(crate) fn clustered(n: usize, d: usize, noise: f32, seed: u64) -> cifar::Dataset<f32> {
+pub(crate) fn clustered(n: usize, d: usize, noise: f32, seed: u64) -> Set {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let protos = Array2::from_shape_simple_fn((10, d), || rng.random_range(-1.0f32..1.0));
     let labels: Vec<u8> = (0..n).map(|_| rng.random_range(0..10u8)).collect();
     let images = Array2::from_shape_fn((n, d), |(i, j)| {
         protos[[labels[i] as usize, j]] + noise * rng.random_range(-1.0f32..1.0)
     });
-    cifar::Dataset { images, labels }
+    Set { images, labels }
 }
 
 /// Plain per-sample f64 cost: no kernels, no blocks.
@@ -160,24 +185,41 @@ fn fused_step_equals_plain_descent() {
 
 fn small_config(schedule: ScheduleSpec, lambda: f64) -> TrainConfig {
     TrainConfig {
-        n_hidden: 12,
         lambda,
-        batch_size: 16,
-        schedule,
-        records_per_cycle: 4,
         seed: 11,
+        settings: TrainSettings {
+            n_hidden: 12,
+            batch_size: 16,
+            schedule,
+            records_per_cycle: 4,
+            optimizer: OptimizerSpec::Sgd,
+            dropout: 0.0,
+            label_smoothing: 0.0,
+            augment: Augment::NONE,
+        },
     }
+}
+
+/// Train with `config` (validated) on `train_set`, curves on `val_set`.
+fn run(
+    train_set: &Set,
+    val_set: &Set,
+    config: &TrainConfig,
+    observer: &mut dyn train::Observer,
+) -> Result<train::Trained, TrainError> {
+    let valid = config.validate()?;
+    train::train(train_set.data(), val_set.data(), &valid, observer)
 }
 
 #[test]
 fn training_is_bit_identical_for_one_and_two_threads() {
     // 2300 rows: three evaluation blocks and a short last mini-batch.
     let all = clustered(3400, 64, 1.0, 7);
-    let train_set = cifar::Dataset {
+    let train_set = Set {
         images: all.images.slice(ndarray::s![..2300, ..]).to_owned(),
         labels: all.labels[..2300].to_vec(),
     };
-    let val_set = cifar::Dataset {
+    let val_set = Set {
         images: all.images.slice(ndarray::s![2300.., ..]).to_owned(),
         labels: all.labels[2300..].to_vec(),
     };
@@ -195,7 +237,7 @@ fn training_is_bit_identical_for_one_and_two_threads() {
             .num_threads(threads)
             .build()
             .unwrap();
-        pool.install(|| train::train(&train_set, &val_set, &config, &mut Silent).unwrap())
+        pool.install(|| run(&train_set, &val_set, &config, &mut Silent).unwrap())
     };
     let one = run(1);
     let two = run(2);
@@ -217,17 +259,15 @@ fn training_is_bit_identical_for_one_and_two_threads() {
 #[test]
 fn training_overfits_a_small_set() {
     let train_set = clustered(100, 50, 3.0, 9);
-    let config = TrainConfig {
-        batch_size: 10,
-        ..small_config(
-            ScheduleSpec::Constant {
-                eta: 0.1,
-                n_steps: 2000,
-            },
-            0.0,
-        )
-    };
-    let out = train::train(&train_set, &train_set, &config, &mut Silent).unwrap();
+    let mut config = small_config(
+        ScheduleSpec::Constant {
+            eta: 0.1,
+            n_steps: 2000,
+        },
+        0.0,
+    );
+    config.settings.batch_size = 10;
+    let out = run(&train_set, &train_set, &config, &mut Silent).unwrap();
     let last = out.curve.last().unwrap();
     assert_eq!(last.step, 2000);
     assert_eq!(last.train.accuracy, 1.0);
@@ -245,7 +285,7 @@ fn divergence_is_reported_with_step_and_eta() {
         },
         0.0,
     );
-    match train::train(&train_set, &train_set, &config, &mut Silent) {
+    match run(&train_set, &train_set, &config, &mut Silent) {
         Err(TrainError::Diverged { step, eta, value }) => {
             assert!(step < 500);
             assert_eq!(eta, 1e6);
@@ -268,17 +308,19 @@ fn bad_configs_are_refused_naming_the_field() {
         },
         0.0,
     );
-    config.batch_size = 51;
-    let e = train::train(&data, &data, &config, &mut Silent).unwrap_err();
+    config.settings.batch_size = 51;
+    let e = run(&data, &data, &config, &mut Silent).unwrap_err();
     assert!(e.to_string().contains("batch_size"), "{e}");
-    config.batch_size = 10;
+    config.settings.batch_size = 10;
     config.lambda = -1.0;
-    let e = train::train(&data, &data, &config, &mut Silent).unwrap_err();
+    let e = config.validate().unwrap_err();
+    assert_eq!(e.field, "lambda");
+    let e = run(&data, &data, &config, &mut Silent).unwrap_err();
     assert!(e.to_string().contains("lambda"), "{e}");
     config.lambda = 0.0;
     let mut bad = data.clone();
     bad.labels[3] = 10;
-    let e = train::train(&bad, &data, &config, &mut Silent).unwrap_err();
+    let e = run(&bad, &data, &config, &mut Silent).unwrap_err();
     assert!(e.to_string().contains("label 10 at row 3"), "{e}");
 }
 
@@ -328,7 +370,7 @@ fn observer_sees_every_step_and_every_record() {
         steps: Vec::new(),
         records: 0,
     };
-    let out = train::train(&data, &data, &config, &mut count).unwrap();
+    let out = run(&data, &data, &config, &mut count).unwrap();
     assert_eq!(count.steps, (1..=37).collect::<Vec<_>>());
     assert_eq!(count.records, out.curve.len());
     assert_eq!(out.curve.last().unwrap().step, 37);
@@ -349,4 +391,278 @@ fn f32_gradients_agree_with_f64() {
     };
     assert!(rel(&g64.w1, &g32.w1) < 1e-5, "{}", rel(&g64.w1, &g32.w1));
     assert!(rel(&g64.w2, &g32.w2) < 1e-5);
+}
+
+/// Plain per-sample f64 objective with a fixed dropout mask (`n x m`
+/// factors) and label smoothing `eps`: what a training step descends.
+fn reference_objective(
+    model: &Mlp<f64>,
+    x: &ArrayView2<'_, f64>,
+    y: &[u8],
+    lambda: f64,
+    mask: Option<&Array2<f64>>,
+    eps: f64,
+) -> f64 {
+    let (m, k) = (model.n_hidden(), model.n_classes());
+    let mut loss = 0.0;
+    for (i, (row, &label)) in x.rows().into_iter().zip(y).enumerate() {
+        let h: Vec<f64> = (0..m)
+            .map(|j| {
+                let a = (model.w1.row(j).dot(&row) + model.b1[j]).max(0.0);
+                a * mask.map_or(1.0, |mk| mk[[i, j]])
+            })
+            .collect();
+        let s: Vec<f64> = (0..k)
+            .map(|c| (0..m).map(|j| model.w2[[c, j]] * h[j]).sum::<f64>() + model.b2[c])
+            .collect();
+        let max = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let lse = max + s.iter().map(|v| (v - max).exp()).sum::<f64>().ln();
+        for (c, &sc) in s.iter().enumerate() {
+            let q = eps / k as f64 + if c == label as usize { 1.0 - eps } else { 0.0 };
+            loss += q * (lse - sc);
+        }
+    }
+    let l2: f64 = model.w1.iter().chain(model.w2.iter()).map(|v| v * v).sum();
+    loss / x.nrows() as f64 + lambda * l2
+}
+
+/// Analytic gradients with a fixed dropout mask and label smoothing, for
+/// several widths, against centred differences of the plain objective.
+#[test]
+fn dropout_and_label_smoothing_gradients_match_finite_differences() {
+    let (x, y) = synthetic(6, 9, 21);
+    for (n_hidden, p, eps) in [
+        (1, 0.0, 0.1),
+        (7, 0.5, 0.0),
+        (13, 0.3, 0.2),
+        (40, 0.25, 0.1),
+    ] {
+        let model = Mlp::<f64>::init(9, n_hidden, 10, 22 + n_hidden as u64);
+        // Perturb the biases away from zero so every parameter matters.
+        let mut model = model;
+        model
+            .b1
+            .iter_mut()
+            .enumerate()
+            .for_each(|(j, b)| *b = 0.1 * (j as f64 % 3.0 - 0.5));
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(23);
+        let mask = Array2::from_shape_simple_fn((6, n_hidden), || {
+            if rng.random::<f64>() < p {
+                0.0
+            } else {
+                1.0 / (1.0 - p)
+            }
+        });
+        let options = StepOptions {
+            dropout_mask: (p > 0.0).then(|| mask.view()),
+            label_smoothing: eps,
+        };
+        let mask_ref = (p > 0.0).then_some(&mask);
+        let lambda = 0.01;
+        let mut ws = Workspace::for_model(&model, 6);
+        let mut g = model.clone();
+        let sums = model.gradients_with(&x.view(), &y, lambda, &options, &mut ws, &mut g);
+        // The returned loss is the smoothed one (without L2).
+        let l2: f64 = model.w1.iter().chain(model.w2.iter()).map(|v| v * v).sum();
+        let objective = reference_objective(&model, &x.view(), &y, lambda, mask_ref, eps);
+        assert!((sums.loss_sum / 6.0 + lambda * l2 - objective).abs() < 1e-12);
+        let h = 1e-5;
+        let mut worst = 0.0f64;
+        let mut check = |get: &dyn Fn(&mut Mlp<f64>) -> &mut f64, analytic: f64| {
+            let mut plus = model.clone();
+            *get(&mut plus) += h;
+            let mut minus = model.clone();
+            *get(&mut minus) -= h;
+            let numerical = (reference_objective(&plus, &x.view(), &y, lambda, mask_ref, eps)
+                - reference_objective(&minus, &x.view(), &y, lambda, mask_ref, eps))
+                / (2.0 * h);
+            // Relative error, floored at 1e-3: below that the centred difference's
+            // round-off (~1e-16 * J / h) dominates.
+            let rel = (analytic - numerical).abs() / (analytic.abs() + numerical.abs()).max(1e-3);
+            worst = worst.max(rel);
+        };
+        for idx in 0..model.w1.len() {
+            let (r, c) = (idx / 9, idx % 9);
+            check(&|m: &mut Mlp<f64>| &mut m.w1[[r, c]], g.w1[[r, c]]);
+        }
+        for j in 0..n_hidden {
+            check(&|m: &mut Mlp<f64>| &mut m.b1[j], g.b1[j]);
+        }
+        for idx in 0..model.w2.len() {
+            let (r, c) = (idx / n_hidden, idx % n_hidden);
+            check(&|m: &mut Mlp<f64>| &mut m.w2[[r, c]], g.w2[[r, c]]);
+        }
+        for c in 0..10 {
+            check(&|m: &mut Mlp<f64>| &mut m.b2[c], g.b2[c]);
+        }
+        assert!(
+            worst < 1e-6,
+            "m {n_hidden} p {p} eps {eps}: worst rel. error {worst:e}"
+        );
+    }
+}
+
+/// The full recipe (momentum, dropout, label smoothing, augmentation):
+/// seeded, the same bits for 1 and 2 threads, and it still learns.
+#[test]
+fn full_recipe_is_deterministic_and_learns() {
+    let all = clustered(1500, 64, 1.0, 31);
+    let train_set = Set {
+        images: all.images.slice(ndarray::s![..1200, ..]).to_owned(),
+        labels: all.labels[..1200].to_vec(),
+    };
+    let val_set = Set {
+        images: all.images.slice(ndarray::s![1200.., ..]).to_owned(),
+        labels: all.labels[1200..].to_vec(),
+    };
+    let mut config = small_config(
+        ScheduleSpec::OneCycle {
+            eta_max: 0.05,
+            n_steps: 300,
+            pct_start: 0.3,
+            div_factor: 25.0,
+            final_div_factor: 100.0,
+        },
+        0.001,
+    );
+    config.settings.optimizer = OptimizerSpec::Momentum {
+        mu: 0.9,
+        nesterov: true,
+    };
+    config.settings.dropout = 0.3;
+    config.settings.label_smoothing = 0.1;
+    config.settings.augment = Augment {
+        flip: true,
+        translate: 1,
+    };
+    let go = |threads: usize, config: &TrainConfig| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| run(&train_set, &val_set, config, &mut Silent).unwrap())
+    };
+    let one = go(1, &config);
+    let two = go(2, &config);
+    assert_eq!(one.model, two.model);
+    assert_eq!(one.curve, two.curve);
+    let last = one.curve.last().unwrap();
+    assert!(last.validation.accuracy > 0.5, "{last:?}");
+    // Another seed gives another model.
+    config.seed += 1;
+    assert_ne!(go(1, &config).model, one.model);
+    // AdamW too learns, and its runs repeat (without the augmentation,
+    // which scrambles these prototypes more than it helps).
+    config.settings.augment = Augment::NONE;
+    config.settings.optimizer = OptimizerSpec::Adamw {
+        beta1: 0.9,
+        beta2: 0.999,
+        epsilon: 1e-8,
+        weight_decay: 0.01,
+    };
+    config.settings.schedule = ScheduleSpec::Cosine {
+        eta_min: 0.0,
+        eta_max: 0.01,
+        t_0: 100,
+        t_mult: 2,
+        n_cycles: 2,
+    };
+    let a = go(1, &config);
+    assert_eq!(a.model, go(2, &config).model);
+    let last = a.curve.last().unwrap();
+    assert!(last.validation.accuracy > 0.5, "{last:?}");
+}
+
+/// Dropout masks hold 0 and 1/(1-p) only, in about the right proportion.
+#[test]
+fn dropout_masks_are_inverted_and_seeded() {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+    let mut mask = Array2::<f32>::zeros((100, 50));
+    train::draw_dropout_mask(0.2, &mut rng, &mut mask.view_mut());
+    let n_zero = mask.iter().filter(|&&v| v == 0.0).count();
+    assert!(mask.iter().all(|&v| v == 0.0 || v == 1.25));
+    assert!((900..1100).contains(&n_zero), "{n_zero}");
+    let mut again = Array2::<f32>::zeros((100, 50));
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+    train::draw_dropout_mask(0.2, &mut rng, &mut again.view_mut());
+    assert_eq!(mask, again);
+}
+
+/// Every count has an upper bound, checked with a message naming the field.
+#[test]
+fn counts_have_upper_bounds_naming_the_field() {
+    let base = small_config(
+        ScheduleSpec::Triangular {
+            eta_min: 1e-5,
+            eta_max: 0.1,
+            n_s: 10,
+            n_cycles: 1,
+        },
+        0.0,
+    );
+    let cases: Vec<(&str, Box<dyn Fn(&mut TrainConfig)>)> = vec![
+        ("n_hidden", Box::new(|c| c.settings.n_hidden = 1 << 17)),
+        ("batch_size", Box::new(|c| c.settings.batch_size = 1 << 21)),
+        (
+            "records_per_cycle",
+            Box::new(|c| c.settings.records_per_cycle = 1 << 40),
+        ),
+        ("dropout", Box::new(|c| c.settings.dropout = 1.0)),
+        (
+            "label_smoothing",
+            Box::new(|c| c.settings.label_smoothing = -0.1),
+        ),
+        (
+            "augment.translate",
+            Box::new(|c| c.settings.augment.translate = 65),
+        ),
+        ("seed", Box::new(|c| c.seed = u64::MAX)),
+        (
+            "schedule.n_s",
+            Box::new(|c| {
+                c.settings.schedule = ScheduleSpec::Triangular {
+                    eta_min: 1e-5,
+                    eta_max: 0.1,
+                    n_s: 1 << 63,
+                    n_cycles: 1,
+                }
+            }),
+        ),
+        (
+            "schedule.n_cycles",
+            Box::new(|c| {
+                c.settings.schedule = ScheduleSpec::Triangular {
+                    eta_min: 1e-5,
+                    eta_max: 0.1,
+                    n_s: 10,
+                    n_cycles: 1001,
+                }
+            }),
+        ),
+        (
+            "schedule.n_steps",
+            Box::new(|c| {
+                c.settings.schedule = ScheduleSpec::Constant {
+                    eta: 0.1,
+                    n_steps: 1 << 40,
+                }
+            }),
+        ),
+        (
+            "optimizer.mu",
+            Box::new(|c| {
+                c.settings.optimizer = OptimizerSpec::Momentum {
+                    mu: 1.5,
+                    nesterov: false,
+                }
+            }),
+        ),
+    ];
+    assert!(base.validate().is_ok());
+    for (field, edit) in cases {
+        let mut c = base.clone();
+        edit(&mut c);
+        let e = c.validate().unwrap_err();
+        assert_eq!(e.field, field, "{e}");
+    }
 }

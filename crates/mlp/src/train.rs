@@ -1,32 +1,107 @@
 //! Mini-batch gradient descent with a learning-rate schedule, learning curves
 //! and divergence detection.
 
-use ndarray::Array2;
-use rand::SeedableRng;
+use ndarray::{s, Array2, ArrayViewMut2};
+use rand::{RngCore, SeedableRng};
 
+use crate::data::{gather_augmented, gather_rows, Augment, Data, MiniBatches};
+use crate::optim::{Optimizer, OptimizerSpec};
 use crate::schedule::{Schedule, ScheduleSpec};
-use crate::{Evaluation, Mlp, Workspace};
+use crate::{Evaluation, Mlp, StepOptions, Workspace};
 
 /// ChaCha stream used for the per-epoch shuffles (the initialisation uses another).
 pub(crate) const SHUFFLE_STREAM: u64 = 1;
+/// ChaCha stream of the augmentation draws.
+pub(crate) const AUGMENT_STREAM: u64 = 2;
+/// ChaCha stream of the dropout masks.
+pub(crate) const DROPOUT_STREAM: u64 = 3;
 
-/// Everything one training run needs besides the data.
+/// Upper bounds of the counts a config may ask for: far above any useful
+/// value, low enough that a typo fails at once instead of running for ever
+/// or allocating terabytes.
+pub mod limits {
+    /// Hidden units.
+    pub const MAX_HIDDEN: usize = 1 << 16;
+    /// Samples per update.
+    pub const MAX_BATCH_SIZE: usize = 1 << 20;
+    /// Learning-curve points per cycle.
+    pub const MAX_RECORDS_PER_CYCLE: u64 = 10_000;
+    /// Translation of the augmentation, in pixels.
+    pub const MAX_TRANSLATE: usize = 64;
+}
+
+/// The training settings a search shares between its trials: everything
+/// but the L2 strength and the seed.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct TrainConfig {
+pub struct TrainSettings {
     /// Hidden units `m`.
     pub n_hidden: usize,
-    /// L2 strength.
-    pub lambda: f64,
     /// Samples per update.
     pub batch_size: usize,
     /// Learning-rate schedule (it also fixes the number of updates).
     pub schedule: ScheduleSpec,
     /// Learning-curve points per cycle (plus step 0 and the end); for a
-    /// constant schedule, points over the whole run.
+    /// non-cyclic schedule, points over the whole run.
     pub records_per_cycle: u64,
-    /// Seed of the initialisation and the shuffles.
+    /// The optimizer (`sgd` when absent: the report's setting).
+    #[serde(default = "sgd")]
+    pub optimizer: OptimizerSpec,
+    /// Inverted-dropout probability `p` in [0, 1) on the hidden layer (0 when absent).
+    #[serde(default)]
+    pub dropout: f64,
+    /// Label smoothing `eps` in [0, 1) (0 when absent).
+    #[serde(default)]
+    pub label_smoothing: f64,
+    /// Augmentation of training batches (none when absent).
+    #[serde(default = "no_augment")]
+    pub augment: Augment,
+}
+
+fn sgd() -> OptimizerSpec {
+    OptimizerSpec::Sgd
+}
+
+fn no_augment() -> Augment {
+    Augment::NONE
+}
+
+/// Everything one training run needs besides the data: the shared
+/// settings plus the L2 strength and the seed. In a config file it is one
+/// table (`[train]`) holding all of them.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    /// L2 strength.
+    pub lambda: f64,
+    /// Seed of the initialisation, the shuffles, the augmentation and the dropout masks.
     pub seed: u64,
+    /// Everything else.
+    #[serde(flatten)]
+    pub settings: TrainSettings,
+}
+
+/// A bad training setting: the field (dotted below `train`, e.g.
+/// `schedule.n_s`) and what is wrong. Config readers prefix their section.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct InvalidSetting {
+    /// The field, e.g. `dropout` or `schedule.eta_max`.
+    pub field: String,
+    /// What is wrong and what is allowed.
+    pub message: String,
+}
+
+/// A [`TrainConfig`] whose values have been checked ([`TrainConfig::validate`]);
+/// the only form training accepts.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ValidTrainConfig(TrainConfig);
+
+impl std::ops::Deref for ValidTrainConfig {
+    type Target = TrainConfig;
+    fn deref(&self) -> &TrainConfig {
+        &self.0
+    }
 }
 
 /// One learning-curve point.
@@ -71,9 +146,15 @@ pub enum TrainError {
         /// The non-finite value.
         value: f64,
     },
-    /// The config is not usable (names the field).
+    /// The config or the data do not fit (names the field or the split).
     #[error("invalid training config: {0}")]
     InvalidConfig(String),
+}
+
+impl From<InvalidSetting> for TrainError {
+    fn from(e: InvalidSetting) -> Self {
+        TrainError::InvalidConfig(e.to_string())
+    }
 }
 
 /// A finished run.
@@ -85,28 +166,88 @@ pub struct Trained {
     pub curve: Vec<CurvePoint>,
 }
 
+fn check(ok: bool, field: &str, message: impl FnOnce() -> String) -> Result<(), InvalidSetting> {
+    if ok {
+        Ok(())
+    } else {
+        Err(InvalidSetting {
+            field: field.to_string(),
+            message: message(),
+        })
+    }
+}
+
+impl TrainSettings {
+    /// The full config of one run with these settings.
+    pub fn with(&self, lambda: f64, seed: u64) -> TrainConfig {
+        TrainConfig {
+            lambda,
+            seed,
+            settings: self.clone(),
+        }
+    }
+
+    /// Check every value that does not depend on the data; the error names the field.
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
+        use limits::*;
+        check(
+            (1..=MAX_HIDDEN).contains(&self.n_hidden),
+            "n_hidden",
+            || format!("{} is not in 1..={MAX_HIDDEN}", self.n_hidden),
+        )?;
+        check(
+            (1..=MAX_BATCH_SIZE).contains(&self.batch_size),
+            "batch_size",
+            || format!("{} is not in 1..={MAX_BATCH_SIZE}", self.batch_size),
+        )?;
+        check(
+            (1..=MAX_RECORDS_PER_CYCLE).contains(&self.records_per_cycle),
+            "records_per_cycle",
+            || {
+                format!(
+                    "{} is not in 1..={MAX_RECORDS_PER_CYCLE}",
+                    self.records_per_cycle
+                )
+            },
+        )?;
+        self.schedule.validate().map_err(|e| InvalidSetting {
+            field: format!("schedule.{}", e.field),
+            message: e.message,
+        })?;
+        self.optimizer.validate().map_err(|e| InvalidSetting {
+            field: format!("optimizer.{}", e.field),
+            message: e.message,
+        })?;
+        check((0.0..1.0).contains(&self.dropout), "dropout", || {
+            format!("{} must be in [0, 1)", self.dropout)
+        })?;
+        check(
+            (0.0..1.0).contains(&self.label_smoothing),
+            "label_smoothing",
+            || format!("{} must be in [0, 1)", self.label_smoothing),
+        )?;
+        check(
+            self.augment.translate <= MAX_TRANSLATE,
+            "augment.translate",
+            || format!("{} is not in 0..={MAX_TRANSLATE}", self.augment.translate),
+        )
+    }
+}
+
 impl TrainConfig {
-    /// Check the values; the error names the offending field.
-    pub fn validate(&self) -> Result<(), TrainError> {
-        let bad = |m: String| Err(TrainError::InvalidConfig(m));
-        if self.n_hidden == 0 {
-            return bad("n_hidden must be at least 1".into());
-        }
-        if !(self.lambda.is_finite() && self.lambda >= 0.0) {
-            return bad(format!(
-                "lambda must be a finite number >= 0, got {}",
-                self.lambda
-            ));
-        }
-        if self.batch_size == 0 {
-            return bad("batch_size must be at least 1".into());
-        }
-        if self.records_per_cycle == 0 {
-            return bad("records_per_cycle must be at least 1".into());
-        }
-        self.schedule
-            .validate()
-            .map_err(|e| TrainError::InvalidConfig(e.to_string()))
+    /// Check the values into a [`ValidTrainConfig`]; the error names the field.
+    pub fn validate(&self) -> Result<ValidTrainConfig, InvalidSetting> {
+        check(
+            self.lambda.is_finite() && self.lambda >= 0.0,
+            "lambda",
+            || format!("{} must be a finite number >= 0", self.lambda),
+        )?;
+        // TOML integers are signed 64-bit: a larger seed could not be written back.
+        check(self.seed <= i64::MAX as u64, "seed", || {
+            format!("{} is too large (at most {})", self.seed, i64::MAX)
+        })?;
+        self.settings.validate()?;
+        Ok(ValidTrainConfig(self.clone()))
     }
 }
 
@@ -133,98 +274,99 @@ pub fn record_steps(schedule: &dyn Schedule, records_per_cycle: u64) -> Vec<u64>
     steps
 }
 
-/// Check that a data set fits the network and the label range; names the split.
-fn check_dataset(name: &str, data: &cifar::Dataset<f32>, n_input: usize) -> Result<(), TrainError> {
-    let bad = |m: String| Err(TrainError::InvalidConfig(m));
-    if data.images.nrows() == 0 {
-        return bad(format!("the {name} split is empty"));
+fn check_data(name: &str, data: &Data<'_>, n_input: usize) -> Result<(), TrainError> {
+    match data.problem(name, n_input) {
+        Some(m) => Err(TrainError::InvalidConfig(m)),
+        None => Ok(()),
     }
-    if data.images.ncols() != n_input {
-        return bad(format!(
-            "the {name} split has {} features per image, the training split {n_input}",
-            data.images.ncols()
-        ));
-    }
-    if data.labels.len() != data.images.nrows() {
-        return bad(format!(
-            "the {name} split has {} labels for {} images",
-            data.labels.len(),
-            data.images.nrows()
-        ));
-    }
-    if let Some((idx, &label)) = data
-        .labels
-        .iter()
-        .enumerate()
-        .find(|(_, &l)| usize::from(l) >= cifar::N_CLASSES)
-    {
-        return bad(format!(
-            "the {name} split has label {label} at row {idx}; labels must be below {}",
-            cifar::N_CLASSES
-        ));
-    }
-    Ok(())
 }
 
-/// The update loop without the curves: a model, its work buffers and the
-/// seeded mini-batch order, advanced one update at a time. [`train`] drives
-/// it; benchmarks and custom loops can too.
+/// The update loop without the curves: a model, its optimizer, its work
+/// buffers and the seeded mini-batch order, augmentation and dropout masks,
+/// advanced one update at a time. [`train`] drives it; benchmarks and custom
+/// loops can too.
 pub struct Trainer<'a> {
-    data: &'a cifar::Dataset<f32>,
+    data: Data<'a>,
     model: Mlp<f32>,
+    optimizer: Optimizer<f32>,
     ws: Workspace<f32>,
     rng: rand_chacha::ChaCha8Rng,
-    batches: cifar::MiniBatches,
+    augment_rng: rand_chacha::ChaCha8Rng,
+    dropout_rng: rand_chacha::ChaCha8Rng,
+    batches: MiniBatches,
     full_batch: Array2<f32>,
     last_batch: Array2<f32>,
+    mask: Array2<f32>,
     batch_labels: Vec<u8>,
     next_batch: usize,
     lambda: f64,
+    dropout: f64,
+    label_smoothing: f64,
+    augment: Augment,
     t: u64,
 }
 
 impl<'a> Trainer<'a> {
     /// A fresh network ([`Mlp::init`] with `config.seed`) ready to train on
-    /// `data`; checks the config and the data.
-    pub fn new(data: &'a cifar::Dataset<f32>, config: &TrainConfig) -> Result<Self, TrainError> {
-        config.validate()?;
-        let n_input = data.images.ncols();
-        check_dataset("training", data, n_input)?;
-        let model = Mlp::<f32>::init(n_input, config.n_hidden, cifar::N_CLASSES, config.seed);
-        Self::with_model(data, model, config.batch_size, config.lambda, config.seed)
+    /// `data`; checks that the data fit the config.
+    pub fn new(data: Data<'a>, config: &ValidTrainConfig) -> Result<Self, TrainError> {
+        let n_input = data.features.ncols();
+        check_data("training", &data, n_input)?;
+        let model = Mlp::<f32>::init(
+            n_input,
+            config.settings.n_hidden,
+            data.n_classes,
+            config.seed,
+        );
+        Self::with_model(data, model, config)
     }
 
-    /// Continue training `model` on `data` with mini-batches of `batch_size`,
-    /// L2 strength `lambda`, shuffles seeded from `seed`.
+    /// Continue training `model` on `data` as `config` says (its `n_hidden`
+    /// is the model's own).
     pub fn with_model(
-        data: &'a cifar::Dataset<f32>,
+        data: Data<'a>,
         model: Mlp<f32>,
-        batch_size: usize,
-        lambda: f64,
-        seed: u64,
+        config: &ValidTrainConfig,
     ) -> Result<Self, TrainError> {
-        let n_train = data.images.nrows();
-        let n_input = data.images.ncols();
-        check_dataset("training", data, model.n_input())?;
-        if batch_size == 0 || batch_size > n_train {
+        let n_train = data.features.nrows();
+        let n_input = data.features.ncols();
+        check_data("training", &data, model.n_input())?;
+        let settings = &config.settings;
+        let batch_size = settings.batch_size;
+        if batch_size > n_train {
             return Err(TrainError::InvalidConfig(format!(
-                "batch_size ({batch_size}) must be between 1 and the training split's size ({n_train} images)"
+                "batch_size ({batch_size}) must be between 1 and the training split's size ({n_train} samples)"
             )));
         }
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-        rng.set_stream(SHUFFLE_STREAM);
-        let batches = cifar::MiniBatches::new(n_train, batch_size);
+        if !settings.augment.is_none() && data.image.is_none() {
+            return Err(TrainError::InvalidConfig(
+                "augment needs image data (the training split has no image shape)".into(),
+            ));
+        }
+        let stream = |id| {
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(config.seed);
+            rng.set_stream(id);
+            rng
+        };
+        let batches = MiniBatches::new(n_train, batch_size);
         Ok(Self {
             data,
             ws: Workspace::for_model(&model, batch_size),
+            optimizer: Optimizer::new(settings.optimizer, &model),
+            mask: Array2::zeros((batch_size, model.n_hidden())),
             model,
-            rng,
+            rng: stream(SHUFFLE_STREAM),
+            augment_rng: stream(AUGMENT_STREAM),
+            dropout_rng: stream(DROPOUT_STREAM),
             next_batch: batches.n_batches(),
             batches,
             full_batch: Array2::zeros((batch_size, n_input)),
             last_batch: Array2::zeros((n_train % batch_size, n_input)),
             batch_labels: Vec::with_capacity(batch_size),
-            lambda,
+            lambda: config.lambda,
+            dropout: settings.dropout,
+            label_smoothing: settings.label_smoothing,
+            augment: settings.augment,
             t: 0,
         })
     }
@@ -249,15 +391,39 @@ impl<'a> Trainer<'a> {
         } else {
             &mut self.last_batch
         };
-        cifar::gather_rows(&self.data.images.view(), indices, batch);
+        match self.data.image {
+            Some(shape) if !self.augment.is_none() => gather_augmented(
+                &self.data.features,
+                indices,
+                shape,
+                &self.augment,
+                &mut self.augment_rng,
+                batch,
+            ),
+            _ => gather_rows(&self.data.features, indices, batch),
+        }
         self.batch_labels.clear();
         self.batch_labels
             .extend(indices.iter().map(|&i| self.data.labels[i]));
-        let sums = self.model.sgd_step(
+        let n = indices.len();
+        let mask = if self.dropout > 0.0 {
+            let mut mask = self.mask.slice_mut(s![..n, ..]);
+            draw_dropout_mask(self.dropout, &mut self.dropout_rng, &mut mask);
+            Some(self.mask.slice(s![..n, ..]))
+        } else {
+            None
+        };
+        let options = StepOptions {
+            dropout_mask: mask,
+            label_smoothing: self.label_smoothing,
+        };
+        let sums = self.optimizer.step(
+            &mut self.model,
             &batch.view(),
             &self.batch_labels,
             self.lambda,
             eta,
+            &options,
             &mut self.ws,
         );
         if !sums.loss_sum.is_finite() {
@@ -287,6 +453,22 @@ impl<'a> Trainer<'a> {
     }
 }
 
+/// Fill `mask` with inverted-dropout factors: each entry independently `0`
+/// with probability `p`, else `1 / (1 - p)`; one `next_u32` per entry, in
+/// row-major order.
+pub fn draw_dropout_mask<R: RngCore>(p: f64, rng: &mut R, mask: &mut ArrayViewMut2<'_, f32>) {
+    let keep = (1.0 / (1.0 - p)) as f32;
+    // Drop when u < p 2^32, u uniform in 0..2^32.
+    let threshold = (p * 4294967296.0) as u64;
+    mask.map_inplace(|m| {
+        *m = if u64::from(rng.next_u32()) < threshold {
+            0.0
+        } else {
+            keep
+        };
+    });
+}
+
 /// Train a fresh network on `train`, recording curves on `train` and `validation`.
 ///
 /// Mini-batch gradient descent: the initial weights come from
@@ -304,16 +486,16 @@ impl<'a> Trainer<'a> {
 /// Stops with [`TrainError::Diverged`] as soon as a mini-batch loss or a
 /// recorded cost is NaN or infinite.
 pub fn train(
-    train: &cifar::Dataset<f32>,
-    validation: &cifar::Dataset<f32>,
-    config: &TrainConfig,
+    train: Data<'_>,
+    validation: Data<'_>,
+    config: &ValidTrainConfig,
     observer: &mut dyn Observer,
 ) -> Result<Trained, TrainError> {
     let mut trainer = Trainer::new(train, config)?;
-    check_dataset("validation", validation, train.images.ncols())?;
-    let schedule = config.schedule.build();
+    check_data("validation", &validation, train.features.ncols())?;
+    let schedule = config.settings.schedule.build();
     let n_steps = schedule.n_steps();
-    let records = record_steps(schedule.as_ref(), config.records_per_cycle);
+    let records = record_steps(schedule.as_ref(), config.settings.records_per_cycle);
     let mut curve = Vec::with_capacity(records.len());
 
     let record =
@@ -322,12 +504,8 @@ pub fn train(
             let point = CurvePoint {
                 step,
                 eta,
-                train: model.evaluate(&train.images.view(), &train.labels, config.lambda),
-                validation: model.evaluate(
-                    &validation.images.view(),
-                    &validation.labels,
-                    config.lambda,
-                ),
+                train: model.evaluate(&train.features, train.labels, config.lambda),
+                validation: model.evaluate(&validation.features, validation.labels, config.lambda),
             };
             observer.on_record(&point, n_steps);
             curve.push(point);

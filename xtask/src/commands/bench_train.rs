@@ -30,6 +30,10 @@ pub struct Args {
     /// Seed of the synthetic data and the network.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Also time the epoch with augmentation (flip + translation by this
+    /// many pixels) and report its cost against the plain epoch.
+    #[arg(long)]
+    augment_translate: Option<usize>,
 }
 
 /// Run the command.
@@ -63,17 +67,42 @@ fn bench(args: &Args) -> anyhow::Result<()> {
     let (lambda, eta) = (0.01, 0.01);
 
     // The epoch, exactly as `mlp::train::train` runs its updates.
-    let mut epoch_secs = f64::INFINITY;
-    for _ in 0..args.repeats.max(1) {
-        let model = mlp::Mlp::<f32>::init(d, args.n_hidden, k, args.seed);
-        let mut trainer =
-            mlp::train::Trainer::with_model(&data, model, args.batch_size, lambda, args.seed)?;
-        let start = Instant::now();
-        for _ in 0..n_steps {
-            trainer.step(eta)?;
+    let time_epoch = |augment: mlp::data::Augment| -> anyhow::Result<f64> {
+        let settings = mlp::train::TrainSettings {
+            n_hidden: args.n_hidden,
+            batch_size: args.batch_size,
+            schedule: mlp::schedule::ScheduleSpec::Constant {
+                eta,
+                n_steps: n_steps as u64,
+            },
+            records_per_cycle: 1,
+            optimizer: mlp::optim::OptimizerSpec::Sgd,
+            dropout: 0.0,
+            label_smoothing: 0.0,
+            augment,
+        };
+        let config = settings.with(lambda, args.seed).validate()?;
+        let mut best = f64::INFINITY;
+        for _ in 0..args.repeats.max(1) {
+            let model = mlp::Mlp::<f32>::init(d, args.n_hidden, k, args.seed);
+            let mut trainer =
+                mlp::train::Trainer::with_model(experiment::data::as_data(&data), model, &config)?;
+            let start = Instant::now();
+            for _ in 0..n_steps {
+                trainer.step(eta)?;
+            }
+            best = best.min(start.elapsed().as_secs_f64());
         }
-        epoch_secs = epoch_secs.min(start.elapsed().as_secs_f64());
-    }
+        Ok(best)
+    };
+    let epoch_secs = time_epoch(mlp::data::Augment::NONE)?;
+    let augmented_secs = match args.augment_translate {
+        Some(translate) => Some(time_epoch(mlp::data::Augment {
+            flip: true,
+            translate,
+        })?),
+        None => None,
+    };
 
     // Its matmul work alone: the five gemm calls of a step on one batch.
     let model = mlp::Mlp::<f32>::init(d, args.n_hidden, k, args.seed);
@@ -138,6 +167,12 @@ fn bench(args: &Args) -> anyhow::Result<()> {
         "ratio epoch / matmul:    {:8.3}   (target <= 1.5)",
         epoch_secs / gemm_secs
     );
+    if let (Some(secs), Some(translate)) = (augmented_secs, args.augment_translate) {
+        println!(
+            "epoch with flip + translate {translate}: {secs:8.3} s  (ratio to plain {:.3}, target <= 1.2)",
+            secs / epoch_secs
+        );
+    }
     println!(
         "(for scale) evaluating all {} images once: {:.3} s",
         args.n_images, eval_secs

@@ -7,8 +7,11 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
+use experiment::data::as_data;
+use mlp::data::Augment;
+use mlp::optim::OptimizerSpec;
 use mlp::schedule::ScheduleSpec;
-use mlp::train::{CurvePoint, Silent, TrainConfig};
+use mlp::train::{CurvePoint, Silent, TrainConfig, TrainSettings};
 
 use super::paths;
 
@@ -101,15 +104,21 @@ pub fn run_with(data: &cifar::Cifar10, args: &Args) -> anyhow::Result<()> {
 
     let steps_per_epoch = args.n_images.div_ceil(args.batch_size) as u64;
     let config = TrainConfig {
-        n_hidden: args.n_hidden,
         lambda: 0.0,
-        batch_size: args.batch_size,
-        schedule: ScheduleSpec::Constant {
-            eta: args.eta,
-            n_steps: args.epochs * steps_per_epoch,
-        },
-        records_per_cycle: args.epochs,
         seed: args.seed,
+        settings: TrainSettings {
+            n_hidden: args.n_hidden,
+            batch_size: args.batch_size,
+            schedule: ScheduleSpec::Constant {
+                eta: args.eta,
+                n_steps: args.epochs * steps_per_epoch,
+            },
+            records_per_cycle: args.epochs,
+            optimizer: OptimizerSpec::Sgd,
+            dropout: 0.0,
+            label_smoothing: 0.0,
+            augment: Augment::NONE,
+        },
     };
     println!(
         "sanity: {} images of batch 1, lambda 0, eta {}, batch {}, {} epochs ({} updates), m {}",
@@ -120,7 +129,12 @@ pub fn run_with(data: &cifar::Cifar10, args: &Args) -> anyhow::Result<()> {
         args.epochs * steps_per_epoch,
         args.n_hidden
     );
-    let trained = mlp::train::train(&train_set, &val_set, &config, &mut Silent)?;
+    let trained = mlp::train::train(
+        as_data(&train_set),
+        as_data(&val_set),
+        &config.validate()?,
+        &mut Silent,
+    )?;
 
     println!(
         "{:>6} {:>7} {:>11} {:>9} {:>11} {:>9}",
@@ -129,7 +143,7 @@ pub fn run_with(data: &cifar::Cifar10, args: &Args) -> anyhow::Result<()> {
     let print_every = (args.epochs / 10).max(1);
     for p in &trained.curve {
         let epoch = p.step / steps_per_epoch;
-        if epoch.is_multiple_of(print_every) || p.step == config.schedule.n_steps() {
+        if epoch.is_multiple_of(print_every) || p.step == config.settings.schedule.n_steps() {
             println!(
                 "{:>6} {:>7} {:>11.5} {:>9.3} {:>11.5} {:>9.3}",
                 epoch,

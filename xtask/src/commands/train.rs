@@ -184,6 +184,17 @@ pub fn explain_interrupt(work: Work) {
 /// Run the command.
 pub fn run(args: Args) -> anyhow::Result<()> {
     explain_interrupt(Work::Run);
+    // A file with a `[lambdas]` table is a search over seeds (e.g.
+    // experiments/beyond.toml, several seeds of one recipe): run it as one.
+    let is_search = std::fs::read_to_string(&args.config)
+        .ok()
+        .and_then(|text| text.parse::<toml::Table>().ok())
+        .is_some_and(|table| table.contains_key("lambdas"));
+    if is_search {
+        return args
+            .common
+            .run_search("beyond", Some(args.config.clone()), None);
+    }
     // A bad config is reported before any data is fetched.
     experiment::config::load::<experiment::config::RunConfig>(&args.config)?;
     args.common.ensure_data()?;

@@ -12,8 +12,10 @@ use experiment::data::DataSource;
 use experiment::run::{self, RunState};
 use experiment::search::{self, TableRow};
 use experiment::{io, ExperimentError};
+use mlp::data::Augment;
+use mlp::optim::OptimizerSpec;
 use mlp::schedule::ScheduleSpec;
-use mlp::train::TrainConfig;
+use mlp::train::{TrainConfig, TrainSettings};
 
 fn data() -> DataSource {
     DataSource::from_memory(Cifar10::synthetic(120, 60, 5), "sha256:synthetic")
@@ -53,6 +55,10 @@ fn search_config(name: &str, lambdas: LambdaGrid, seeds_per_lambda: usize) -> Se
             batch_size: 50,
             records_per_cycle: 2,
             schedule: schedule(0.05),
+            optimizer: OptimizerSpec::Sgd,
+            dropout: 0.0,
+            label_smoothing: 0.0,
+            augment: Augment::NONE,
         },
         lambdas,
     }
@@ -181,12 +187,18 @@ fn run_config(eta_max: f64) -> RunConfig {
             validation: vec![2],
         },
         train: TrainConfig {
-            n_hidden: 5,
             lambda: 0.01,
-            batch_size: 40,
-            schedule: schedule(eta_max),
-            records_per_cycle: 3,
             seed: 9,
+            settings: TrainSettings {
+                n_hidden: 5,
+                batch_size: 40,
+                schedule: schedule(eta_max),
+                records_per_cycle: 3,
+                optimizer: OptimizerSpec::Sgd,
+                dropout: 0.0,
+                label_smoothing: 0.0,
+                augment: Augment::NONE,
+            },
         },
         provenance: None,
     }

@@ -1,0 +1,484 @@
+//! What the network trains on, and how a mini-batch is cut from it: plain
+//! data (a feature matrix, one label per row, the number of classes), a
+//! seeded shuffled order, the row gather that fills a preallocated batch
+//! buffer, and data augmentation applied while gathering.
+//!
+//! Nothing here knows CIFAR: a data set that holds images says so with an
+//! [`ImageShape`] (channel-major rows, `channels x height x width`), which
+//! is all augmentation needs.
+
+use ndarray::{Array2, ArrayView2};
+use rand::RngCore;
+use tensor::Element;
+
+/// Training or evaluation data: one sample per row of `features`.
+#[derive(Clone, Copy, Debug)]
+pub struct Data<'a, T = f32> {
+    /// `n x d` features.
+    pub features: ArrayView2<'a, T>,
+    /// One label per row, below `n_classes`.
+    pub labels: &'a [u8],
+    /// Number of classes `K`.
+    pub n_classes: usize,
+    /// How a row is laid out as an image, if it is one (needed by augmentation).
+    pub image: Option<ImageShape>,
+}
+
+/// A row of features read as an image: `channels` planes of `height` rows of
+/// `width` pixels, plane after plane, row-major within a plane.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ImageShape {
+    /// Planes (3 for RGB).
+    pub channels: usize,
+    /// Rows per plane.
+    pub height: usize,
+    /// Pixels per row.
+    pub width: usize,
+}
+
+impl ImageShape {
+    /// Features per image.
+    pub fn len(&self) -> usize {
+        self.channels * self.height * self.width
+    }
+
+    /// True when the image has no pixel.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl<'a, T> Data<'a, T> {
+    /// Number of samples.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// True when there is no sample.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// Why this data cannot be used with `n_input` features per sample, if it
+    /// cannot (`name` names the split in the message).
+    pub fn problem(&self, name: &str, n_input: usize) -> Option<String> {
+        if self.features.nrows() == 0 {
+            return Some(format!("the {name} split is empty"));
+        }
+        if self.features.ncols() != n_input {
+            return Some(format!(
+                "the {name} split has {} features per sample, the network {n_input}",
+                self.features.ncols()
+            ));
+        }
+        if self.labels.len() != self.features.nrows() {
+            return Some(format!(
+                "the {name} split has {} labels for {} samples",
+                self.labels.len(),
+                self.features.nrows()
+            ));
+        }
+        if let Some((idx, &label)) = self
+            .labels
+            .iter()
+            .enumerate()
+            .find(|(_, &l)| usize::from(l) >= self.n_classes)
+        {
+            return Some(format!(
+                "the {name} split has label {label} at row {idx}; labels must be below {}",
+                self.n_classes
+            ));
+        }
+        if let Some(shape) = self.image {
+            if shape.len() != self.features.ncols() {
+                return Some(format!(
+                    "the {name} split's image shape {}x{}x{} does not hold its {} features",
+                    shape.channels,
+                    shape.height,
+                    shape.width,
+                    self.features.ncols()
+                ));
+            }
+        }
+        None
+    }
+}
+
+/// Data augmentation while a training batch is gathered: validation and
+/// test data are never augmented.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Augment {
+    /// Mirror each image left-right with probability 1/2.
+    pub flip: bool,
+    /// Shift each image by `dx, dy` drawn uniformly from `-translate..=translate`
+    /// pixels; pixels shifted in from outside are 0, which in z-scored
+    /// features is the training mean of that pixel (zero padding in
+    /// normalised space).
+    pub translate: usize,
+}
+
+impl Augment {
+    /// No augmentation.
+    pub const NONE: Augment = Augment {
+        flip: false,
+        translate: 0,
+    };
+
+    /// True when it changes nothing.
+    pub fn is_none(&self) -> bool {
+        !self.flip && self.translate == 0
+    }
+}
+
+/// The geometric change applied to one image.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Transform {
+    /// Mirror left-right.
+    pub flip: bool,
+    /// Output pixel `(y, x)` reads input pixel `(y + dy, x + dx)` (after the flip).
+    pub dx: i64,
+    /// See `dx`.
+    pub dy: i64,
+}
+
+impl Transform {
+    /// Draw one image's transform from `rng`: one draw for the flip (when
+    /// enabled), then one each for `dx` and `dy` (when `translate > 0`).
+    pub fn draw<R: RngCore>(augment: &Augment, rng: &mut R) -> Self {
+        let flip = augment.flip && rng.next_u64() >> 63 == 1;
+        let (dx, dy) = if augment.translate > 0 {
+            let span = 2 * augment.translate as u64 + 1;
+            let k = augment.translate as i64;
+            (bounded(rng, span) as i64 - k, bounded(rng, span) as i64 - k)
+        } else {
+            (0, 0)
+        };
+        Self { flip, dx, dy }
+    }
+
+    /// Write `src` transformed into `dst` (both one image of `shape`).
+    pub fn apply<T: Element>(&self, shape: ImageShape, src: &[T], dst: &mut [T]) {
+        let (h, w) = (shape.height as i64, shape.width as i64);
+        let plane = shape.height * shape.width;
+        for (src, dst) in src.chunks_exact(plane).zip(dst.chunks_exact_mut(plane)) {
+            for y in 0..h {
+                let dst_row = &mut dst[(y * w) as usize..((y + 1) * w) as usize];
+                let sy = y + self.dy;
+                if !(0..h).contains(&sy) {
+                    dst_row.fill(T::zero());
+                    continue;
+                }
+                let src_row = &src[(sy * w) as usize..((sy + 1) * w) as usize];
+                // Output x reads the (flipped) column x + dx.
+                let lo = (-self.dx).clamp(0, w);
+                let hi = (w - self.dx).clamp(0, w);
+                dst_row[..lo as usize].fill(T::zero());
+                dst_row[hi as usize..].fill(T::zero());
+                if self.flip {
+                    for x in lo..hi {
+                        dst_row[x as usize] = src_row[(w - 1 - (x + self.dx)) as usize];
+                    }
+                } else if lo < hi {
+                    dst_row[lo as usize..hi as usize].copy_from_slice(
+                        &src_row[(lo + self.dx) as usize..(hi + self.dx) as usize],
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Copy the rows `indices` of `features` into `out` (a preallocated
+/// mini-batch buffer).
+///
+/// **Panics** if `out` has not `indices.len()` rows of the same width.
+#[track_caller]
+pub fn gather_rows<T: Element>(
+    features: &ArrayView2<'_, T>,
+    indices: &[usize],
+    out: &mut Array2<T>,
+) {
+    assert_eq!(
+        out.dim(),
+        (indices.len(), features.ncols()),
+        "mini-batch buffer shape"
+    );
+    for (mut dst, &idx) in out.rows_mut().into_iter().zip(indices) {
+        let src = features.row(idx);
+        // Contiguous rows (the normal case) copy as one memcpy; strided views
+        // fall back to an element-wise assign.
+        if let (Some(dst), Some(src)) = (dst.as_slice_mut(), src.as_slice()) {
+            dst.copy_from_slice(src);
+            continue;
+        }
+        dst.assign(&src);
+    }
+}
+
+/// [`gather_rows`], each image transformed by a [`Transform`] drawn from
+/// `rng` (in row order) as it is copied: no second copy of the data set.
+/// With [`Augment::NONE`] it is exactly [`gather_rows`] and draws nothing.
+///
+/// **Panics** if `out` has not `indices.len()` rows of `shape.len()` features.
+#[track_caller]
+pub fn gather_augmented<T: Element, R: RngCore>(
+    features: &ArrayView2<'_, T>,
+    indices: &[usize],
+    shape: ImageShape,
+    augment: &Augment,
+    rng: &mut R,
+    out: &mut Array2<T>,
+) {
+    if augment.is_none() {
+        return gather_rows(features, indices, out);
+    }
+    assert_eq!(
+        (out.dim(), features.ncols()),
+        ((indices.len(), shape.len()), shape.len()),
+        "mini-batch buffer or image shape"
+    );
+    for (mut dst, &idx) in out.rows_mut().into_iter().zip(indices) {
+        let transform = Transform::draw(augment, rng);
+        let src = features.row(idx);
+        match (dst.as_slice_mut(), src.as_slice()) {
+            (Some(dst), Some(src)) => transform.apply(shape, src, dst),
+            (_, _) => {
+                let src: Vec<T> = src.to_vec();
+                let mut tmp = vec![T::zero(); src.len()];
+                transform.apply(shape, &src, &mut tmp);
+                dst.iter_mut().zip(tmp).for_each(|(d, v)| *d = v);
+            }
+        }
+    }
+}
+
+/// A seeded, reshuffled order of `0..n` cut into mini-batches of `batch_size`
+/// (the last one shorter when `batch_size` does not divide `n`). Only the
+/// index order is shuffled: the data itself is never copied per epoch.
+#[derive(Clone, Debug)]
+pub struct MiniBatches {
+    order: Vec<usize>,
+    batch_size: usize,
+}
+
+impl MiniBatches {
+    /// The identity order of `0..n`; call [`MiniBatches::shuffle`] before each epoch.
+    ///
+    /// **Panics** if `batch_size == 0`.
+    pub fn new(n: usize, batch_size: usize) -> Self {
+        assert!(batch_size > 0, "batch_size must be positive");
+        Self {
+            order: (0..n).collect(),
+            batch_size,
+        }
+    }
+
+    /// Reshuffle the order (Fisher-Yates) with `rng`.
+    ///
+    /// The draw is ours (one `next_u64` per swap, unbiased bounded sampling),
+    /// not `rand`'s `SliceRandom::shuffle`, so a seeded ChaCha stream gives the
+    /// same order on every platform and `rand` release.
+    pub fn shuffle<R: RngCore>(&mut self, rng: &mut R) {
+        for i in (1..self.order.len()).rev() {
+            let j = bounded(rng, i as u64 + 1) as usize;
+            self.order.swap(i, j);
+        }
+    }
+
+    /// Number of mini-batches per epoch.
+    pub fn n_batches(&self) -> usize {
+        self.order.len().div_ceil(self.batch_size)
+    }
+
+    /// The mini-batches of the current order, as index slices.
+    pub fn iter(&self) -> std::slice::Chunks<'_, usize> {
+        self.order.chunks(self.batch_size)
+    }
+
+    /// The current order of `0..n`.
+    pub fn order(&self) -> &[usize] {
+        &self.order
+    }
+}
+
+/// Uniform in `0..range` from one or more `next_u64` draws (Lemire's
+/// multiply-and-reject: unbiased, portable).
+pub(crate) fn bounded<R: RngCore>(rng: &mut R, range: u64) -> u64 {
+    debug_assert!(range > 0);
+    let threshold = range.wrapping_neg() % range;
+    loop {
+        let m = u128::from(rng.next_u64()) * u128::from(range);
+        if (m as u64) >= threshold {
+            return (m >> 64) as u64;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    /// The obvious per-pixel definition, for comparison.
+    fn naive(t: &Transform, shape: ImageShape, src: &[f32]) -> Vec<f32> {
+        let (c, h, w) = (shape.channels, shape.height as i64, shape.width as i64);
+        let mut out = vec![0.0; src.len()];
+        for ch in 0..c {
+            for y in 0..h {
+                for x in 0..w {
+                    let (sy, sx) = (y + t.dy, x + t.dx);
+                    if (0..h).contains(&sy) && (0..w).contains(&sx) {
+                        let sx = if t.flip { w - 1 - sx } else { sx };
+                        out[ch * (h * w) as usize + (y * w + x) as usize] =
+                            src[ch * (h * w) as usize + (sy * w + sx) as usize];
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn transforms_match_the_naive_definition() {
+        let shape = ImageShape {
+            channels: 3,
+            height: 5,
+            width: 4,
+        };
+        let src: Vec<f32> = (0..shape.len()).map(|v| v as f32 + 1.0).collect();
+        for flip in [false, true] {
+            for dx in -5..=5 {
+                for dy in -6..=6 {
+                    let t = Transform { flip, dx, dy };
+                    let mut dst = vec![f32::NAN; src.len()];
+                    t.apply(shape, &src, &mut dst);
+                    assert_eq!(dst, naive(&t, shape, &src), "{t:?}");
+                }
+            }
+        }
+        // Hand-checked corner: a flip alone mirrors each row.
+        let t = Transform {
+            flip: true,
+            dx: 0,
+            dy: 0,
+        };
+        let mut dst = vec![0.0; src.len()];
+        t.apply(shape, &src, &mut dst);
+        assert_eq!(&dst[..4], &[4.0, 3.0, 2.0, 1.0]);
+    }
+
+    #[test]
+    fn gather_augmented_draws_per_image_and_is_seeded() {
+        let shape = ImageShape {
+            channels: 2,
+            height: 4,
+            width: 4,
+        };
+        let features = Array2::from_shape_fn((6, 32), |(i, j)| (i * 100 + j) as f32);
+        let augment = Augment {
+            flip: true,
+            translate: 2,
+        };
+        let indices = [5, 0, 3, 3];
+        let run = |seed| {
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+            let mut out = Array2::from_elem((4, 32), f32::NAN);
+            gather_augmented(
+                &features.view(),
+                &indices,
+                shape,
+                &augment,
+                &mut rng,
+                &mut out,
+            );
+            out
+        };
+        let out = run(7);
+        assert_eq!(out, run(7), "same seed, same batch");
+        assert_ne!(out, run(8));
+        // Each row is its source under the transform drawn in row order.
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        for (row, &idx) in out.rows().into_iter().zip(&indices) {
+            let t = Transform::draw(&augment, &mut rng);
+            let src = features.row(idx).to_vec();
+            assert_eq!(row.to_vec(), naive(&t, shape, &src));
+        }
+        // Without augmentation it is the plain gather.
+        let mut plain = Array2::zeros((4, 32));
+        gather_rows(&features.view(), &indices, &mut plain);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        let mut none = Array2::zeros((4, 32));
+        gather_augmented(
+            &features.view(),
+            &indices,
+            shape,
+            &Augment::NONE,
+            &mut rng,
+            &mut none,
+        );
+        assert_eq!(plain, none);
+    }
+
+    #[test]
+    fn draws_cover_the_whole_range_evenly() {
+        let augment = Augment {
+            flip: true,
+            translate: 3,
+        };
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+        let mut counts = [0usize; 7];
+        let mut flips = 0;
+        for _ in 0..7000 {
+            let t = Transform::draw(&augment, &mut rng);
+            counts[(t.dx + 3) as usize] += 1;
+            assert!((-3..=3).contains(&t.dy));
+            flips += usize::from(t.flip);
+        }
+        assert!(
+            counts.iter().all(|&c| (850..1150).contains(&c)),
+            "{counts:?}"
+        );
+        assert!((3200..3800).contains(&flips), "{flips}");
+    }
+
+    #[test]
+    fn mini_batches_shuffle_reproducibly_and_cover_everything() {
+        let order = |seed: u64, epochs: usize| {
+            let mut mb = MiniBatches::new(103, 10);
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+            let mut out = Vec::new();
+            for _ in 0..epochs {
+                mb.shuffle(&mut rng);
+                out.push(mb.iter().map(<[usize]>::to_vec).collect::<Vec<_>>());
+            }
+            out
+        };
+        let a = order(1, 2);
+        assert_eq!(a, order(1, 2));
+        assert_ne!(a, order(2, 2));
+        assert_ne!(a[0], a[1], "each epoch reshuffles");
+        for epoch in &a {
+            assert_eq!(epoch.len(), 11);
+            assert_eq!(epoch.last().unwrap().len(), 3);
+            let mut all: Vec<usize> = epoch.concat();
+            all.sort_unstable();
+            assert_eq!(all, (0..103).collect::<Vec<_>>());
+        }
+    }
+
+    #[test]
+    fn mini_batch_shuffle_is_pinned() {
+        // Portability guard: Fisher-Yates from the end with our bounded draw.
+        let mut mb = MiniBatches::new(20, 7);
+        mb.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(99));
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(99);
+        let mut want: Vec<usize> = (0..20).collect();
+        for i in (1..20).rev() {
+            let r = rand::RngCore::next_u64(&mut rng);
+            let j = ((u128::from(r) * (i as u128 + 1)) >> 64) as usize;
+            want.swap(i, j);
+        }
+        assert_eq!(mb.order(), want.as_slice());
+    }
+}
