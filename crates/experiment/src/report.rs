@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::run::{self, RunState, RunSummary};
 use crate::search::{self, LambdaStats, TableRow};
-use crate::{io, Result};
+use crate::{io, stats, Result};
 
 /// File name of the report inside the results folder.
 pub const REPORT: &str = "REPORT.md";
@@ -425,9 +425,213 @@ pub fn write_report(results_dir: &Path) -> Result<PathBuf> {
         }
     }
 
+    noise_section(&mut out, &coarse, &fine, &final_rows);
+    lr_range_section(&mut out, results_dir);
+
     let path = results_dir.join(REPORT);
     io::write_atomic(&path, out.as_bytes())?;
     Ok(path)
+}
+
+/// A table's finished rows with a validation accuracy, best first.
+fn ranked(rows: &[TableRow]) -> Vec<(f64, f64, u64)> {
+    let mut done: Vec<(f64, f64, u64)> = rows
+        .iter()
+        .filter(|r| r.state == RunState::Done)
+        .filter_map(|r| r.validation_accuracy.map(|a| (r.lambda, a, r.seed)))
+        .collect();
+    done.sort_by(|a, b| b.1.total_cmp(&a.1));
+    done
+}
+
+/// "## Signal or seed noise?": whether each search's best lambda beats the
+/// runner-up and its neighbours (next lower and higher lambda) by more than
+/// the spread between training seeds. With several seeds per lambda, a paired
+/// t-test over the shared seeds; with one, the margin against the seed noise
+/// measured by final-train (several seeds at one lambda): two single runs
+/// differ by `s * sqrt(2)` on average, and a margin under twice that is noise.
+fn noise_section(
+    out: &mut String,
+    coarse: &Option<Vec<TableRow>>,
+    fine: &Option<Vec<TableRow>>,
+    final_rows: &Option<Vec<TableRow>>,
+) {
+    let _ = writeln!(out, "## Signal or seed noise?\n");
+    let final_val: Vec<f64> = final_rows
+        .iter()
+        .flatten()
+        .filter(|r| r.state == RunState::Done)
+        .filter_map(|r| r.validation_accuracy)
+        .collect();
+    let (_, seed_std) = stats::mean_std(&final_val);
+    match seed_std {
+        Some(s) => {
+            let _ = writeln!(
+                out,
+                "Seed noise: final-train's {} seeds at one lambda have a validation accuracy \
+                 std of {s:.4} (on its 1000 validation images; on the searches' 5000 the spread \
+                 is somewhat smaller, so this is a generous yardstick). A difference between \
+                 two single runs has a std of {:.4}; below twice that it is not signal.\n",
+                final_val.len(),
+                s * std::f64::consts::SQRT_2
+            );
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "(no final-train with 2 or more seeds: no noise estimate)\n"
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "| search | best lambda | compared with | its lambda | margin | test | verdict |\n|---|---|---|---|---|---|---|"
+    );
+    for (name, rows) in [("coarse-search", coarse), ("fine-search", fine)] {
+        let Some(rows) = rows else { continue };
+        for line in noise_rows(rows, seed_std) {
+            let _ = writeln!(out, "| {name} | {line} |");
+        }
+    }
+    out.push('\n');
+}
+
+/// The comparison rows of one search (see [`noise_section`]).
+fn noise_rows(rows: &[TableRow], seed_std: Option<f64>) -> Vec<String> {
+    let done = ranked(rows);
+    let Some(&(best_lambda, _, _)) = done.first() else {
+        return vec!["- | - | - | - | - | no finished trial".to_string()];
+    };
+    let per_lambda = |lambda: f64| -> Vec<(u64, f64)> {
+        let mut v: Vec<(u64, f64)> = done
+            .iter()
+            .filter(|r| r.0 == lambda)
+            .map(|r| (r.2, r.1))
+            .collect();
+        v.sort_by_key(|r| r.0);
+        v
+    };
+    let mut lambdas: Vec<f64> = done.iter().map(|r| r.0).collect();
+    lambdas.sort_by(f64::total_cmp);
+    lambdas.dedup();
+    let mean = |l: f64| {
+        let v = per_lambda(l);
+        v.iter().map(|r| r.1).sum::<f64>() / v.len() as f64
+    };
+    // The best lambda by mean over its seeds, and who it is compared with.
+    let best = lambdas
+        .iter()
+        .copied()
+        .max_by(|a, b| mean(*a).total_cmp(&mean(*b)))
+        .unwrap_or(best_lambda);
+    let runner_up = lambdas
+        .iter()
+        .copied()
+        .filter(|l| *l != best)
+        .max_by(|a, b| mean(*a).total_cmp(&mean(*b)));
+    let i = lambdas.iter().position(|l| *l == best).unwrap_or(0);
+    let mut others: Vec<(&str, f64)> = Vec::new();
+    if let Some(r) = runner_up {
+        others.push(("runner-up", r));
+    }
+    if i > 0 {
+        others.push(("lower neighbour", lambdas[i - 1]));
+    }
+    if i + 1 < lambdas.len() {
+        others.push(("higher neighbour", lambdas[i + 1]));
+    }
+    others
+        .into_iter()
+        .map(|(what, other)| {
+            let a = per_lambda(best);
+            let b = per_lambda(other);
+            let margin = mean(best) - mean(other);
+            let shared: Vec<(f64, f64)> = a
+                .iter()
+                .filter_map(|(seed, x)| b.iter().find(|(s, _)| s == seed).map(|(_, y)| (*x, *y)))
+                .collect();
+            let (test, verdict) = if shared.len() >= 2 {
+                let xs: Vec<f64> = shared.iter().map(|p| p.0).collect();
+                let ys: Vec<f64> = shared.iter().map(|p| p.1).collect();
+                match stats::paired_t_test(&xs, &ys) {
+                    Some(t) => (
+                        format!("paired t over {} seeds: p = {:.3}", shared.len(), t.p_value),
+                        if t.significant(0.05) {
+                            "beyond seed noise"
+                        } else {
+                            "within seed noise"
+                        },
+                    ),
+                    None => ("paired t: no spread".to_string(), "-"),
+                }
+            } else {
+                match seed_std {
+                    Some(s) => {
+                        let z = margin / (s * std::f64::consts::SQRT_2);
+                        (
+                            format!("one seed each: margin / (s sqrt 2) = {z:.2}"),
+                            if z >= 2.0 {
+                                "beyond seed noise"
+                            } else {
+                                "within seed noise"
+                            },
+                        )
+                    }
+                    None => ("one seed each, no noise estimate".to_string(), "-"),
+                }
+            };
+            format!("{best:.6} | {what} | {other:.6} | {margin:+.4} | {test} | {verdict}")
+        })
+        .collect()
+}
+
+/// "## Learning-rate range test": the suggestion of `cargo xtask
+/// lr-range-test` on the report's setting beside the report's eta_min / eta_max.
+fn lr_range_section(out: &mut String, results_dir: &Path) {
+    let _ = writeln!(
+        out,
+        "## Learning-rate range test on the report's setting (Smith 2017, section 3.3)\n"
+    );
+    let folder = crate::lr_range::folder(Path::new(""), "clr-1cycle");
+    let suggestion: Option<crate::lr_range::Suggestion> = io::read_csv(
+        &results_dir
+            .join(&folder)
+            .join(crate::lr_range::files::SUGGESTION),
+    )
+    .ok()
+    .and_then(|rows: Vec<crate::lr_range::Suggestion>| rows.into_iter().next());
+    match suggestion {
+        Some(s) => {
+            let _ = writeln!(
+                out,
+                "| | report | range test |\n|---|---|---|\n| eta_min | 1e-5 | {:.1e} |\n\
+                 | eta_max | 1e-1 | {:.1e} (Smith's eta_max / 4: {:.1e}) |\n\n\
+                 Peak validation accuracy during the test {:.4}{}. Rule: {}.\n",
+                s.eta_min,
+                s.eta_max,
+                s.eta_max_quarter,
+                s.peak_validation_accuracy,
+                if s.stopped_early {
+                    "; the test stopped early, when the loss exploded"
+                } else {
+                    ""
+                },
+                s.rule
+            );
+            picture(
+                out,
+                results_dir,
+                &folder.join(crate::lr_range::files::SVG),
+                "lr range test",
+            );
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "(not run: `cargo xtask lr-range-test experiments/clr-1cycle.toml`)\n"
+            );
+        }
+    }
 }
 
 /// Say where the fine grid lies relative to the coarse best, when it does not
@@ -578,6 +782,51 @@ mod tests {
         let folder = dir.join(name);
         io::write_csv(&folder.join(search::files::TABLE), &table).unwrap();
         io::write_csv(&folder.join(search::files::LAMBDAS), &lambda_stats(&table)).unwrap();
+    }
+
+    fn row(trial: usize, lambda: f64, seed: u64, val: f64) -> TableRow {
+        let t = Trial {
+            trial,
+            lambda,
+            seed,
+        };
+        let mut s = RunSummary::empty("t", RunState::Done, lambda, seed, 10);
+        s.validation_accuracy = Some(val);
+        TableRow::new(&t, &s)
+    }
+
+    #[test]
+    fn noise_verdicts_use_the_seed_spread_or_a_paired_test() {
+        // One seed per lambda: margins 0.004 (runner-up) and 0.030 (neighbour
+        // below) against a seed std of 0.005: 0.004 / 0.00707 = 0.57 (noise),
+        // 0.030 / 0.00707 = 4.2 (signal).
+        let rows = [
+            row(0, 1e-3, 1, 0.520),
+            row(1, 1e-2, 2, 0.524),
+            row(2, 1e-1, 3, 0.494),
+        ];
+        let lines = noise_rows(&rows, Some(0.005));
+        assert_eq!(lines.len(), 3, "{lines:?}");
+        assert!(lines[0].contains("runner-up") && lines[0].contains("0.001000"));
+        assert!(lines[0].contains("= 0.57") && lines[0].ends_with("within seed noise"));
+        assert!(lines[1].contains("lower neighbour") && lines[1].ends_with("within seed noise"));
+        assert!(lines[2].contains("higher neighbour") && lines[2].contains("= 4.24"));
+        assert!(lines[2].ends_with("beyond seed noise"), "{}", lines[2]);
+        // Three shared seeds per lambda: the paired test decides. A steady
+        // +0.002 under ±0.01 of seed luck is signal when paired.
+        let mut rows = Vec::new();
+        for (i, (luck, seed)) in [(0.0, 1), (0.02, 2), (-0.01, 3)].iter().enumerate() {
+            rows.push(row(
+                2 * i,
+                1e-3,
+                *seed,
+                0.5 + luck + 0.002 + 0.0001 * i as f64,
+            ));
+            rows.push(row(2 * i + 1, 1e-2, *seed, 0.5 + luck));
+        }
+        let lines = noise_rows(&rows, None);
+        assert!(lines[0].contains("paired t over 3 seeds"), "{lines:?}");
+        assert!(lines[0].ends_with("beyond seed noise"), "{lines:?}");
     }
 
     #[test]

@@ -122,6 +122,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         });
         note(name, r);
     }
+    // Smith's range test on the report's setting: does it land near the
+    // report's eta_min / eta_max? (REPORT.md shows its suggestion.)
+    let r = stages.run("lr-range-test", || {
+        let config = experiments.join("clr-1cycle.toml");
+        experiment::lr_range::command(&config, &Default::default(), &opts)?;
+        Ok(String::new())
+    });
+    note("lr-range-test", r);
     for name in ["coarse-search", "fine-search", "final-train"] {
         let r = stages.run(name, || search(&experiments, name, &opts));
         note(name, r);
