@@ -28,11 +28,15 @@ work="$(mktemp -d /tmp/slurm-test.XXXXXX)"
 daemon_pids=()
 cleanup() {
     status=$?
+    # After a failure jobs may still run: cancel them while slurmctld is up.
+    if [ "${#daemon_pids[@]}" -ge 3 ]; then
+        squeue -h -o %A 2>/dev/null | xargs -r scancel 2>/dev/null || true
+        for _ in $(seq 100); do [ -z "$(squeue -h 2>/dev/null)" ] && break; sleep 0.1; done
+    fi
     for pid in "${daemon_pids[@]}"; do
         kill "$pid" 2>/dev/null || true
     done
     for pid in "${daemon_pids[@]}"; do
-        # Not our child after `setpriv`'s exec? It is: setpriv execs in place.
         for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
         kill -9 "$pid" 2>/dev/null || true
     done
