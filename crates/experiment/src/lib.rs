@@ -17,6 +17,7 @@
 //! rename, see [`io`]), so an interrupted command never leaves a half-written
 //! result behind.
 
+pub mod beyond;
 pub mod commands;
 pub mod config;
 pub mod data;
