@@ -26,6 +26,7 @@
 //! rename, see [`io`]), so an interrupted command never leaves a half-written
 //! result behind.
 
+pub mod beyond;
 pub mod claim;
 pub mod commands;
 pub mod config;

@@ -58,7 +58,7 @@ fn ensure_font() -> Result<(), String> {
 }
 
 /// Draw with `draw` into an SVG document of `size` pixels and write it atomically to `path`.
-fn write_svg(
+pub(crate) fn write_svg(
     path: &Path,
     size: (u32, u32),
     draw: impl FnOnce(DrawingArea<SVGBackend<'_>, Shift>) -> Result<(), String>,

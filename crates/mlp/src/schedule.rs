@@ -262,7 +262,9 @@ impl Schedule for OneCycle {
         let start = self.eta_max / self.div_factor;
         let end = start / self.final_div_factor;
         let t_up = self.t_up();
-        if t == t_up {
+        if t == 0 {
+            start
+        } else if t == t_up {
             self.eta_max
         } else if t < t_up {
             cosine_ramp(start, self.eta_max, t as f64 / t_up as f64)

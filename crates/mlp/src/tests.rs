@@ -600,7 +600,8 @@ fn counts_have_upper_bounds_naming_the_field() {
         },
         0.0,
     );
-    let cases: Vec<(&str, Box<dyn Fn(&mut TrainConfig)>)> = vec![
+    type Edit = Box<dyn Fn(&mut TrainConfig)>;
+    let cases: Vec<(&str, Edit)> = vec![
         ("n_hidden", Box::new(|c| c.settings.n_hidden = 1 << 17)),
         ("batch_size", Box::new(|c| c.settings.batch_size = 1 << 21)),
         (

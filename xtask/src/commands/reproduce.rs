@@ -23,6 +23,10 @@ pub struct Args {
     /// are reused.
     #[arg(long)]
     pub fresh: bool,
+    /// Run the "beyond the report" ablation instead (experiments/ablation/*.toml,
+    /// resumable): ablation.csv, ablation.svg and BEYOND.md in the results folder.
+    #[arg(long)]
+    pub beyond: bool,
     #[command(flatten)]
     pub common: train::Common,
 }
@@ -72,6 +76,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let data = args.common.data_source();
     let opts = args.common.options(&data);
     experiment::io::create_dir(&opts.results_dir)?;
+    if args.beyond {
+        let rows = experiment::beyond::run(&experiments.join("ablation"), &opts)?;
+        print!("{}", experiment::beyond::report_section(&rows));
+        return Ok(());
+    }
     if args.fresh {
         for name in report::TRAINING_STAGES {
             let dir = opts.results_dir.join(name);
