@@ -348,6 +348,34 @@ pub fn folder(results_dir: &std::path::Path, name: &str) -> std::path::PathBuf {
     results_dir.join("lr-range-test").join(name)
 }
 
+/// The run config at `path`; a search config (one with a `[lambdas]`
+/// table, like `experiments/beyond.toml`) stands for its first trial: its
+/// training settings with its first lambda and its plan seed.
+fn run_config_of(path: &std::path::Path, results_dir: &std::path::Path) -> Result<RunConfig> {
+    let text = std::fs::read_to_string(path).map_err(crate::io::io_err(path))?;
+    let is_search = text
+        .parse::<toml::Table>()
+        .is_ok_and(|t| t.contains_key("lambdas"));
+    if !is_search {
+        return Ok(crate::config::load(path)?);
+    }
+    let search: crate::config::SearchConfig = crate::config::load(path)?;
+    let lambdas = crate::search::resolve_lambdas(&search.lambdas, search.seed, results_dir)?;
+    let Some(&lambda) = lambdas.first() else {
+        return Err(crate::ExperimentError::Format {
+            path: path.to_path_buf(),
+            message: "the search has no lambda".to_string(),
+        });
+    };
+    Ok(RunConfig {
+        name: search.name,
+        evaluate_test: false,
+        data: search.data,
+        train: search.train.with(lambda, search.seed),
+        provenance: None,
+    })
+}
+
 /// `cargo xtask lr-range-test CONFIG`: runs the test for the run config at
 /// `config_path` (its `--seed` override applied) and writes the CSV files
 /// and the picture; returns the suggestion (if the curves allow one) and
@@ -363,7 +391,7 @@ pub fn command(
             path: config_path.to_path_buf(),
             message,
         })?;
-    let mut config: RunConfig = crate::config::load(config_path)?;
+    let mut config = run_config_of(config_path, &opts.results_dir)?;
     if let Some(seed) = opts.seed {
         config.train.seed = seed;
     }

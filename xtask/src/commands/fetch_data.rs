@@ -238,6 +238,14 @@ fn source(from: Option<PathBuf>, url: String, flag: &str) -> anyhow::Result<Sour
 /// when it is missing, instead of downloading it (offline machines).
 pub const FROM_ENV: &str = "CIFAR10_FROM";
 
+/// [`ensure`] the standard data in `data_dir` (fetched from `$CIFAR10_FROM`
+/// or the official URL when none is there), then load it: the start of
+/// `gradcheck` and `sanity`.
+pub fn ensure_and_load(data_dir: &Path) -> anyhow::Result<cifar::Cifar10> {
+    ensure(data_dir, None, Some(cifar::RECORDS_PER_FILE), Display::Auto)?;
+    Ok(cifar::load_dir(data_dir)?)
+}
+
 /// For the commands that need the data (`train`, the searches, `reproduce`,
 /// `gradcheck`, `sanity`): when the data dir holds no CIFAR-10 at all, get it
 /// first through [`fetch`] (the same verified, atomic path as `fetch-data`),

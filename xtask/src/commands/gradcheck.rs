@@ -93,14 +93,7 @@ struct Row {
 
 /// Run the command.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let dir = paths::data_dir(args.data_dir.clone());
-    super::fetch_data::ensure(
-        &dir,
-        None,
-        Some(cifar::RECORDS_PER_FILE),
-        super::fetch_data::Display::Auto,
-    )?;
-    let data = cifar::load_dir(&dir)?;
+    let data = super::fetch_data::ensure_and_load(&paths::data_dir(args.data_dir.clone()))?;
     run_with(&data, &args)
 }
 

@@ -11,8 +11,10 @@ use super::train::Common;
 /// Command-line flags.
 #[derive(clap::Args)]
 pub struct Args {
-    /// A run's TOML config: its network, data split, batch size, lambda and
-    /// seed are used; its schedule is replaced by the rising eta.
+    /// A run's TOML config: its network, data split, batch size, lambda,
+    /// regularisation, optimizer and seed are used; its schedule is replaced
+    /// by the rising eta. A search config (e.g. experiments/beyond.toml)
+    /// stands for its first trial.
     pub config: Option<PathBuf>,
     /// First learning rate.
     #[arg(long, default_value_t = RangeSpec::default().eta_start)]
