@@ -204,12 +204,61 @@ pub fn load<T: DeserializeOwned + Validate>(path: &Path) -> Result<T, ConfigErro
 
 /// Parse and validate config text; `path` only names the source in errors.
 pub fn parse<T: DeserializeOwned + Validate>(text: &str, path: &Path) -> Result<T, ConfigError> {
-    let config: T = toml::from_str(text).map_err(|e| ConfigError::Parse {
-        path: path.to_path_buf(),
-        message: e.to_string().trim_end().to_string(),
+    let config: T = toml::from_str(text).map_err(|e| {
+        let message = e.to_string().trim_end().to_string();
+        ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: match key_of_bad_value(text, e.message()) {
+                Some(key) => format!("`{key}`: {}\n{message}", e.message()),
+                None => message,
+            },
+        }
     })?;
     config.validate().map_err(|e| e.in_file(path))?;
     Ok(config)
+}
+
+/// The dotted key holding the value a serde error quotes (`integer `-5``,
+/// `string "fifty"`, ...), when exactly one key holds it. A run's `[train]`
+/// table is read through serde's `flatten`, which loses the key's position:
+/// the parser then points at the table, and this names the key.
+fn key_of_bad_value(text: &str, error: &str) -> Option<String> {
+    let table: toml::Table = text.parse().ok()?;
+    let quoted = |open: &str, close: char| -> Option<String> {
+        let start = error.find(open)? + open.len();
+        let end = start + error[start..].find(close)?;
+        Some(error[start..end].to_string())
+    };
+    let wanted: toml::Value = if let Some(v) = quoted("integer `", '`') {
+        toml::Value::Integer(v.parse().ok()?)
+    } else if let Some(v) = quoted("floating point `", '`') {
+        toml::Value::Float(v.parse().ok()?)
+    } else if let Some(v) = quoted("string \"", '"') {
+        toml::Value::String(v)
+    } else if let Some(v) = quoted("boolean `", '`') {
+        toml::Value::Boolean(v.parse().ok()?)
+    } else {
+        return None;
+    };
+    let mut found = Vec::new();
+    find_value(&table, "", &wanted, &mut found);
+    (found.len() == 1).then(|| found.remove(0))
+}
+
+/// Every dotted key under `table` whose value is `wanted`.
+fn find_value(table: &toml::Table, prefix: &str, wanted: &toml::Value, found: &mut Vec<String>) {
+    for (key, value) in table {
+        let dotted = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}.{key}")
+        };
+        match value {
+            toml::Value::Table(inner) => find_value(inner, &dotted, wanted, found),
+            v if v == wanted => found.push(dotted),
+            _ => {}
+        }
+    }
 }
 
 /// Largest seed a TOML file can hold (TOML integers are signed 64-bit).
@@ -540,6 +589,16 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("[train]") && err.contains("fifty"), "{err}");
+        assert!(err.contains("`train.n_hidden`"), "{err}");
+        // A negative count is named too (issue 13: `n_s = -5`).
+        let text = clr_1cycle_text().replace("n_s = 500", "n_s = -5");
+        let err = parse::<RunConfig>(&text, Path::new("exp.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`train.schedule.n_s`") && err.contains("-5"),
+            "{err}"
+        );
     }
 
     #[test]
