@@ -47,6 +47,10 @@ pub fn configs(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(paths)
 }
 
+/// The ablation's section of REPORT.md, written beside it (REPORT.md
+/// includes it when it is there).
+pub const SECTION: &str = "BEYOND.md";
+
 /// Run (or resume) every step of the ablation in `dir` and write the CSV,
 /// the picture and the report section; returns the rows.
 pub fn run(dir: &Path, opts: &Options<'_>) -> Result<Vec<AblationRow>> {
@@ -75,7 +79,7 @@ pub fn run(dir: &Path, opts: &Options<'_>) -> Result<Vec<AblationRow>> {
     }
     write_picture(&rows, &opts.results_dir.join("ablation.svg"))?;
     let section = report_section(&rows);
-    mlp::weights::write_atomic(&opts.results_dir.join("BEYOND.md"), section.as_bytes())?;
+    mlp::weights::write_atomic(&opts.results_dir.join(SECTION), section.as_bytes())?;
     Ok(rows)
 }
 

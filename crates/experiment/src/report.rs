@@ -427,6 +427,12 @@ pub fn write_report(results_dir: &Path) -> Result<PathBuf> {
 
     noise_section(&mut out, &coarse, &fine, &final_rows);
     lr_range_section(&mut out, results_dir);
+    // The ablation of `reproduce --beyond`, when it has run in this folder.
+    if let Ok(beyond) = std::fs::read_to_string(results_dir.join(crate::beyond::SECTION)) {
+        out.push_str(&beyond);
+        out.push('\n');
+        picture(&mut out, results_dir, Path::new("ablation.svg"), "ablation");
+    }
 
     let path = results_dir.join(REPORT);
     io::write_atomic(&path, out.as_bytes())?;

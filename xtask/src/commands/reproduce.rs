@@ -79,6 +79,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if args.beyond {
         let rows = experiment::beyond::run(&experiments.join("ablation"), &opts)?;
         print!("{}", experiment::beyond::report_section(&rows));
+        let path = report::write_report(&opts.results_dir)?;
+        println!(
+            "report: {} (with the 'Beyond the report' section)",
+            path.display()
+        );
         return Ok(());
     }
     if args.fresh {
