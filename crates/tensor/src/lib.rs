@@ -106,21 +106,7 @@ pub fn gemm_with_kernel<T: Element>(
     beta: T,
     c: &mut ArrayViewMut2<'_, T>,
 ) -> Result<(), KernelError> {
-    let (m, k, n) = check_shapes(a, b, c);
-    let kernel = kernel.check()?;
-    T::dispatch(
-        kernel,
-        alpha,
-        a,
-        b,
-        beta,
-        c,
-        gemm::Run {
-            n_threads: gemm::threads_for(m, k, n),
-            direct: true,
-        },
-    );
-    Ok(())
+    checked_dispatch(kernel, alpha, a, b, beta, c, Threads::BySize, true)
 }
 
 /// [`gemm_with_kernel`] without the direct small-product path: every
@@ -140,21 +126,7 @@ pub fn gemm_blocked_with_kernel<T: Element>(
     beta: T,
     c: &mut ArrayViewMut2<'_, T>,
 ) -> Result<(), KernelError> {
-    let (m, k, n) = check_shapes(a, b, c);
-    let kernel = kernel.check()?;
-    T::dispatch(
-        kernel,
-        alpha,
-        a,
-        b,
-        beta,
-        c,
-        gemm::Run {
-            n_threads: gemm::threads_for(m, k, n),
-            direct: false,
-        },
-    );
-    Ok(())
+    checked_dispatch(kernel, alpha, a, b, beta, c, Threads::BySize, false)
 }
 
 /// [`gemm_with_kernel`] split across all the current rayon pool's threads
@@ -172,8 +144,38 @@ pub fn gemm_with_kernel_on_all_threads<T: Element>(
     beta: T,
     c: &mut ArrayViewMut2<'_, T>,
 ) -> Result<(), KernelError> {
-    check_shapes(a, b, c);
+    checked_dispatch(kernel, alpha, a, b, beta, c, Threads::All, true)
+}
+
+/// How many threads a forced-kernel product may use.
+enum Threads {
+    /// As [`gemm`]: the pool's threads for products of at least 1e8 flops, else one.
+    BySize,
+    /// Every thread of the current pool, whatever the size.
+    All,
+}
+
+/// The body of the `gemm_*with_kernel*` entry points: check the shapes and
+/// the kernel, then run the product with `direct` (the small-product path)
+/// allowed or not.
+#[allow(clippy::too_many_arguments)]
+#[track_caller]
+fn checked_dispatch<T: Element>(
+    kernel: Kernel,
+    alpha: T,
+    a: &ArrayView2<'_, T>,
+    b: &ArrayView2<'_, T>,
+    beta: T,
+    c: &mut ArrayViewMut2<'_, T>,
+    threads: Threads,
+    direct: bool,
+) -> Result<(), KernelError> {
+    let (m, k, n) = check_shapes(a, b, c);
     let kernel = kernel.check()?;
+    let n_threads = match threads {
+        Threads::BySize => gemm::threads_for(m, k, n),
+        Threads::All => rayon::current_num_threads(),
+    };
     T::dispatch(
         kernel,
         alpha,
@@ -181,10 +183,7 @@ pub fn gemm_with_kernel_on_all_threads<T: Element>(
         b,
         beta,
         c,
-        gemm::Run {
-            n_threads: rayon::current_num_threads(),
-            direct: true,
-        },
+        gemm::Run { n_threads, direct },
     );
     Ok(())
 }
