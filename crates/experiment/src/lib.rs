@@ -20,6 +20,7 @@
 //!   run such workers as a Slurm job array, and the collect job after them;
 //! - [`plot`]: SVG and PNG pictures made from the CSV files;
 //! - [`report`]: `REPORT.md`, every result beside the original report's number;
+//! - [`records`]: the result files' names and row types, below every other module;
 //! - [`commands`]: the entry points `cargo xtask train`, `coarse-search`, ... call.
 //!
 //! Every file a command writes is written atomically (temporary file, then
@@ -37,11 +38,14 @@ pub mod io;
 pub mod lr_range;
 pub mod plot;
 pub mod progress;
+pub mod records;
 pub mod report;
 pub mod run;
 pub mod search;
 pub mod slurm;
 pub mod stats;
+#[cfg(test)]
+mod tidy;
 pub mod worker;
 
 use std::path::PathBuf;
