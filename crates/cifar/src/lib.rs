@@ -20,6 +20,8 @@
 //!   format, for tests here and in other crates.
 
 mod checksum;
+#[cfg(feature = "fetch")]
+pub mod fetch;
 mod format;
 mod normalise;
 pub mod picture;

@@ -93,7 +93,7 @@ struct Row {
 
 /// Run the command.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let data = super::fetch_data::ensure_and_load(&paths::data_dir(args.data_dir.clone()))?;
+    let data = cifar::fetch::ensure_and_load(&paths::data_dir(args.data_dir.clone()))?;
     run_with(&data, &args)
 }
 

@@ -78,7 +78,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "need 0 < --batch-size <= --n-images"
     );
     anyhow::ensure!(args.epochs > 0, "--epochs must be at least 1");
-    let data = super::fetch_data::ensure_and_load(&paths::data_dir(args.data_dir.clone()))?;
+    let data = cifar::fetch::ensure_and_load(&paths::data_dir(args.data_dir.clone()))?;
     run_with(&data, &args)
 }
 

@@ -8,7 +8,7 @@ use std::sync::Once;
 use experiment::commands::{self, Options};
 use experiment::data::DataSource;
 
-use super::{fetch_data, paths};
+use super::paths;
 
 /// Flags shared by `train`, `coarse-search`, `fine-search`, `final-train` and `reproduce`.
 #[derive(clap::Args, Clone, Debug, Default)]
@@ -80,14 +80,14 @@ impl Common {
     }
 
     /// When the data dir holds no CIFAR-10, fetch it first (verified and
-    /// atomic, as `fetch-data` does; see [`fetch_data::ensure`]).
+    /// atomic, as `fetch-data` does; see [`cifar::fetch::ensure`]).
     pub fn ensure_data(&self) -> anyhow::Result<()> {
         let dir = paths::data_dir(self.data_dir.clone());
-        fetch_data::ensure(
+        cifar::fetch::ensure(
             &dir,
             self.data_from.clone(),
             Some(cifar::RECORDS_PER_FILE),
-            fetch_data::Display::Auto,
+            cifar::fetch::Display::Auto,
         )?;
         Ok(())
     }

@@ -5,8 +5,8 @@ use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 
-use cifar::stamp::Stamp;
-use cifar::{Cifar10, LoadOptions, BATCHES_DIR, DATA_FILES, META_FILE, TEST_FILE};
+use crate::stamp::Stamp;
+use crate::{Cifar10, LoadOptions, BATCHES_DIR, DATA_FILES, META_FILE, TEST_FILE};
 use flate2::write::GzEncoder;
 use sha2::{Digest, Sha256};
 
@@ -156,7 +156,7 @@ fn archive_installs_validates_stamps_and_rerun_is_a_no_op() {
     want.extend(["fetch-stamp.json".to_string(), "readme.txt".to_string()]);
     want.sort();
     assert_eq!(listing(&target), want);
-    let back = cifar::load_dir_with(&data_dir, &small()).unwrap();
+    let back = crate::load_dir_with(&data_dir, &small()).unwrap();
     assert_eq!(back.train_batches, data.train_batches);
     assert_eq!(back.test, data.test);
 
@@ -167,9 +167,9 @@ fn archive_installs_validates_stamps_and_rerun_is_a_no_op() {
     assert_eq!(stamp.source_md5.as_deref(), Some(md5_hex(&bytes).as_str()));
     assert!(!stamp.official);
     assert_eq!(Stamp::read(&target).unwrap().as_ref(), Some(&stamp));
-    assert_eq!(cifar::data_checksum(&data_dir).unwrap(), stamp.data_sha256);
+    assert_eq!(crate::data_checksum(&data_dir).unwrap(), stamp.data_sha256);
     assert_eq!(
-        cifar::compute_data_checksum(&data_dir).unwrap().data_sha256,
+        crate::compute_data_checksum(&data_dir).unwrap().data_sha256,
         stamp.data_sha256
     );
 
@@ -213,7 +213,7 @@ fn force_replaces_valid_data() {
     req.force = true;
     assert!(matches!(fetch(&req).unwrap(), Outcome::Installed(_)));
     assert_eq!(listing(&data_dir), vec![BATCHES_DIR.to_string()]);
-    let back = cifar::load_dir_with(&data_dir, &small()).unwrap();
+    let back = crate::load_dir_with(&data_dir, &small()).unwrap();
     assert_eq!(back.test, other.test);
 }
 
@@ -234,7 +234,7 @@ fn unverified_existing_data_needs_force() {
     req.force = true;
     fetch(&req).unwrap();
     assert_eq!(
-        cifar::load_dir_with(&data_dir, &small()).unwrap().test,
+        crate::load_dir_with(&data_dir, &small()).unwrap().test,
         data.test
     );
 
@@ -290,14 +290,14 @@ fn batch_file_of_wrong_size_is_refused() {
     let data = Cifar10::synthetic(RECORDS, RECORDS, 9);
     let mut e = entries(&data);
     // Three records instead of four.
-    e[2].data.truncate(3 * cifar::RECORD_BYTES);
+    e[2].data.truncate(3 * crate::RECORD_BYTES);
     refused(
         &tar_gz(&e),
         &["data_batch_2.bin", "3 records", "expected 4 records"],
     );
     // Not a whole number of records.
     let mut e = entries(&data);
-    e[3].data.truncate(2 * cifar::RECORD_BYTES + 10);
+    e[3].data.truncate(2 * crate::RECORD_BYTES + 10);
     refused(
         &tar_gz(&e),
         &[
@@ -307,14 +307,14 @@ fn batch_file_of_wrong_size_is_refused() {
     );
     // The archive is named, never the deleted staging folder.
     let mut e = entries(&data);
-    e[2].data.truncate(3 * cifar::RECORD_BYTES);
+    e[2].data.truncate(3 * crate::RECORD_BYTES);
     refused(
         &tar_gz(&e),
         &["archive.tar.gz (entry cifar-10-batches-bin/data_batch_2.bin): 3 records"],
     );
     // Bigger than a batch can be: refused before writing it.
     let mut e = entries(&data);
-    e[1].data.extend(vec![0; cifar::RECORD_BYTES]);
+    e[1].data.extend(vec![0; crate::RECORD_BYTES]);
     refused(
         &tar_gz(&e),
         &["data_batch_1.bin is 15365 bytes, expected at most 12292"],
@@ -326,7 +326,7 @@ fn label_out_of_range_is_refused() {
     let data = Cifar10::synthetic(RECORDS, RECORDS, 10);
     let mut e = entries(&data);
     let test = e.iter_mut().find(|e| e.name.ends_with(TEST_FILE)).unwrap();
-    test.data[2 * cifar::RECORD_BYTES] = 12;
+    test.data[2 * crate::RECORD_BYTES] = 12;
     refused(
         &tar_gz(&e),
         &[
@@ -431,12 +431,12 @@ fn extracted_dir_or_its_parent_is_accepted() {
         assert_eq!(stamp.source_sha256, None);
         assert_eq!(listing(&data_dir), vec![BATCHES_DIR.to_string()]);
         assert_eq!(
-            cifar::load_dir_with(&data_dir, &small()).unwrap().test,
+            crate::load_dir_with(&data_dir, &small()).unwrap().test,
             data.test
         );
         assert_eq!(
             stamp.data_sha256,
-            cifar::compute_data_checksum(&batches).unwrap().data_sha256
+            crate::compute_data_checksum(&batches).unwrap().data_sha256
         );
     }
     // An extracted dir that already is the target: validated and stamped in place.
@@ -527,7 +527,7 @@ fn commands_that_need_missing_data_fetch_it_themselves() {
     );
     assert!(fetched.unwrap(), "the missing data was not fetched");
     assert_eq!(
-        cifar::load_dir_with(&data_dir, &small()).unwrap().test,
+        crate::load_dir_with(&data_dir, &small()).unwrap().test,
         data.test
     );
     assert!(Stamp::read(&data_dir.join(BATCHES_DIR)).unwrap().is_some());
@@ -633,7 +633,7 @@ fn download_from_a_local_server_installs() {
     assert_eq!(stamp.source, url);
     assert_eq!(listing(&data_dir), vec![BATCHES_DIR.to_string()]);
     assert_eq!(
-        cifar::load_dir_with(&data_dir, &small()).unwrap().test,
+        crate::load_dir_with(&data_dir, &small()).unwrap().test,
         data.test
     );
     // Second run: no-op, no connection needed (the server is gone).

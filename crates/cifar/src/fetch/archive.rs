@@ -9,8 +9,8 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Read};
 use std::path::{Component, Path};
 
+use crate::{FileDigest, BATCHES_DIR, DATA_FILES, RECORD_BYTES};
 use anyhow::{bail, Context};
-use cifar::{FileDigest, BATCHES_DIR, DATA_FILES, RECORD_BYTES};
 use flate2::read::GzDecoder;
 
 use super::digest::HashingWriter;
@@ -171,7 +171,7 @@ pub fn copy_dir(
 ) -> anyhow::Result<Vec<FileDigest>> {
     // Say what an odd file is (a FIFO would also block the copy forever).
     for name in DATA_FILES {
-        match cifar::data_file_problem(&src.join(name)) {
+        match crate::data_file_problem(&src.join(name)) {
             None | Some("missing") => {}
             Some(what) => bail!(
                 "{}: {what}, not a regular file: not a CIFAR-10 data file",
@@ -182,7 +182,7 @@ pub fn copy_dir(
     let missing: Vec<&str> = DATA_FILES
         .iter()
         .copied()
-        .filter(|n| cifar::data_file_problem(&src.join(n)).is_some())
+        .filter(|n| crate::data_file_problem(&src.join(n)).is_some())
         .collect();
     if !missing.is_empty() {
         bail!(
