@@ -12,6 +12,7 @@
 //! - [`ensemble`]: what trained networks (one, or several averaged) say about a labelled set;
 //! - [`stats`]: mean ± std over seeds and the t-tests that tell a winner from seed noise;
 //! - [`inference`]: trained weights put to use (`evaluate`, `predict`);
+//! - [`checks`]: the gradient and sanity checks, with their configs;
 //! - [`lr_range`]: the learning-rate range test and its suggested eta_min / eta_max;
 //! - [`worker`] and [`claim`]: the loop that runs a search's trials, shared
 //!   by local `--jobs N` runs and by workers in other processes or on other
@@ -29,6 +30,7 @@
 //! result behind.
 
 pub mod beyond;
+pub mod checks;
 pub mod claim;
 pub mod commands;
 pub mod config;

@@ -8,8 +8,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use crate::checks::{gradcheck, sanity};
 use crate::commands::{self, Options};
-use crate::records::stages::{training_stages, Stage, StageTime, Work, STAGES, STAGE_TIMES};
+use crate::records::stages::{training_stages, StageTime, Work, STAGES, STAGE_TIMES};
 use crate::{io, lr_range, report};
 
 /// Run every stage of [`STAGES`] with `opts`, the training stages from their
@@ -18,8 +19,9 @@ use crate::{io, lr_range, report};
 /// first, so every stage trains (and is timed) from scratch; without it,
 /// finished search trials are reused.
 ///
-/// `checks` runs the stages this crate does not run itself (the data check,
-/// gradcheck and sanity) and returns a note for the status.
+/// The checks run from `<experiments>/checks/<name>.toml`. `ensure_data`
+/// is the data stage's first step: it gets the data when there is none (the
+/// caller knows where from); then the data are loaded and fingerprinted.
 ///
 /// A failed data stage stops everything (nothing can run without data); any
 /// other failed stage is noted, the next one runs (a later stage that needs
@@ -29,7 +31,7 @@ pub fn run(
     experiments: &Path,
     opts: &Options<'_>,
     fresh: bool,
-    mut checks: impl FnMut(&Stage) -> anyhow::Result<String>,
+    ensure_data: impl Fn() -> anyhow::Result<()>,
 ) -> anyhow::Result<PathBuf> {
     io::create_dir(&opts.results_dir)?;
     if fresh {
@@ -49,7 +51,23 @@ pub fn run(
     let mut failed = Vec::new();
     for stage in &STAGES {
         let result = clock.time(stage.name, || match stage.work {
-            Work::Data | Work::Gradcheck | Work::Sanity => checks(stage),
+            Work::Data => {
+                ensure_data()?;
+                opts.data.check_present()?;
+                opts.data.raw()?;
+                opts.data.fingerprint()?;
+                Ok(String::new())
+            }
+            Work::Gradcheck => {
+                let config = crate::config::load(&check_config(experiments, stage.name))?;
+                gradcheck::run(&*opts.data.raw()?, &config, &opts.results_dir)?;
+                Ok(String::new())
+            }
+            Work::Sanity => {
+                let config = crate::config::load(&check_config(experiments, stage.name))?;
+                sanity::run(&*opts.data.raw()?, &config, &opts.results_dir)?;
+                Ok(String::new())
+            }
             Work::Train => {
                 commands::train(&config(experiments, stage.name), opts)?;
                 Ok(String::new())
@@ -87,6 +105,11 @@ pub fn run(
 /// The config of the stage `name`.
 fn config(experiments: &Path, name: &str) -> PathBuf {
     experiments.join(format!("{name}.toml"))
+}
+
+/// The config of the check `name`.
+pub fn check_config(experiments: &Path, name: &str) -> PathBuf {
+    experiments.join("checks").join(format!("{name}.toml"))
 }
 
 /// Run one search stage; the note says how many trials were reused.

@@ -4,11 +4,9 @@
 
 use std::path::PathBuf;
 
-use experiment::commands::Options;
-use experiment::records::stages::{Stage, Work};
 use experiment::report;
 
-use super::{gradcheck, paths, sanity, train};
+use super::{paths, train};
 
 /// Command-line flags.
 #[derive(clap::Args)]
@@ -48,39 +46,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    experiment::reproduce::run(&experiments, &opts, args.fresh, |stage: &Stage| {
-        match stage.work {
-            // Fetch the data when there is none at all (as fetch-data does),
-            // else stop here with the fix in the message.
-            Work::Data => {
-                args.common.ensure_data()?;
-                data.check_present()?;
-                data.raw()?;
-                data.fingerprint()?;
-            }
-            Work::Gradcheck => gradcheck::run(gradcheck_args(&opts))?,
-            Work::Sanity => sanity::run(sanity_args(&opts))?,
-            other => anyhow::bail!("stage {} ({other:?}) is not a check", stage.name),
-        }
-        Ok(String::new())
+    // Fetch the data when there is none at all (as fetch-data does).
+    experiment::reproduce::run(&experiments, &opts, args.fresh, || {
+        args.common.ensure_data()
     })?;
     Ok(())
-}
-
-/// The gradcheck's flags for this data and results folder (its defaults otherwise).
-fn gradcheck_args(opts: &Options<'_>) -> gradcheck::Args {
-    gradcheck::Args {
-        data_dir: Some(opts.data.dir().to_path_buf()),
-        results_dir: Some(opts.results_dir.clone()),
-        ..Default::default()
-    }
-}
-
-/// The sanity check's flags for this data and results folder (its defaults otherwise).
-fn sanity_args(opts: &Options<'_>) -> sanity::Args {
-    sanity::Args {
-        data_dir: Some(opts.data.dir().to_path_buf()),
-        results_dir: Some(opts.results_dir.clone()),
-        ..Default::default()
-    }
 }
