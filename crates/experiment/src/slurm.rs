@@ -11,6 +11,9 @@
 //! is rebuilt meanwhile.
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::Context;
 
 /// What `cargo xtask slurm` was asked for.
 #[derive(Clone, Debug, PartialEq)]
@@ -131,6 +134,102 @@ pub fn sh_quote(text: &str) -> String {
         return text.to_string();
     }
     format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+/// Write the job's folder (a copy of this program, `workers.sbatch`,
+/// `collect.sbatch`), then submit the workers' array and the collect job
+/// after it (`afterok`, `--kill-on-invalid-dep=yes`) and print how to follow
+/// them; with `dry_run`, print the sbatch commands instead of submitting.
+/// `n_trials` and `n_left` (unfinished) are for the summary line.
+pub fn launch(job: &SlurmJob, n_trials: usize, n_left: usize, dry_run: bool) -> anyhow::Result<()> {
+    crate::io::create_dir(&job.slurm_dir())?;
+    save_program(&job.program)?;
+    let workers_script = job.slurm_dir().join("workers.sbatch");
+    let collect_script = job.slurm_dir().join("collect.sbatch");
+    crate::io::write_atomic(&workers_script, job.workers_script().as_bytes())?;
+    crate::io::write_atomic(&collect_script, job.collect_script().as_bytes())?;
+    println!(
+        "{}: {} trials, {} unfinished; {} worker(s) x {} CPU(s), lease {} s",
+        job.name, n_trials, n_left, job.n_workers, job.cpus_per_task, job.lease_seconds
+    );
+    println!(
+        "wrote {} and {} (they run {}, a copy of this program)",
+        workers_script.display(),
+        collect_script.display(),
+        job.program.display()
+    );
+
+    let collect_args = |id: &str| {
+        vec![
+            format!("--dependency=afterok:{id}"),
+            "--kill-on-invalid-dep=yes".to_string(),
+        ]
+    };
+    if dry_run {
+        println!("dry run, nothing submitted; to submit:");
+        println!(
+            "  id=$(sbatch --parsable {}) && sbatch --parsable {} {}",
+            sh_quote(&workers_script.display().to_string()),
+            collect_args("$id").join(" "),
+            sh_quote(&collect_script.display().to_string())
+        );
+        return Ok(());
+    }
+    let workers_id = sbatch(&[], &workers_script)?;
+    let collect_id = sbatch(&collect_args(&workers_id.to_string()), &collect_script)?;
+    println!(
+        "submitted workers: job {workers_id} (array 0-{})",
+        job.n_workers - 1
+    );
+    println!("submitted collect: job {collect_id} (afterok:{workers_id})");
+    println!("follow with:");
+    println!("  squeue -j {workers_id},{collect_id}");
+    println!("  scontrol show job {workers_id}");
+    println!(
+        "  tail -f {}",
+        job.slurm_dir()
+            .join(format!("workers-{workers_id}_*.out"))
+            .display()
+    );
+    println!(
+        "the table: {} (if a worker fails or is cancelled the collect job is cancelled too: \
+         run this command again for the unfinished trials, or `cargo xtask collect {}`)",
+        job.search_dir.join(crate::search::files::TABLE).display(),
+        job.search_dir.display()
+    );
+    Ok(())
+}
+
+/// Copy this program to `dest` atomically (temp file beside it, then rename).
+fn save_program(dest: &Path) -> anyhow::Result<()> {
+    let exe = std::env::current_exe().context("cannot find this program's path")?;
+    let tmp = dest.with_extension(format!("{}.tmp", std::process::id()));
+    std::fs::copy(&exe, &tmp)
+        .and_then(|_| std::fs::rename(&tmp, dest))
+        .with_context(|| format!("cannot copy {} to {}", exe.display(), dest.display()))
+}
+
+/// `sbatch --parsable ARGS SCRIPT`: the job id.
+fn sbatch(args: &[String], script: &Path) -> anyhow::Result<u64> {
+    let out = Command::new("sbatch")
+        .arg("--parsable")
+        .args(args)
+        .arg(script)
+        .output()
+        .context(
+            "cannot run `sbatch`: is this a Slurm login node? (--dry-run writes the scripts \
+             without submitting)",
+        )?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        anyhow::bail!(
+            "sbatch {} failed ({}): {}",
+            script.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    parse_job_id(&stdout).with_context(|| format!("sbatch printed no job id: {:?}", stdout.trim()))
 }
 
 #[cfg(test)]
