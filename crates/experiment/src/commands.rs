@@ -31,6 +31,49 @@ pub struct Options<'a> {
     pub jobs: usize,
 }
 
+/// What a command is doing when Ctrl-C arrives, for the message it prints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Work {
+    /// `train`: one run.
+    Run,
+    /// A search (`coarse-search`, `fine-search`, `final-train`).
+    Search,
+    /// `reproduce`: every stage.
+    Reproduce,
+}
+
+impl Work {
+    /// What happens to the results when this work is interrupted.
+    pub fn interrupt_message(self) -> &'static str {
+        match self {
+            Work::Run => {
+                "interrupted: the run was stopped before it finished and nothing of it is kept; \
+                 its folder still holds the previous result, if there was one (a run is built \
+                 aside and swapped in only when complete); re-run the same command to train it"
+            }
+            Work::Search => {
+                "interrupted: finished trials are recorded; re-run the same command to finish \
+                 the remaining ones"
+            }
+            Work::Reproduce => {
+                "interrupted: finished stages and search trials are recorded, a training in \
+                 progress is not kept; re-run the same command to finish (finished trials are \
+                 reused)"
+            }
+        }
+    }
+}
+
+/// Whether the config at `path` is a search (it has a `[lambdas]` table,
+/// e.g. experiments/beyond.toml, several seeds of one recipe) rather than
+/// one run; `false` when it cannot be read or parsed (loading it then says why).
+pub fn is_search_config(path: &Path) -> bool {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|text| text.parse::<toml::Table>().ok())
+        .is_some_and(|table| table.contains_key("lambdas"))
+}
+
 /// Every core the process may use (the default of `--jobs`).
 pub fn all_cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
@@ -303,5 +346,21 @@ fn print_outcome(config: &SearchConfig, outcome: &SearchOutcome, dir: &Path) {
                     .map_or_else(|| r.state.to_string(), |t| format!("{t:.4}"))
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ctrl_c_says_what_happens_to_a_single_run() {
+        let run = Work::Run.interrupt_message();
+        assert!(!run.contains("remaining"), "{run}");
+        assert!(run.contains("previous result") && run.contains("nothing of it is kept"));
+        assert!(Work::Search.interrupt_message().contains("remaining ones"));
+        assert!(Work::Reproduce
+            .interrupt_message()
+            .contains("finished stages"));
     }
 }

@@ -29,7 +29,7 @@ pub struct Args {
 
 /// Run the command.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    train::explain_interrupt(train::Work::Reproduce);
+    train::explain_interrupt(experiment::commands::Work::Reproduce);
     let experiments = args
         .experiments
         .unwrap_or_else(|| paths::project_root().join("experiments"));

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::sync::Once;
 
-use experiment::commands::{self, Options};
+use experiment::commands::{self, Options, Work};
 use experiment::data::DataSource;
 
 use super::paths;
@@ -133,39 +133,6 @@ pub struct Args {
     pub common: Common,
 }
 
-/// What a command is doing when Ctrl-C arrives, for the message it prints.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Work {
-    /// `train`: one run.
-    Run,
-    /// A search (`coarse-search`, `fine-search`, `final-train`).
-    Search,
-    /// `reproduce`: every stage.
-    Reproduce,
-}
-
-impl Work {
-    /// What happens to the results when this work is interrupted.
-    pub fn interrupt_message(self) -> &'static str {
-        match self {
-            Work::Run => {
-                "interrupted: the run was stopped before it finished and nothing of it is kept; \
-                 its folder still holds the previous result, if there was one (a run is built \
-                 aside and swapped in only when complete); re-run the same command to train it"
-            }
-            Work::Search => {
-                "interrupted: finished trials are recorded; re-run the same command to finish \
-                 the remaining ones"
-            }
-            Work::Reproduce => {
-                "interrupted: finished stages and search trials are recorded, a training in \
-                 progress is not kept; re-run the same command to finish (finished trials are \
-                 reused)"
-            }
-        }
-    }
-}
-
 /// On Ctrl-C, say what is kept before exiting (every result file is written
 /// atomically and a run folder is swapped in whole, so stopping at any
 /// moment is safe). The first call in a process decides the message.
@@ -186,11 +153,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     explain_interrupt(Work::Run);
     // A file with a `[lambdas]` table is a search over seeds (e.g.
     // experiments/beyond.toml, several seeds of one recipe): run it as one.
-    let is_search = std::fs::read_to_string(&args.config)
-        .ok()
-        .and_then(|text| text.parse::<toml::Table>().ok())
-        .is_some_and(|table| table.contains_key("lambdas"));
-    if is_search {
+    if commands::is_search_config(&args.config) {
         return args
             .common
             .run_search("beyond", Some(args.config.clone()), None);
@@ -201,20 +164,4 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let data = args.common.data_source();
     commands::train(&args.config, &args.common.options(&data))?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ctrl_c_says_what_happens_to_a_single_run() {
-        let run = Work::Run.interrupt_message();
-        assert!(!run.contains("remaining"), "{run}");
-        assert!(run.contains("previous result") && run.contains("nothing of it is kept"));
-        assert!(Work::Search.interrupt_message().contains("remaining ones"));
-        assert!(Work::Reproduce
-            .interrupt_message()
-            .contains("finished stages"));
-    }
 }

@@ -46,7 +46,7 @@ pub fn lease(seconds: Option<f64>) -> anyhow::Result<Lease> {
 
 /// Run the command.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    train::explain_interrupt(train::Work::Search);
+    train::explain_interrupt(experiment::commands::Work::Search);
     let dir = search_dir(&args.search, args.common.results_dir.clone());
     let lease = lease(args.lease_seconds)?;
     let data = args.common.data_source();
