@@ -133,6 +133,38 @@ pub enum Outcome {
     Installed(Stamp),
 }
 
+impl Outcome {
+    /// What `cargo xtask fetch-data` says happened in `data_dir`.
+    pub fn describe(&self, data_dir: &Path) -> String {
+        let batches = data_dir.join(BATCHES_DIR);
+        match self {
+            Outcome::AlreadyThere(stamp) => format!(
+                "CIFAR-10 is already there, nothing to do: {} (from {}, data fingerprint {}); \
+                 --force fetches it again",
+                batches.display(),
+                stamp.source,
+                stamp.data_sha256
+            ),
+            Outcome::Installed(stamp) => format!(
+                "CIFAR-10 ready in {} (data fingerprint {})",
+                batches.display(),
+                stamp.data_sha256
+            ),
+        }
+    }
+}
+
+/// The data dir a fetch installs into for the one given, made absolute:
+/// loading accepts the batches dir itself as the data dir, and so does
+/// fetching (its parent is then the data dir).
+pub fn install_dir(dir: &Path) -> io::Result<PathBuf> {
+    let dir = std::path::absolute(dir)?;
+    Ok(match dir.parent() {
+        Some(parent) if dir.file_name().is_some_and(|n| n == BATCHES_DIR) => parent.to_path_buf(),
+        _ => dir,
+    })
+}
+
 /// Set by the Ctrl-C handler; long loops check it and stop cleanly.
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 

@@ -141,6 +141,44 @@ pub struct Evaluated {
     pub out_dir: PathBuf,
 }
 
+impl Evaluated {
+    /// What `cargo xtask evaluate` prints: accuracy and loss (and each
+    /// member's accuracy for an ensemble), per-class accuracy, where the files went.
+    pub fn summary(&self) -> String {
+        let mut lines: Vec<String> = Vec::new();
+        let s = &self.scores;
+        lines.push(format!(
+            "{} network{} on the {} split ({} images): accuracy {:.4}, loss {:.4}",
+            self.networks.len(),
+            if self.networks.len() == 1 {
+                ""
+            } else {
+                "s averaged"
+            },
+            self.split.name(),
+            self.n_images,
+            s.accuracy,
+            s.loss
+        ));
+        if self.networks.len() > 1 {
+            for (path, acc) in self.networks.iter().zip(&self.member_accuracy) {
+                lines.push(format!("  alone: {acc:.4}  {}", path.display()));
+            }
+        }
+        let per_class: Vec<String> = cifar::CLASS_NAMES
+            .iter()
+            .zip(s.per_class_accuracy())
+            .map(|(name, acc)| format!("{name} {acc:.3}"))
+            .collect();
+        lines.push(format!("per class: {}", per_class.join(", ")));
+        lines.push(format!(
+            "-> {} (per-class.csv, confusion.csv, confusion.svg, confusion.png)",
+            self.out_dir.display()
+        ));
+        lines.iter().map(|l| format!("{l}\n")).collect()
+    }
+}
+
 /// One row of `per-class.csv`.
 #[derive(Serialize, Deserialize)]
 struct ClassRow {
@@ -292,6 +330,25 @@ pub struct Prediction {
     pub ranked: Vec<(usize, f64)>,
     /// The true class, when the image comes from the test set.
     pub true_label: Option<u8>,
+}
+
+impl Prediction {
+    /// The `top` classes as `cargo xtask predict` prints them:
+    /// `SOURCE [true: CLASS]: 1. CLASS 0.412  2. ...`
+    pub fn describe(&self, top: usize) -> String {
+        let name = |c: usize| cifar::CLASS_NAMES[c];
+        let truth = self
+            .true_label
+            .map_or(String::new(), |l| format!(" (true: {})", name(l as usize)));
+        let ranked: Vec<String> = self
+            .ranked
+            .iter()
+            .take(top)
+            .enumerate()
+            .map(|(i, (c, prob))| format!("{}. {} {prob:.3}", i + 1, name(*c)))
+            .collect();
+        format!("{}{truth}: {}", self.source, ranked.join("  "))
+    }
 }
 
 /// The averaged probabilities of `networks` for raw images (`n` rows of

@@ -308,6 +308,35 @@ pub fn command(
     Ok((suggestion, dir))
 }
 
+/// What `cargo xtask lr-range-test` prints: the suggestion (or why there is
+/// none) and where the files went.
+pub fn summary(suggestion: Option<&Suggestion>, dir: &std::path::Path) -> String {
+    let mut out = match suggestion {
+        Some(s) => format!(
+            "suggested eta_min {:.1e}, eta_max {:.1e} (peak validation accuracy {:.4}; \
+             Smith's eta_max / 4 = {:.1e}){}\nrule: {}\n",
+            s.eta_min,
+            s.eta_max,
+            s.peak_validation_accuracy,
+            s.eta_max_quarter,
+            if s.stopped_early {
+                "; stopped early: the loss exploded"
+            } else {
+                ""
+            },
+            s.rule
+        ),
+        None => "too few validation measurements for a suggestion: raise --epochs or lower \
+                 --eval-every\n"
+            .to_string(),
+    };
+    out.push_str(&format!(
+        "-> {} (lr-range.csv, suggestion.csv, lr-range.svg, lr-range.png)\n",
+        dir.display()
+    ));
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -63,34 +63,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
     };
     let done = inference::evaluate(&args.weights, split, &data, &out)?;
-    let s = &done.scores;
-    println!(
-        "{} network{} on the {} split ({} images): accuracy {:.4}, loss {:.4}",
-        done.networks.len(),
-        if done.networks.len() == 1 {
-            ""
-        } else {
-            "s averaged"
-        },
-        split.name(),
-        done.n_images,
-        s.accuracy,
-        s.loss
-    );
-    if done.networks.len() > 1 {
-        for (path, acc) in done.networks.iter().zip(&done.member_accuracy) {
-            println!("  alone: {acc:.4}  {}", path.display());
-        }
-    }
-    let per_class: Vec<String> = cifar::CLASS_NAMES
-        .iter()
-        .zip(s.per_class_accuracy())
-        .map(|(name, acc)| format!("{name} {acc:.3}"))
-        .collect();
-    println!("per class: {}", per_class.join(", "));
-    println!(
-        "-> {} (per-class.csv, confusion.csv, confusion.svg, confusion.png)",
-        done.out_dir.display()
-    );
+    print!("{}", done.summary());
     Ok(())
 }

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use cifar::{fetch, BATCHES_DIR, RECORDS_PER_FILE};
+use cifar::{fetch, RECORDS_PER_FILE};
 
 /// Command-line flags.
 #[derive(clap::Args, Debug)]
@@ -37,36 +37,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         eprintln!("interrupted: cleaning up (Ctrl-C again to exit at once)");
     });
-    let mut data_dir = std::path::absolute(super::paths::data_dir(args.data_dir))?;
-    // Loading accepts the batches dir itself as the data dir; so does fetching.
-    if data_dir.file_name().is_some_and(|n| n == BATCHES_DIR) {
-        if let Some(parent) = data_dir.parent() {
-            data_dir = parent.to_path_buf();
-        }
-    }
+    let data_dir = fetch::install_dir(&super::paths::data_dir(args.data_dir))?;
     println!("data dir: {}", data_dir.display());
-    let source = fetch::source(args.from, args.url, "--from")?;
     let request = fetch::Request {
         data_dir,
-        source,
+        source: fetch::source(args.from, args.url, "--from")?,
         force: args.force,
         records_per_file: Some(RECORDS_PER_FILE),
         official_sha256: fetch::OFFICIAL_SHA256.into(),
         display: fetch::Display::Auto,
     };
-    match fetch::fetch(&request)? {
-        fetch::Outcome::AlreadyThere(stamp) => println!(
-            "CIFAR-10 is already there, nothing to do: {} (from {}, data fingerprint {}); \
-             --force fetches it again",
-            request.data_dir.join(BATCHES_DIR).display(),
-            stamp.source,
-            stamp.data_sha256
-        ),
-        fetch::Outcome::Installed(stamp) => println!(
-            "CIFAR-10 ready in {} (data fingerprint {})",
-            request.data_dir.join(BATCHES_DIR).display(),
-            stamp.data_sha256
-        ),
-    }
+    let outcome = fetch::fetch(&request)?;
+    println!("{}", outcome.describe(&request.data_dir));
     Ok(())
 }

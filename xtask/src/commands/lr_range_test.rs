@@ -51,30 +51,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     args.common.ensure_data()?;
     let data = args.common.data_source();
     let (suggestion, dir) = lr_range::command(&config, &spec, &args.common.options(&data))?;
-    match suggestion {
-        Some(s) => {
-            println!(
-                "suggested eta_min {:.1e}, eta_max {:.1e} (peak validation accuracy {:.4}; \
-                 Smith's eta_max / 4 = {:.1e}){}",
-                s.eta_min,
-                s.eta_max,
-                s.peak_validation_accuracy,
-                s.eta_max_quarter,
-                if s.stopped_early {
-                    "; stopped early: the loss exploded"
-                } else {
-                    ""
-                }
-            );
-            println!("rule: {}", s.rule);
-        }
-        None => println!(
-            "too few validation measurements for a suggestion: raise --epochs or lower --eval-every"
-        ),
-    }
-    println!(
-        "-> {} (lr-range.csv, suggestion.csv, lr-range.svg, lr-range.png)",
-        dir.display()
-    );
+    print!("{}", lr_range::summary(suggestion.as_ref(), &dir));
     Ok(())
 }

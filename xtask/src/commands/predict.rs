@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use experiment::data::DataSource;
-use experiment::inference::{self, Prediction};
+use experiment::inference;
 
 use super::paths;
 
@@ -52,23 +52,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         predictions.push(inference::predict_test_image(&networks, &data, index)?);
     }
     for p in &predictions {
-        println!("{}", describe(p, args.top.max(1)));
+        println!("{}", p.describe(args.top.max(1)));
     }
     Ok(())
-}
-
-/// `SOURCE [true: CLASS]: 1. CLASS 0.412  2. ...`
-fn describe(p: &Prediction, top: usize) -> String {
-    let name = |c: usize| cifar::CLASS_NAMES[c];
-    let truth = p
-        .true_label
-        .map_or(String::new(), |l| format!(" (true: {})", name(l as usize)));
-    let ranked: Vec<String> = p
-        .ranked
-        .iter()
-        .take(top)
-        .enumerate()
-        .map(|(i, (c, prob))| format!("{}. {} {prob:.3}", i + 1, name(*c)))
-        .collect();
-    format!("{}{truth}: {}", p.source, ranked.join("  "))
 }
