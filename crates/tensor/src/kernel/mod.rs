@@ -171,6 +171,10 @@ pub(crate) struct Tile<T> {
     pub rsc: isize,
     /// C column stride (elements).
     pub csc: isize,
+    /// Origin of the C tile the caller runs next (same strides), which the
+    /// kernel prefetches while it computes this one; null for none. Only
+    /// prefetched, never dereferenced, so any address is allowed.
+    pub c_next: *const T,
     /// Valid rows of the tile (`1..=MR`); rows beyond are computed but not stored.
     pub m_eff: usize,
     /// Valid columns of the tile (`1..=NR`).
