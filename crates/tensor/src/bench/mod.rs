@@ -274,9 +274,11 @@ fn bench_shape<T: Element>(
             std::hint::black_box(a.dot(&b));
         }
     };
+    // The threads ours really uses in the 2-thread pool (small products stay on one).
+    let threads_2t = pools[1].install(|| crate::gemm::threads_for(m, k, n));
     let mut contenders = vec![
         Contender::new(1, &mut ours_1t),
-        Contender::new(2, &mut ours_2t),
+        Contender::new(threads_2t, &mut ours_2t),
         Contender::new(1, &mut mm),
         Contender::new(1, &mut dot),
     ];
@@ -326,4 +328,63 @@ fn check_close<T: Element>(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn check_close_accepts_rounding_and_rejects_a_wrong_element() {
+        let mut seed = 7;
+        let want = random::<f32>(5, 4, &mut seed);
+        assert!(want.iter().all(|x| (-1.0..1.0).contains(x)));
+        let mut got = want.mapv(|x| x * (1.0 + f32::EPSILON));
+        assert!(check_close(&got.view(), &want.view(), 100).is_ok());
+        got[[3, 2]] += 1e-3;
+        let err = check_close(&got.view(), &want.view(), 100).unwrap_err();
+        assert!(err.contains("(3, 2)"), "{err}");
+    }
+
+    #[test]
+    fn csv_has_a_header_and_one_full_line_per_row() {
+        let rate = Rate {
+            wall: 1.0,
+            cpu: 2.0,
+        };
+        let peak = Peak {
+            one: rate,
+            two: rate,
+        };
+        let row = |dtype| Row {
+            shape: SHAPES[1],
+            dtype,
+            ours_1t: rate,
+            ours_2t: rate,
+            matrixmultiply: rate,
+            ndarray_dot: rate,
+            blocked_1t: Rate::NAN,
+        };
+        let report = Report {
+            cpu_model: "Some CPU, 2 cores".into(),
+            load: ("1".into(), "2".into()),
+            kernel: Kernel::Portable,
+            samples: 3,
+            peaks: [peak, peak],
+            rows: vec![row("f32"), row("f64")],
+        };
+        let csv = report.csv();
+        let lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(lines.len(), 3);
+        let fields = lines[0].split(',').count();
+        assert!(
+            lines.iter().all(|l| l.split(',').count() == fields),
+            "{csv}"
+        );
+        assert!(
+            lines[1].starts_with("wgrad G^T*X,50,100,3072,0.999,f32,portable,Some CPU  2 cores,")
+        );
+        let table = report.table();
+        assert!(table.contains("Some CPU, 2 cores") && table.contains("wgrad G^T*X"));
+    }
 }

@@ -217,17 +217,31 @@ pub(super) unsafe fn load_n_256_f32(p: *const f32, n: usize) -> __m256 {
     _mm256_maskload_ps(p, mask_256_32(n))
 }
 
-/// Stores the first `n` (1..=8) lanes, writing nothing beyond. (A plain
-/// store for all 8, else a stack copy: `vmaskmovps` stores are microcoded
-/// and slow on AMD Zen, and edge tiles of thin products make many.)
+/// Stores the first `n` (1..=8) lanes, writing nothing beyond: a plain
+/// store for all 8, else 4-, 2- and 1-lane pieces (`vmaskmovps` stores are
+/// microcoded and slow on AMD Zen, and a stack copy of `n` elements becomes
+/// a `memcpy` call; edge tiles of thin products, like the second layer's
+/// 10 columns, make many).
 #[inline(always)]
 unsafe fn store_n_256_f32(p: *mut f32, n: usize, v: __m256) {
     if n >= 8 {
         _mm256_storeu_ps(p, v);
-    } else {
-        let mut buf = [0.0f32; 8];
-        _mm256_storeu_ps(buf.as_mut_ptr(), v);
-        std::ptr::copy_nonoverlapping(buf.as_ptr(), p, n);
+        return;
+    }
+    let (mut p, mut n) = (p, n);
+    let mut part = _mm256_castps256_ps128(v);
+    if n >= 4 {
+        _mm_storeu_ps(p, part);
+        part = _mm256_extractf128_ps::<1>(v);
+        (p, n) = (p.add(4), n - 4);
+    }
+    if n >= 2 {
+        _mm_store_sd(p.cast(), _mm_castps_pd(part));
+        part = _mm_movehl_ps(part, part);
+        (p, n) = (p.add(2), n - 2);
+    }
+    if n >= 1 {
+        _mm_store_ss(p, part);
     }
 }
 
@@ -243,10 +257,17 @@ pub(super) unsafe fn load_n_256_f64(p: *const f64, n: usize) -> __m256d {
 unsafe fn store_n_256_f64(p: *mut f64, n: usize, v: __m256d) {
     if n >= 4 {
         _mm256_storeu_pd(p, v);
-    } else {
-        let mut buf = [0.0f64; 4];
-        _mm256_storeu_pd(buf.as_mut_ptr(), v);
-        std::ptr::copy_nonoverlapping(buf.as_ptr(), p, n);
+        return;
+    }
+    let (mut p, mut n) = (p, n);
+    let mut part = _mm256_castpd256_pd128(v);
+    if n >= 2 {
+        _mm_storeu_pd(p, part);
+        part = _mm256_extractf128_pd::<1>(v);
+        (p, n) = (p.add(2), n - 2);
+    }
+    if n >= 1 {
+        _mm_store_sd(p, part);
     }
 }
 
