@@ -7,13 +7,17 @@
 //! (or of matrixmultiply with `MM=1`) and prints their flops, for
 //! `perf stat -e task-clock` (CPU time is robust on a busy machine);
 //! `PEAK=seconds` (no other arguments needed) prints the wall-clock 1-thread
-//! f32 FMA peak only.
+//! f32 FMA peak only. Prints the best wall-clock GFLOP/s and the median
+//! GFLOP/s by CPU time (coarse: see `cpu_seconds`) of ours and matrixmultiply.
 
 use ndarray::Array2;
 use std::time::Instant;
 use tensor::Element;
 
-/// CPU seconds of all this process's threads (Linux `schedstat`, ns).
+/// CPU seconds of all this process's threads (Linux `schedstat`, ns). The
+/// kernel updates a running thread's figure only at scheduler ticks, so a
+/// 50 ms sample can be off by several percent; `cargo xtask bench kernels`
+/// uses the exact process CPU clock.
 fn cpu_seconds() -> f64 {
     let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
         return f64::NAN;
