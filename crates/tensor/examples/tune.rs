@@ -7,29 +7,51 @@
 //! (or of matrixmultiply with `MM=1`) and prints their flops, for
 //! `perf stat -e task-clock` (CPU time is robust on a busy machine);
 //! `PEAK=seconds` (no other arguments needed) prints the wall-clock 1-thread
-//! f32 FMA peak only.
+//! f32 FMA peak only. Prints the best wall-clock GFLOP/s and the median
+//! GFLOP/s by CPU time (coarse: see `cpu_seconds`) of ours and matrixmultiply.
 
 use ndarray::Array2;
 use std::time::Instant;
 use tensor::Element;
 
-fn best(flops: f64, mut f: impl FnMut()) -> f64 {
+/// CPU seconds of all this process's threads (Linux `schedstat`, ns). The
+/// kernel updates a running thread's figure only at scheduler ticks, so a
+/// 50 ms sample can be off by several percent; `cargo xtask bench kernels`
+/// uses the exact process CPU clock.
+fn cpu_seconds() -> f64 {
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+        return f64::NAN;
+    };
+    dir.filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<f64>().ok())
+        .sum::<f64>()
+        * 1e-9
+}
+
+/// `(best wall GFLOP/s, median CPU-time GFLOP/s x threads)` over 15 samples.
+fn best(flops: f64, threads: usize, mut f: impl FnMut()) -> (f64, f64) {
     f();
     let once = {
         let t = Instant::now();
         f();
         t.elapsed().as_secs_f64()
     };
-    let reps = ((0.02 / once).ceil() as usize).max(1);
-    (0..15)
+    let reps = ((0.05 / once).ceil() as usize).max(1);
+    let (mut wall, mut cpu): (Vec<f64>, Vec<f64>) = (0..15)
         .map(|_| {
+            let c = cpu_seconds();
             let t = Instant::now();
             for _ in 0..reps {
                 f();
             }
-            flops * reps as f64 / t.elapsed().as_secs_f64() / 1e9
+            let work = flops * reps as f64 / 1e9;
+            let w = t.elapsed().as_secs_f64();
+            (work / w, work / (cpu_seconds() - c) * threads as f64)
         })
-        .fold(0.0, f64::max)
+        .unzip();
+    wall.sort_by(f64::total_cmp);
+    cpu.sort_by(f64::total_cmp);
+    (wall[14], cpu[7])
 }
 
 fn run<T: Element>(args: &[usize]) {
@@ -84,16 +106,15 @@ fn run<T: Element>(args: &[usize]) {
         println!("{}", flops * calls as f64);
         return;
     }
-    let ours = pool.install(|| best(flops, || ours(&mut c)));
-    let mm = best(flops, || {
+    let ours = pool.install(|| best(flops, threads, || ours(&mut c)));
+    let mm = best(flops, 1, || {
         ndarray::linalg::general_mat_mul(T::one(), &av, &bv, T::zero(), &mut c)
     });
     let is_f64 = std::mem::size_of::<T>() == 8;
     let peak = tensor::measure_fma_peak(tensor::Kernel::detect(), is_f64, 0.2).unwrap_or(f64::NAN);
     println!(
-        "{m}x{k}x{n} ours {ours:.1} mm {mm:.1} ratio {:.2} ({:.0}% of the 1-thread peak {peak:.1})",
-        ours / mm,
-        100.0 * ours / peak
+        "{m}x{k}x{n} wall: ours {:.1} mm {:.1} (1-thread peak {peak:.1}); CPU time: ours {:.1} mm {:.1} ratio {:.2}",
+        ours.0, mm.0, ours.1, mm.1, ours.1 / mm.1
     );
 }
 

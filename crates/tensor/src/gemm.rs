@@ -763,41 +763,55 @@ impl<T: Element, K: MicroKernel<T>> Job<K, T> {
                                 (a_blk.as_ptr().wrapping_add(i0), ALayout::Cols, 1, csa)
                             }
                         };
-                        let tile = |i0: usize, q: usize, b_panel: &[T]| {
-                            let (a_ptr, layout, rsa, csa) = a_panel(i0);
-                            let j0 = q * nr;
-                            let tile = Tile {
-                                k: kb,
-                                a: a_ptr,
-                                rsa,
-                                csa,
-                                b: b_panel.as_ptr(),
-                                rsb: nr as isize,
-                                c: c_ptr
-                                    .wrapping_offset((ic + i0) as isize * rsc + j0 as isize * csc),
-                                rsc,
-                                csc,
-                                m_eff: mr.min(mb - i0),
-                                n_eff: nr.min(n - j0),
-                                alpha: self.alpha,
-                                beta,
-                            };
-                            debug_assert!(b_panel.len() >= kb * nr);
-                            // SAFETY: the tile lies inside C (i0 < mb, j0 < n,
-                            // m_eff / n_eff clipped); A rows ic + i0 .. + m_eff
-                            // cover kb steps from pc in place, or the packed
-                            // panel is padded to MR rows; the B micro-panel
-                            // holds kb rows of NR (padded); the kernel was
-                            // checked available by `gemm_with_kernel`; C is a
-                            // unique borrow, so it aliases neither A nor B.
-                            unsafe { self.kernel.tile(layout, &tile) };
+                        let c_at = |i0: usize, q: usize| {
+                            c_ptr
+                                .wrapping_offset((ic + i0) as isize * rsc + (q * nr) as isize * csc)
                         };
+                        let tile =
+                            |i0: usize, q: usize, b_panel: &[T], next: Option<(usize, usize)>| {
+                                let (a_ptr, layout, rsa, csa) = a_panel(i0);
+                                let j0 = q * nr;
+                                let c_next =
+                                    next.map_or(std::ptr::null(), |(i, q)| c_at(i, q).cast_const());
+                                let tile = Tile {
+                                    k: kb,
+                                    a: a_ptr,
+                                    rsa,
+                                    csa,
+                                    b: b_panel.as_ptr(),
+                                    rsb: nr as isize,
+                                    c: c_ptr.wrapping_offset(
+                                        (ic + i0) as isize * rsc + j0 as isize * csc,
+                                    ),
+                                    rsc,
+                                    csc,
+                                    c_next,
+                                    m_eff: mr.min(mb - i0),
+                                    n_eff: nr.min(n - j0),
+                                    alpha: self.alpha,
+                                    beta,
+                                };
+                                debug_assert!(b_panel.len() >= kb * nr);
+                                // SAFETY: the tile lies inside C (i0 < mb, j0 < n,
+                                // m_eff / n_eff clipped); A rows ic + i0 .. + m_eff
+                                // cover kb steps from pc in place, or the packed
+                                // panel is padded to MR rows; the B micro-panel
+                                // holds kb rows of NR (padded); the kernel was
+                                // checked available by `gemm_with_kernel`; C is a
+                                // unique borrow, so it aliases neither A nor B.
+                                unsafe { self.kernel.tile(layout, &tile) };
+                            };
                         if a_outer {
                             let panels =
                                 b.micro_panels(self.kernel, (0, n_panels), (pc, kb), b_scratch);
                             for i0 in (0..mb).step_by(mr) {
                                 for q in 0..n_panels {
-                                    tile(i0, q, panels.get(q));
+                                    let next = if q + 1 < n_panels {
+                                        Some((i0, q + 1))
+                                    } else {
+                                        (i0 + mr < mb).then_some((i0 + mr, 0))
+                                    };
+                                    tile(i0, q, panels.get(q), next);
                                 }
                             }
                         } else {
@@ -805,7 +819,12 @@ impl<T: Element, K: MicroKernel<T>> Job<K, T> {
                                 let panels =
                                     b.micro_panels(self.kernel, (q, q + 1), (pc, kb), b_scratch);
                                 for i0 in (0..mb).step_by(mr) {
-                                    tile(i0, q, panels.get(q));
+                                    let next = if i0 + mr < mb {
+                                        Some((i0 + mr, q))
+                                    } else {
+                                        (q + 1 < n_panels).then_some((0, q + 1))
+                                    };
+                                    tile(i0, q, panels.get(q), next);
                                 }
                             }
                         }

@@ -33,6 +33,8 @@
 //! `unsafe` lives only in the micro-kernels and packers (`kernel` module) and the
 //! few call sites in `gemm` that hand them raw pointers, each with a `// SAFETY:` comment.
 
+#[cfg(feature = "bench")]
+pub mod bench;
 mod gemm;
 mod kernel;
 mod ops;

@@ -7,7 +7,7 @@ use super::{bench_kernels, bench_train};
 /// Which benchmark to run.
 #[derive(Subcommand)]
 pub enum Bench {
-    /// Matmul GFLOP/s on the training shapes: ours (1 and 2 threads), matrixmultiply, ndarray dot, FMA peak.
+    /// Matmul GFLOP/s (wall and CPU time) on the training shapes: ours (1 and 2 threads), matrixmultiply, ndarray dot, FMA peak.
     Kernels(bench_kernels::Args),
     /// One training epoch against the time of its matmul work alone.
     Train(bench_train::Args),

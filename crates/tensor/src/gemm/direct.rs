@@ -75,6 +75,7 @@ pub(super) fn gemm_direct<T: Element, K: MicroKernel<T>>(
                     c: c_ptr.wrapping_offset(i0 as isize * rsc + j0 as isize * csc),
                     rsc,
                     csc,
+                    c_next: std::ptr::null(),
                     m_eff: rows,
                     n_eff: nr.min(n - j0),
                     alpha,

@@ -171,6 +171,10 @@ pub(crate) struct Tile<T> {
     pub rsc: isize,
     /// C column stride (elements).
     pub csc: isize,
+    /// Origin of the C tile the caller runs next (same strides), which the
+    /// kernel prefetches while it computes this one; null for none. Only
+    /// prefetched, never dereferenced, so any address is allowed.
+    pub c_next: *const T,
     /// Valid rows of the tile (`1..=MR`); rows beyond are computed but not stored.
     pub m_eff: usize,
     /// Valid columns of the tile (`1..=NR`).
@@ -341,7 +345,7 @@ pub(crate) trait MicroKernel<T>: Copy + Send + Sync + 'static {
 }
 
 /// Flops of one round of [`fma_rounds`]: one FMA (2 flops per lane) per chain.
-fn flops_per_round(kernel: Kernel, is_f64: bool) -> f64 {
+pub(crate) fn flops_per_round(kernel: Kernel, is_f64: bool) -> f64 {
     let (lanes, chains) = match kernel {
         Kernel::Avx512 => (16, 16),
         Kernel::Avx2 => (8, 12),
@@ -353,7 +357,7 @@ fn flops_per_round(kernel: Kernel, is_f64: bool) -> f64 {
 
 /// `iters` rounds of 12-16 independent register-only multiply-adds with the
 /// kernel's widest vectors; returns a checksum so the work is not elided.
-fn fma_rounds(kernel: Kernel, is_f64: bool, iters: u64) -> f64 {
+pub(crate) fn fma_rounds(kernel: Kernel, is_f64: bool, iters: u64) -> f64 {
     match (kernel, is_f64) {
         // SAFETY (all four arms): `measure_fma_peak` checked that the CPU
         // supports the kernel's features before calling this.

@@ -10,6 +10,8 @@ use super::{avx2, ALayout, DotTile, MicroKernel, Tile};
 
 /// Software prefetch distance for packed A (elements ahead).
 const PF_A: usize = 160;
+/// Whether the micro-kernel prefetches its C tile before the reduction.
+const C_PREFETCH: bool = true;
 /// Reduction steps per trip of the micro-kernel loop.
 const UNROLL: usize = 4;
 
@@ -32,6 +34,27 @@ macro_rules! simd_body {
                 let last = t.m_eff - 1;
                 for (r, row) in rows.iter_mut().enumerate() {
                     *row = t.a.offset(r.min(last) as isize * t.rsa);
+                }
+            }
+            // Prefetch the C tile: its lines arrive (from L2, L3 or memory)
+            // while the reduction runs, instead of stalling the update at
+            // the end. (A prefetch never faults; rows past `m_eff` are
+            // skipped anyway.)
+            // The next tile's C is prefetched too, so its lines have a
+            // whole tile's reduction to arrive.
+            if C_PREFETCH {
+                let last = (NV * $lanes - 1) as isize * t.csc;
+                for r in 0..t.m_eff.min(MR) {
+                    let row = t.c.wrapping_offset(r as isize * t.rsc);
+                    _mm_prefetch::<_MM_HINT_T0>(row as *const i8);
+                    _mm_prefetch::<_MM_HINT_T0>(row.wrapping_offset(last) as *const i8);
+                }
+                if !t.c_next.is_null() {
+                    for r in 0..MR {
+                        let row = t.c_next.wrapping_offset(r as isize * t.rsc);
+                        _mm_prefetch::<_MM_HINT_T0>(row as *const i8);
+                        _mm_prefetch::<_MM_HINT_T0>(row.wrapping_offset(last) as *const i8);
+                    }
                 }
             }
             let mut bp = t.b;
@@ -194,17 +217,31 @@ pub(super) unsafe fn load_n_256_f32(p: *const f32, n: usize) -> __m256 {
     _mm256_maskload_ps(p, mask_256_32(n))
 }
 
-/// Stores the first `n` (1..=8) lanes, writing nothing beyond. (A plain
-/// store for all 8, else a stack copy: `vmaskmovps` stores are microcoded
-/// and slow on AMD Zen, and edge tiles of thin products make many.)
+/// Stores the first `n` (1..=8) lanes, writing nothing beyond: a plain
+/// store for all 8, else 4-, 2- and 1-lane pieces (`vmaskmovps` stores are
+/// microcoded and slow on AMD Zen, and a stack copy of `n` elements becomes
+/// a `memcpy` call; edge tiles of thin products, like the second layer's
+/// 10 columns, make many).
 #[inline(always)]
 unsafe fn store_n_256_f32(p: *mut f32, n: usize, v: __m256) {
     if n >= 8 {
         _mm256_storeu_ps(p, v);
-    } else {
-        let mut buf = [0.0f32; 8];
-        _mm256_storeu_ps(buf.as_mut_ptr(), v);
-        std::ptr::copy_nonoverlapping(buf.as_ptr(), p, n);
+        return;
+    }
+    let (mut p, mut n) = (p, n);
+    let mut part = _mm256_castps256_ps128(v);
+    if n >= 4 {
+        _mm_storeu_ps(p, part);
+        part = _mm256_extractf128_ps::<1>(v);
+        (p, n) = (p.add(4), n - 4);
+    }
+    if n >= 2 {
+        _mm_store_sd(p.cast(), _mm_castps_pd(part));
+        part = _mm_movehl_ps(part, part);
+        (p, n) = (p.add(2), n - 2);
+    }
+    if n >= 1 {
+        _mm_store_ss(p, part);
     }
 }
 
@@ -220,10 +257,17 @@ pub(super) unsafe fn load_n_256_f64(p: *const f64, n: usize) -> __m256d {
 unsafe fn store_n_256_f64(p: *mut f64, n: usize, v: __m256d) {
     if n >= 4 {
         _mm256_storeu_pd(p, v);
-    } else {
-        let mut buf = [0.0f64; 4];
-        _mm256_storeu_pd(buf.as_mut_ptr(), v);
-        std::ptr::copy_nonoverlapping(buf.as_ptr(), p, n);
+        return;
+    }
+    let (mut p, mut n) = (p, n);
+    let mut part = _mm256_castpd256_pd128(v);
+    if n >= 2 {
+        _mm_storeu_pd(p, part);
+        part = _mm256_extractf128_pd::<1>(v);
+        (p, n) = (p.add(2), n - 2);
+    }
+    if n >= 1 {
+        _mm_store_sd(p, part);
     }
 }
 
@@ -280,6 +324,20 @@ simd_body!(
     store_n_256_f64
 );
 
+/// Cache blocking of the AVX-512 kernels (bytes of the `KC x NR` B
+/// micro-panel, the `MC x KC` A block, the `KC x NC` B slice; see
+/// [`MicroKernel::KC_BYTES`]): the defaults, tuned on a Xeon.
+const BLOCKING_512: (usize, usize, usize) = (32 << 10, 64 << 10, 1 << 20);
+
+/// Cache blocking of the AVX2 kernels, tuned on Zen 3 (32 KiB L1d, 512 KiB
+/// L2, 32 MiB L3): a 24 KiB B micro-panel (`KC` = 384 f32) leaves L1 room
+/// for the streaming A micro-panel and the C tile; a 160 KiB A block
+/// (`MC` = 102 f32 rows: a 100-row mini-batch is one block) stays in L2; a
+/// 2 MiB B slice (`NC` = 1360 f32) lives in L3, so 1024-wide products pack
+/// A once. Measured against 32 KiB / 64 KiB / 1 MiB on 1024^3 (CPU time,
+/// same runs): ~1.15-1.3x matrixmultiply instead of ~1.0-1.15x.
+const BLOCKING_256: (usize, usize, usize) = (24 << 10, 160 << 10, 2 << 20);
+
 /// AVX-512F kernels: 10 x 32 tiles for f32, 10 x 16 for f64 (20 accumulators).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Avx512;
@@ -292,7 +350,7 @@ pub(crate) struct Avx2;
 macro_rules! wrappers {
     ($kernel:ident, $t:ty, $features:literal, $body:ident, $mr:literal, $nv:literal, $lanes:literal,
      $rows:ident, $cols:ident, $pack:path, $pack_a:path, $pack_rows:path,
-     $dot:expr, $dot_fn:ident) => {
+     $dot:expr, $dot_fn:ident, $blocking:expr) => {
         #[target_feature(enable = $features)]
         unsafe fn $rows(t: &Tile<$t>) {
             // SAFETY: forwarded contract of `MicroKernel::tile`; this function
@@ -311,6 +369,9 @@ macro_rules! wrappers {
             const NR: usize = $nv * $lanes;
             const LANES: usize = $lanes;
             const DOT: (usize, usize) = $dot;
+            const KC_BYTES: usize = $blocking.0;
+            const A_BLOCK_BYTES: usize = $blocking.1;
+            const B_BLOCK_BYTES: usize = $blocking.2;
 
             #[inline]
             unsafe fn dot_tile(self, t: &DotTile<$t>) {
@@ -404,7 +465,8 @@ wrappers!(
     pack_a_512_f32,
     pack_rows_512_f32,
     (DOT_R, DOT_C),
-    dot_512_f32
+    dot_512_f32,
+    BLOCKING_512
 );
 wrappers!(
     Avx512,
@@ -420,7 +482,8 @@ wrappers!(
     pack_a_512_f64,
     pack_rows_512_f64,
     (0, 0),
-    no_dot
+    no_dot,
+    BLOCKING_512
 );
 wrappers!(
     Avx2,
@@ -436,7 +499,8 @@ wrappers!(
     avx2::pack_a_f32,
     avx2::pack_rows_f32,
     (0, 0),
-    no_dot
+    no_dot,
+    BLOCKING_256
 );
 wrappers!(
     Avx2,
@@ -452,7 +516,8 @@ wrappers!(
     avx2::pack_a_f64,
     avx2::pack_rows_f64,
     (0, 0),
-    no_dot
+    no_dot,
+    BLOCKING_256
 );
 
 /// Defines `$name(iters) -> checksum`: `iters` rounds of `$chains`

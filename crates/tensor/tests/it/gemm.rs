@@ -464,6 +464,9 @@ fn results_are_bit_identical_for_any_thread_count() {
         // and by columns (a single row panel).
         (37, 300, 50, false, true),
         (7, 1000, 34, false, true),
+        // Several KC, MC and NC blocks of the AVX2 blocking (shared packed
+        // B slices, 2 column slices).
+        (230, 900, 1400, false, false),
     ];
     check_thread_identity::<f32>(&cases);
     check_thread_identity::<f64>(&cases[..3]);
@@ -523,6 +526,15 @@ fn wide_network_shapes_match_reference_on_every_kernel() {
     for (shape, layouts) in cases {
         for_each_kernel(|kernel| run_case::<f32>(kernel, shape, layouts, 1.0, 0.0, 11)).unwrap();
     }
+    // Every level of the AVX2 (Zen 3) blocking at once, with a nonzero beta
+    // (the weight update): 3 KC blocks (384, 384, 132), 3 MC blocks (102
+    // rows), 2 NC slices (1360 columns), ragged edges everywhere; the C
+    // prefetches of the next tile point past the last row and column.
+    for_each_kernel(|kernel| {
+        let layouts = (Layout::Row, Layout::Col, Layout::Row);
+        run_case::<f32>(kernel, (230, 900, 1400), layouts, -0.5, 0.999, 14)
+    })
+    .unwrap();
     for la in LAYOUTS {
         for lb in LAYOUTS {
             for_each_kernel(|kernel| {

@@ -1,0 +1,127 @@
+//! The benchmark's text table and CSV.
+
+use std::fmt::Write as _;
+
+use super::{Peak, Rate, Report, Row, BIG_FLOPS, BIG_SAMPLES, SMALL_FLOPS};
+
+/// The column header of [`format_row`].
+fn header() -> String {
+    format!(
+        "{:<21} {:>5} {:>5} {:>5} {:<4} | {:>6} {:>6} {:>6} {:>6} {:>6} | {:>6} {:>6} {:>6} {:>6} | {:>7} {:>5} {:>5} {:>5} {:>7}",
+        "shape", "m", "k", "n", "type",
+        "1t", "2t", "mm", "dot", "blk1t",
+        "1t", "2t", "mm", "blk1t",
+        "ours/mm", "2t/1t", "pk1t", "pk2t", "dir/blk"
+    )
+}
+
+/// One row: wall-time GFLOP/s, CPU-time GFLOP/s, then the ratios.
+pub(super) fn format_row(r: &Row, peaks: &[Peak; 2]) -> String {
+    let peak = peaks[usize::from(r.dtype == "f64")];
+    let s = r.shape;
+    format!(
+        "{:<21} {:>5} {:>5} {:>5} {:<4} | {:>6.1} {:>6.1} {:>6.1} {:>6.1} {:>6.1} | {:>6.1} {:>6.1} {:>6.1} {:>6.1} | {:>7.2} {:>5.2} {:>4.0}% {:>4.0}% {:>7.2}",
+        s.name, s.m, s.k, s.n, r.dtype,
+        r.ours_1t.wall, r.ours_2t.wall, r.matrixmultiply.wall, r.ndarray_dot.wall, r.blocked_1t.wall,
+        r.ours_1t.cpu, r.ours_2t.cpu, r.matrixmultiply.cpu, r.blocked_1t.cpu,
+        r.ours_1t.cpu / r.matrixmultiply.cpu,
+        r.ours_2t.wall / r.ours_1t.wall,
+        100.0 * r.ours_1t.cpu / peak.one.cpu,
+        100.0 * r.ours_2t.cpu / peak.two.cpu,
+        r.ours_1t.cpu / r.blocked_1t.cpu,
+    )
+}
+
+fn peak_line(name: &str, p: &Peak) -> String {
+    format!(
+        "{name} {:.1} / {:.1} (1 thread), {:.1} / {:.1} (2 threads)",
+        p.one.wall, p.one.cpu, p.two.wall, p.two.cpu
+    )
+}
+
+impl Report {
+    /// The table with a header naming the CPU, the load and the measured peaks.
+    pub fn table(&self) -> String {
+        let mut out = String::new();
+        let [f32_peak, f64_peak] = &self.peaks;
+        let _ = writeln!(
+            out,
+            "CPU: {}; kernel {}; load average (1/5/15 min) before {}, after {}",
+            self.cpu_model,
+            self.kernel.name(),
+            self.load.0,
+            self.load.1
+        );
+        let _ = writeln!(
+            out,
+            "FMA peak GFLOP/s by wall / CPU time: {}; {}",
+            peak_line("f32", f32_peak),
+            peak_line("f64", f64_peak)
+        );
+        let _ = writeln!(
+            out,
+            "GFLOP/s, median of {} round-robin samples (at most {BIG_SAMPLES} above {BIG_FLOPS:e} flops), \
+             first by wall time, then by CPU time (all threads' CPU seconds; x2 for 2t); \
+             mm = matrixmultiply (1 thread), dot = ndarray dot, blk1t = ours without the direct \
+             small-product path (below {SMALL_FLOPS:e} flops); ours/mm, pk1t, pk2t (vs the FMA peak) \
+             and dir/blk by CPU time, 2t/1t by wall time",
+            self.samples
+        );
+        let _ = writeln!(
+            out,
+            "{:<45}| {:^38} | {:^31} |",
+            "", "wall-time GFLOP/s", "CPU-time GFLOP/s"
+        );
+        let _ = writeln!(out, "{}", header());
+        for row in &self.rows {
+            let _ = writeln!(out, "{}", format_row(row, &self.peaks));
+        }
+        out
+    }
+
+    /// Every figure as CSV (one line per row, peaks repeated per row).
+    pub fn csv(&self) -> String {
+        let mut out = String::from(
+            "shape,m,k,n,beta,dtype,kernel,cpu_model,\
+             ours_1t_wall,ours_2t_wall,mm_wall,dot_wall,blocked_1t_wall,\
+             ours_1t_cpu,ours_2t_cpu,mm_cpu,dot_cpu,blocked_1t_cpu,\
+             peak_1t_wall,peak_2t_wall,peak_1t_cpu,peak_2t_cpu\n",
+        );
+        let rate = |r: Rate| format!("{:.2},", r.wall);
+        for r in &self.rows {
+            let p = self.peaks[usize::from(r.dtype == "f64")];
+            let s = r.shape;
+            let _ = write!(
+                out,
+                "{},{},{},{},{},{},{},{},",
+                s.name,
+                s.m,
+                s.k,
+                s.n,
+                s.beta,
+                r.dtype,
+                self.kernel.name(),
+                self.cpu_model.replace(',', " ")
+            );
+            let all = [
+                r.ours_1t,
+                r.ours_2t,
+                r.matrixmultiply,
+                r.ndarray_dot,
+                r.blocked_1t,
+            ];
+            for x in all {
+                out.push_str(&rate(x));
+            }
+            for x in all {
+                let _ = write!(out, "{:.2},", x.cpu);
+            }
+            let _ = writeln!(
+                out,
+                "{:.2},{:.2},{:.2},{:.2}",
+                p.one.wall, p.two.wall, p.one.cpu, p.two.cpu
+            );
+        }
+        out
+    }
+}

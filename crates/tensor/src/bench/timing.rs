@@ -1,0 +1,117 @@
+//! Sampling: median GFLOP/s by wall time and by CPU time, taken round robin
+//! over the contenders, and the FMA peak measured the same way.
+
+use super::clock::Stopwatch;
+use super::Rate;
+use crate::kernel::{flops_per_round, fma_rounds};
+use crate::Kernel;
+
+/// One timed contender: `run(reps)` performs `reps` products on `threads`
+/// threads.
+pub(super) struct Contender<'a> {
+    /// Threads the contender computes on (its CPU-time rate is per thread
+    /// times this, i.e. what it would reach with those cores to itself).
+    pub threads: usize,
+    /// Runs the product `reps` times.
+    pub run: &'a mut dyn FnMut(usize),
+}
+
+impl<'a> Contender<'a> {
+    /// A contender on `threads` threads.
+    pub(super) fn new(threads: usize, run: &'a mut dyn FnMut(usize)) -> Contender<'a> {
+        Contender { threads, run }
+    }
+}
+
+/// Median rates of each contender over `samples` samples of at least
+/// `sample_secs` each, taken round robin (sample 1 of every contender, then
+/// sample 2, ...) so a burst of load from other processes hits all alike.
+pub(super) fn round_robin(
+    flops: f64,
+    samples: usize,
+    sample_secs: f64,
+    contenders: &mut [Contender<'_>],
+) -> Vec<Rate> {
+    // Warm up and calibrate how many calls make one sample, on batches
+    // long enough that a sleeping pool thread's wake-up does not count.
+    let reps: Vec<usize> = contenders
+        .iter_mut()
+        .map(|c| {
+            (c.run)(1);
+            let mut batch = 1;
+            loop {
+                let sw = Stopwatch::start();
+                (c.run)(batch);
+                let (elapsed, _) = sw.elapsed();
+                if elapsed >= sample_secs / 4.0 || batch >= 1 << 20 {
+                    let once = (elapsed / batch as f64).max(1e-9);
+                    break ((sample_secs / once).ceil() as usize).clamp(1, 1 << 22);
+                }
+                batch *= 4;
+            }
+        })
+        .collect();
+    let mut wall = vec![Vec::with_capacity(samples); contenders.len()];
+    let mut cpu = wall.clone();
+    for _ in 0..samples {
+        for (i, c) in contenders.iter_mut().enumerate() {
+            // Let the previous contender's idle pool threads stop spinning,
+            // so they steal neither this one's cores nor its CPU time.
+            std::thread::sleep(std::time::Duration::from_millis(3));
+            let sw = Stopwatch::start();
+            (c.run)(reps[i]);
+            let (w, t) = sw.elapsed();
+            let work = flops * reps[i] as f64 / 1e9;
+            wall[i].push(work / w);
+            cpu[i].push(work / t * c.threads as f64);
+        }
+    }
+    wall.into_iter()
+        .zip(cpu)
+        .map(|(w, c)| Rate {
+            wall: median(w),
+            cpu: median(c),
+        })
+        .collect()
+}
+
+/// The middle value (NaN-safe ordering).
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// The FMA peak of `threads` threads running `kernel`'s register-only loop
+/// at once: the best of 3 runs of at least `min_secs`, by wall time and by
+/// CPU time (flops per CPU-second times `threads`).
+pub(super) fn fma_peak(kernel: Kernel, is_f64: bool, threads: usize, min_secs: f64) -> Rate {
+    let per_round = flops_per_round(kernel, is_f64);
+    let run = |iters: u64| {
+        std::thread::scope(|s| {
+            for _ in 0..threads {
+                s.spawn(move || std::hint::black_box(fma_rounds(kernel, is_f64, iters)));
+            }
+        })
+    };
+    run(100_000);
+    let mut iters: u64 = 1_000_000;
+    let mut best = Rate {
+        wall: 0.0,
+        cpu: 0.0,
+    };
+    let mut runs = 0;
+    while runs < 3 {
+        let sw = Stopwatch::start();
+        run(std::hint::black_box(iters));
+        let (w, t) = sw.elapsed();
+        if w < min_secs {
+            iters = iters.saturating_mul(2);
+            continue;
+        }
+        let work = per_round * iters as f64 * threads as f64 / 1e9;
+        best.wall = best.wall.max(work / w);
+        best.cpu = best.cpu.max(work / t * threads as f64);
+        runs += 1;
+    }
+    best
+}
