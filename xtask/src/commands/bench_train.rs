@@ -85,8 +85,11 @@ fn bench(args: &Args) -> anyhow::Result<()> {
         let mut best = f64::INFINITY;
         for _ in 0..args.repeats.max(1) {
             let model = mlp::Mlp::<f32>::init(d, args.n_hidden, k, args.seed);
-            let mut trainer =
-                mlp::train::Trainer::with_model(experiment::data::as_data(&data), model, &config)?;
+            let mut trainer = mlp::train::Trainer::with_model(
+                experiment::data::matrix_data(&data),
+                model,
+                &config,
+            )?;
             let start = Instant::now();
             for _ in 0..n_steps {
                 trainer.step(eta)?;

@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use experiment::data::as_data;
+use experiment::data::matrix_data;
 use mlp::data::Augment;
 use mlp::optim::OptimizerSpec;
 use mlp::schedule::ScheduleSpec;
@@ -123,8 +123,8 @@ pub fn run_with(data: &cifar::Cifar10, args: &Args) -> anyhow::Result<()> {
         args.n_hidden
     );
     let trained = mlp::train::train(
-        as_data(&train_set),
-        as_data(&val_set),
+        matrix_data(&train_set),
+        matrix_data(&val_set),
         &config.validate()?,
         &mut Silent,
     )?;
