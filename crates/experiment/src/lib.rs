@@ -20,12 +20,14 @@
 //!   run such workers as a Slurm job array, and the collect job after them;
 //! - [`plot`]: SVG and PNG pictures made from the CSV files;
 //! - [`report`]: `REPORT.md`, every result beside the original report's number;
+//! - [`bench_train`]: the epoch against its matmul work (`cargo xtask bench train`);
 //! - [`commands`]: the entry points `cargo xtask train`, `coarse-search`, ... call.
 //!
 //! Every file a command writes is written atomically (temporary file, then
 //! rename, see [`io`]), so an interrupted command never leaves a half-written
 //! result behind.
 
+pub mod bench_train;
 pub mod beyond;
 pub mod claim;
 pub mod commands;
