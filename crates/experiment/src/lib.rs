@@ -20,6 +20,8 @@
 //!   run such workers as a Slurm job array, and the collect job after them;
 //! - [`plot`]: SVG and PNG pictures made from the CSV files;
 //! - [`report`]: `REPORT.md`, every result beside the original report's number;
+//! - [`reproduce`]: every stage of the report in order ([`records::stages`]), then the report;
+//! - [`records`]: the result files' names and row types, below every other module;
 //! - [`bench_train`]: the epoch against its matmul work (`cargo xtask bench train`);
 //! - [`commands`]: the entry points `cargo xtask train`, `coarse-search`, ... call.
 //!
@@ -39,11 +41,15 @@ pub mod io;
 pub mod lr_range;
 pub mod plot;
 pub mod progress;
+pub mod records;
 pub mod report;
+pub mod reproduce;
 pub mod run;
 pub mod search;
 pub mod slurm;
 pub mod stats;
+#[cfg(test)]
+mod tidy;
 pub mod worker;
 
 use std::path::PathBuf;
@@ -155,6 +161,26 @@ fn data_hint(dir: &std::path::Path, error: &cifar::CifarError) -> String {
          cifar-10-binary.tar.gz), or point --data-dir at good data)",
         cifar::repair_command(dir)
     )
+}
+
+/// The error and its causes on one line, `a: b: c`, each cause once: a cause
+/// whose text its parent already shows (e.g. `{path}: {source}` messages that
+/// also expose the OS error as their source) is not repeated.
+pub fn error_text(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    let mut shown = String::new();
+    for cause in error.chain() {
+        let part = cause.to_string();
+        if shown.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+        shown = part;
+    }
+    text
 }
 
 /// Shorthand for results of this crate.

@@ -9,55 +9,20 @@
 //! trial is finished, `table.csv` (best first), `lambdas.csv` (mean and spread
 //! per lambda over seeds) and `accuracy-vs-lambda.svg` (and `.png`).
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use serde::{Deserialize, Serialize};
 
 use crate::claim::Lease;
 use crate::config::{LambdaGrid, SearchConfig};
-use crate::run::{self, RunState, RunSummary};
+pub use crate::records::search::{
+    files, lambda_stats, sort_table, trial_dir, LambdaStats, TableRow, Trial,
+};
+use crate::run::{self, RunSummary};
 use crate::worker::{self, WorkerOptions};
 use crate::{io, plot, ExperimentError, Result};
-
-/// File names inside a search folder.
-pub mod files {
-    /// The search config as run (after `--seed` / `--lambda`).
-    pub const CONFIG: &str = "config.toml";
-    /// Every trial's lambda and seed, drawn before any training.
-    pub const PLAN: &str = "plan.csv";
-    /// One row per trial, best first.
-    pub const TABLE: &str = "table.csv";
-    /// Mean and spread per lambda over its seeds.
-    pub const LAMBDAS: &str = "lambdas.csv";
-    /// Validation accuracy against lambda.
-    pub const ACCURACY_SVG: &str = "accuracy-vs-lambda.svg";
-    /// The same picture as PNG.
-    pub const ACCURACY_PNG: &str = "accuracy-vs-lambda.png";
-    /// Sub-folder holding one run folder per trial.
-    pub const RUNS: &str = "runs";
-}
-
-/// One planned training: its number, lambda and training seed.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Trial {
-    /// 0-based trial number (also its folder `runs/trial-NN`).
-    pub trial: usize,
-    /// L2 strength.
-    pub lambda: f64,
-    /// Training seed (initialisation and shuffles).
-    pub seed: u64,
-}
-
-/// The run folder of `trial` in the search folder `search_dir`.
-pub fn trial_dir(search_dir: &Path, trial: usize) -> PathBuf {
-    search_dir
-        .join(files::RUNS)
-        .join(format!("trial-{trial:02}"))
-}
 
 /// The lambdas of `grid`. `LogUniform` draws from `seed` (ChaCha8, portable);
 /// `AroundBest` and `BestOf` read `<results_dir>/<search>/table.csv`.
@@ -188,132 +153,7 @@ pub fn plan_for(config: &SearchConfig, results_dir: &Path) -> Result<Vec<Trial>>
     Ok(draw_plan(&lambdas, config.seeds_per_lambda, config.seed))
 }
 
-/// One row of `table.csv`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct TableRow {
-    /// 1 for the best trial.
-    pub rank: usize,
-    /// Trial number.
-    pub trial: usize,
-    /// Training seed.
-    pub seed: u64,
-    /// L2 strength.
-    pub lambda: f64,
-    /// `done` or `diverged`.
-    pub state: RunState,
-    /// Final validation accuracy.
-    pub validation_accuracy: Option<f64>,
-    /// Final validation cost.
-    pub validation_cost: Option<f64>,
-    /// Final training accuracy.
-    pub train_accuracy: Option<f64>,
-    /// Final training cost.
-    pub train_cost: Option<f64>,
-    /// Test accuracy, when the search evaluates it.
-    pub test_accuracy: Option<f64>,
-    /// Seconds the trial took.
-    pub wall_seconds: f64,
-}
-
-impl TableRow {
-    /// The row of a finished trial (rank set by [`sort_table`]).
-    pub fn new(trial: &Trial, s: &RunSummary) -> Self {
-        Self {
-            rank: 0,
-            trial: trial.trial,
-            seed: trial.seed,
-            lambda: trial.lambda,
-            state: s.state,
-            validation_accuracy: s.validation_accuracy,
-            validation_cost: s.validation_cost,
-            train_accuracy: s.train_accuracy,
-            train_cost: s.train_cost,
-            test_accuracy: s.test_accuracy,
-            wall_seconds: s.wall_seconds,
-        }
-    }
-}
-
-/// Sort best first: finished before diverged, then validation accuracy
-/// descending, then trial number; and number the ranks.
-pub fn sort_table(rows: &mut [TableRow]) {
-    rows.sort_by(|a, b| {
-        let key = |r: &TableRow| (r.state != RunState::Done, r.validation_accuracy.is_none());
-        key(a)
-            .cmp(&key(b))
-            .then_with(|| {
-                let acc = |r: &TableRow| r.validation_accuracy.unwrap_or(f64::NEG_INFINITY);
-                acc(b).total_cmp(&acc(a))
-            })
-            .then(a.trial.cmp(&b.trial))
-    });
-    for (i, row) in rows.iter_mut().enumerate() {
-        row.rank = i + 1;
-    }
-}
-
-/// One row of `lambdas.csv`: a lambda's trials summarised over their seeds.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct LambdaStats {
-    /// L2 strength.
-    pub lambda: f64,
-    /// Finished trials.
-    pub n_done: usize,
-    /// Diverged trials.
-    pub n_diverged: usize,
-    /// Mean validation accuracy over finished trials.
-    pub validation_accuracy_mean: Option<f64>,
-    /// Sample standard deviation (n - 1) of the validation accuracy.
-    pub validation_accuracy_std: Option<f64>,
-    /// Mean test accuracy over finished trials (when evaluated).
-    pub test_accuracy_mean: Option<f64>,
-    /// Sample standard deviation (n - 1) of the test accuracy.
-    pub test_accuracy_std: Option<f64>,
-}
-
 pub use crate::stats::mean_std;
-
-/// Per-lambda statistics of a table, best mean validation accuracy first;
-/// ties keep the table's order (so with one seed per lambda the first entry
-/// is the table's best row).
-pub fn lambda_stats(rows: &[TableRow]) -> Vec<LambdaStats> {
-    let mut order: Vec<u64> = Vec::new();
-    let mut groups: BTreeMap<u64, Vec<&TableRow>> = BTreeMap::new();
-    for row in rows {
-        let key = row.lambda.to_bits();
-        if !groups.contains_key(&key) {
-            order.push(key);
-        }
-        groups.entry(key).or_default().push(row);
-    }
-    let mut stats: Vec<LambdaStats> = order
-        .iter()
-        .map(|key| {
-            let group = &groups[key];
-            let done: Vec<&&TableRow> =
-                group.iter().filter(|r| r.state == RunState::Done).collect();
-            let val: Vec<f64> = done.iter().filter_map(|r| r.validation_accuracy).collect();
-            let test: Vec<f64> = done.iter().filter_map(|r| r.test_accuracy).collect();
-            let (validation_accuracy_mean, validation_accuracy_std) = mean_std(&val);
-            let (test_accuracy_mean, test_accuracy_std) = mean_std(&test);
-            LambdaStats {
-                lambda: group[0].lambda,
-                n_done: done.len(),
-                n_diverged: group.len() - done.len(),
-                validation_accuracy_mean,
-                validation_accuracy_std,
-                test_accuracy_mean,
-                test_accuracy_std,
-            }
-        })
-        .collect();
-    // Stable: equal means keep the table's order.
-    stats.sort_by(|a, b| {
-        let acc = |s: &LambdaStats| s.validation_accuracy_mean.unwrap_or(f64::NEG_INFINITY);
-        acc(b).total_cmp(&acc(a))
-    });
-    stats
-}
 
 /// What a search produced.
 #[derive(Clone, Debug)]
@@ -441,29 +281,6 @@ pub fn read_plan(dir: &Path) -> Result<Vec<Trial>> {
         });
     }
     io::read_csv(&path)
-}
-
-/// The compact line printed when a trial finishes.
-pub(crate) fn trial_line(name: &str, trial: &Trial, n_total: usize, s: &RunSummary) -> String {
-    let head = format!(
-        "{name} trial {:>2}/{n_total} lambda {:.6} seed {:>10}",
-        trial.trial + 1,
-        trial.lambda,
-        trial.seed
-    );
-    let fmt = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{v:.4}"));
-    match s.state {
-        RunState::Done => format!(
-            "{head}: val acc {} cost {} | train acc {}{} ({:.1} s)",
-            fmt(s.validation_accuracy),
-            fmt(s.validation_cost),
-            fmt(s.train_accuracy),
-            s.test_accuracy
-                .map_or(String::new(), |t| format!(" | test acc {t:.4}")),
-            s.wall_seconds
-        ),
-        RunState::Diverged => format!("{head}: DIVERGED: {}", s.message),
-    }
 }
 
 /// Build the table from the recorded summaries of every trial of `plan`,

@@ -4,6 +4,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::*;
+use crate::run::RunState;
 
 /// A stand-in for training: numbers are a pure function of lambda and seed;
 /// lambdas above 0.05 diverge.
