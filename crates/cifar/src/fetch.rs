@@ -216,10 +216,12 @@ pub const FROM_ENV: &str = "CIFAR10_FROM";
 
 /// [`ensure`] the standard data in `data_dir` (fetched from `$CIFAR10_FROM`
 /// or the official URL when none is there), then load it: the start of
-/// `gradcheck` and `sanity`.
-pub fn ensure_and_load(data_dir: &Path) -> anyhow::Result<crate::Cifar10> {
+/// `gradcheck` and `sanity`. The process's shared copy ([`crate::load_shared`]),
+/// so inside one process they use the 184 MB the other stages use instead of
+/// loading a second one.
+pub fn ensure_and_load(data_dir: &Path) -> anyhow::Result<std::sync::Arc<crate::Cifar10>> {
     ensure(data_dir, None, Some(crate::RECORDS_PER_FILE), Display::Auto)?;
-    Ok(crate::load_dir(data_dir)?)
+    Ok(crate::load_shared(data_dir)?)
 }
 
 /// For the commands that need the data (`train`, the searches, `reproduce`,

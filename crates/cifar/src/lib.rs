@@ -1,10 +1,12 @@
 //! CIFAR-10 binary data: a strict reader, the standard splits, per-feature
 //! normalisation fitted on the training split only, and seeded mini-batching.
 //!
-//! Raw pixels stay `u8` (150 MB for all 60000 images) and are loaded once per
+//! Raw pixels stay `u8` (184 MB for all 60000 images) and are loaded once per
 //! process ([`load_dir`], or [`load_shared`] for one copy shared by every run of
-//! a process); normalised `f32`/`f64` matrices are made on demand by
-//! [`Cifar10::splits`].
+//! a process). Training reads them through [`Cifar10::image_splits`]: each row
+//! is normalised as it is read, no normalised copy is kept; whole normalised
+//! `f32`/`f64` matrices are made on demand by [`Cifar10::splits`] (gradient
+//! checks, tests).
 //!
 //! The pieces, one module each:
 //! - `format`: the binary format (label byte + 3072 pixel bytes per record),
@@ -12,7 +14,9 @@
 //! - `split`: which rows go to training / validation ([`SplitSpec`]), with a
 //!   portable seeded draw (ChaCha8, own bounded sampling);
 //! - `normalise`: exact per-feature statistics ([`FeatureStats`]) and the
-//!   z-scoring into `f32`/`f64`, on both cores, bit-identical for any thread count;
+//!   z-scoring into `f32`/`f64`, on both cores, bit-identical for any thread count,
+//!   and the same map one row at a time ([`Normaliser`]);
+//! - `images`: a split as references to the raw images ([`ImageSet`]);
 //! - [`stamp`] and `checksum`: the data dir's fingerprint ([`data_checksum`])
 //!   and the stamp `cargo xtask fetch-data` writes beside the files;
 //! - [`picture`]: PNG / JPEG files to and from one image's 3072 bytes;
@@ -23,6 +27,7 @@ mod checksum;
 #[cfg(feature = "fetch")]
 pub mod fetch;
 mod format;
+mod images;
 mod normalise;
 pub mod picture;
 mod split;
@@ -40,7 +45,8 @@ pub use format::{
     load_shared, load_shared_digest, load_shared_with, parse_batch, read_batch_file,
     read_batch_files, read_class_names, repair_command, LoadOptions,
 };
-pub use normalise::FeatureStats;
+pub use images::{ImageSet, ImageSplits};
+pub use normalise::{FeatureStats, Normaliser};
 pub use split::SplitIndices;
 pub use synthetic::CLASS_NAMES;
 

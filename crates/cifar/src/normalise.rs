@@ -6,7 +6,8 @@
 //! so the parallel reduction is order-independent and the mean and variance
 //! come from one rounding each in `f64`. Normalised values are computed in
 //! `f64` and rounded once to `T`; each output row depends only on its input
-//! row, so the result is bit-identical for any thread count.
+//! row, so the result is bit-identical for any thread count. [`Normaliser`]
+//! is the same map applied one row at a time while data are read.
 
 use ndarray::Array2;
 use rayon::prelude::*;
@@ -85,9 +86,41 @@ impl FeatureStats {
     /// `(pixel / 255 - mean) / std` for each row, as an `n x 3072` matrix.
     /// A feature with std 0 is only centred (divided by 1).
     pub fn normalise<T: Element>(&self, rows: &[&[u8]]) -> Array2<T> {
+        let normaliser = Normaliser::new(self);
+        let mut out = Array2::<T>::zeros((rows.len(), IMAGE_BYTES));
+        let flat = out
+            .as_slice_mut()
+            .expect("a fresh array is contiguous in standard order");
+        flat.par_chunks_mut(NORM_CHUNK * IMAGE_BYTES)
+            .zip(rows.par_chunks(NORM_CHUNK))
+            .for_each(|(dst, src)| {
+                for (d, s) in dst.chunks_exact_mut(IMAGE_BYTES).zip(src) {
+                    normalise_row(&s[..IMAGE_BYTES], &normaliser.shift, &normaliser.scale, d);
+                }
+            });
+        out
+    }
+}
+
+/// The z-scoring of [`FeatureStats::normalise`] as a per-feature affine map
+/// on raw bytes, `(x - shift[j]) * scale[j]` in `f64` rounded once, applied
+/// one row at a time: what training and evaluation use to read `u8` images
+/// as features while a batch or block is gathered, with no normalised copy
+/// of the data set in memory. Same operations, same values, bit for bit.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Normaliser {
+    /// `255 * mean` per feature (raw pixel units).
+    shift: Vec<f64>,
+    /// `1 / (255 * std)` per feature (`1 / 255` where the std is 0).
+    scale: Vec<f64>,
+}
+
+impl Normaliser {
+    /// The map that z-scores with `stats`.
+    pub fn new(stats: &FeatureStats) -> Self {
         // In raw units: (x - 255 mean) * (1 / (255 std)).
-        let shift: Vec<f64> = self.mean.iter().map(|m| m * 255.0).collect();
-        let scale: Vec<f64> = self
+        let shift = stats.mean.iter().map(|m| m * 255.0).collect();
+        let scale = stats
             .std
             .iter()
             .map(|&s| {
@@ -98,23 +131,58 @@ impl FeatureStats {
                 }
             })
             .collect();
-        let mut out = Array2::<T>::zeros((rows.len(), IMAGE_BYTES));
-        let flat = out
-            .as_slice_mut()
-            .expect("a fresh array is contiguous in standard order");
-        flat.par_chunks_mut(NORM_CHUNK * IMAGE_BYTES)
-            .zip(rows.par_chunks(NORM_CHUNK))
-            .for_each(|(dst, src)| {
-                for (d, s) in dst.chunks_exact_mut(IMAGE_BYTES).zip(src) {
-                    normalise_row(&s[..IMAGE_BYTES], &shift, &scale, d);
-                }
-            });
-        out
+        Self { shift, scale }
+    }
+
+    /// Features per row.
+    pub fn len(&self) -> usize {
+        self.shift.len()
+    }
+
+    /// True when the map has no feature.
+    pub fn is_empty(&self) -> bool {
+        self.shift.is_empty()
+    }
+
+    /// Normalise one row of raw bytes into `dst` (any float type, the
+    /// portable loop).
+    ///
+    /// **Panics** if `src` or `dst` is shorter than [`Normaliser::len`].
+    pub fn row<T: Element>(&self, src: &[u8], dst: &mut [T]) {
+        let n = self.len();
+        normalise_row(&src[..n], &self.shift, &self.scale, &mut dst[..n]);
+    }
+
+    /// [`Normaliser::row`] into `f32`, vectorised with AVX2 when the CPU has
+    /// it (the same IEEE operations lane by lane, so the same bits).
+    ///
+    /// **Panics** if `src` or `dst` is shorter than [`Normaliser::len`].
+    pub fn row_f32(&self, src: &[u8], dst: &mut [f32]) {
+        let n = self.len();
+        let (src, dst) = (&src[..n], &mut dst[..n]);
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2, checked on the line above.
+            unsafe { normalise_row_avx2(src, &self.shift, &self.scale, dst) };
+            return;
+        }
+        normalise_row(src, &self.shift, &self.scale, dst);
+    }
+}
+
+/// [`normalise_row`] compiled for AVX2 (4 `f64` lanes): the compiler
+/// vectorises the same loop; there is no FMA (never enabled, and Rust does
+/// not contract `(x - m) * s`), so every value rounds as in the portable loop.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn normalise_row_avx2(src: &[u8], shift: &[f64], scale: &[f64], dst: &mut [f32]) {
+    for (((d, &x), &m), &s) in dst.iter_mut().zip(src).zip(shift).zip(scale) {
+        *d = ((f64::from(x) - m) * s) as f32;
     }
 }
 
 /// One row: `dst[j] = (src[j] - shift[j]) * scale[j]`, in f64, rounded once to `T`.
-#[inline]
+#[inline(always)]
 fn normalise_row<T: Element>(src: &[u8], shift: &[f64], scale: &[f64], dst: &mut [T]) {
     for (((d, &x), &m), &s) in dst.iter_mut().zip(src).zip(shift).zip(scale) {
         let z = (f64::from(x) - m) * s;

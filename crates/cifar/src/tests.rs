@@ -350,6 +350,90 @@ fn normalisation_is_bit_identical_for_any_thread_count() {
     assert_eq!(a.test.images, b.test.images);
 }
 
+/// Every value of `a` has the bits of the same value of `b`.
+fn same_bits(a: &[f32], b: &[f32]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
+}
+
+#[test]
+fn image_splits_normalise_rows_bit_for_bit_like_the_normalised_splits() {
+    // A constant feature (std 0) and a hold-out split whose rows come from
+    // every batch, in the order the split lists them.
+    let mut data = Cifar10::synthetic(30, 25, 12);
+    for b in &mut data.train_batches {
+        for i in 0..b.len() {
+            b.pixels[i * IMAGE_BYTES + 9] = 200;
+        }
+    }
+    let data = std::sync::Arc::new(data);
+    for spec in [
+        SplitSpec::HoldOut {
+            n_validation: 40,
+            seed: 5,
+        },
+        SplitSpec::Batches {
+            train: vec![4, 2],
+            validation: vec![5],
+        },
+    ] {
+        let old = data.splits::<f32>(&spec).unwrap();
+        let new = data.image_splits(&spec).unwrap();
+        assert_eq!(new.stats, old.stats);
+        for (name, set, want) in [
+            ("train", &new.train, &old.train),
+            ("validation", &new.validation, &old.validation),
+            ("test", &new.test, &old.test),
+        ] {
+            assert_eq!(set.len(), want.len(), "{name}");
+            assert_eq!(set.labels(), want.labels.as_slice(), "{name}");
+            let mut row = vec![f32::NAN; IMAGE_BYTES];
+            let mut portable = vec![f32::NAN; IMAGE_BYTES];
+            for i in 0..set.len() {
+                set.normalise_into(i, &mut row);
+                set.normaliser().row(set.pixels(i), &mut portable);
+                let want = want.images.row(i);
+                let want = want.as_slice().unwrap();
+                assert!(same_bits(&row, want), "{name} row {i}");
+                assert!(same_bits(&portable, want), "{name} row {i} (portable loop)");
+            }
+        }
+    }
+}
+
+#[test]
+fn the_vectorised_row_matches_the_portable_loop_on_every_byte() {
+    // Every byte value at every feature, against awkward statistics.
+    let n = IMAGE_BYTES;
+    let stats = FeatureStats {
+        mean: (0..n).map(|j| (j as f64 * 0.618).fract()).collect(),
+        std: (0..n)
+            .map(|j| {
+                if j % 97 == 0 {
+                    0.0
+                } else {
+                    0.01 + (j as f64 * 0.37).fract()
+                }
+            })
+            .collect(),
+        n: 1,
+    };
+    let normaliser = Normaliser::new(&stats);
+    let (mut fast, mut portable) = (vec![0f32; n], vec![0f32; n]);
+    for shift in 0..256 {
+        let src: Vec<u8> = (0..n).map(|j| ((j + shift) % 256) as u8).collect();
+        normaliser.row_f32(&src, &mut fast);
+        normaliser.row(&src, &mut portable);
+        assert!(same_bits(&fast, &portable), "byte shift {shift}");
+        // And the plain formula, rounded once from f64.
+        let j = 1 + shift * 7;
+        if stats.std[j] == 0.0 {
+            continue;
+        }
+        let want = ((f64::from(src[j]) / 255.0 - stats.mean[j]) / stats.std[j]) as f32;
+        assert!((fast[j] - want).abs() <= 1e-5 * want.abs().max(1.0));
+    }
+}
+
 #[test]
 fn batch_splits_have_the_right_sizes_and_rows() {
     let data = Cifar10::synthetic(11, 7, 11);

@@ -205,7 +205,7 @@ pub fn prepare_search(config: &SearchConfig, results_dir: &Path) -> Result<(Path
 /// The function that trains one trial of `config` on `splits`.
 fn trial_runner<'a>(
     config: &'a SearchConfig,
-    splits: Arc<cifar::Splits<f32>>,
+    splits: Arc<crate::data::Splits>,
     base: Provenance,
 ) -> impl Fn(&Trial, &Path) -> Result<RunSummary> + Sync + 'a {
     move |trial: &Trial, run_dir: &Path| {

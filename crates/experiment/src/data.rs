@@ -6,14 +6,83 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use crate::{ExperimentError, Result};
-use cifar::{Cifar10, SplitSpec, Splits};
+use cifar::{Cifar10, FeatureStats, ImageSet, SplitSpec};
+
+/// One split as the network reads it: the raw `u8` images, each row
+/// z-scored with the training statistics as it is gathered into a batch or
+/// an evaluation block (the same values, bit for bit, as a normalised `f32`
+/// copy, which is never made).
+#[derive(Clone, Debug)]
+pub struct Split(pub ImageSet);
+
+impl std::ops::Deref for Split {
+    type Target = ImageSet;
+    fn deref(&self) -> &ImageSet {
+        &self.0
+    }
+}
+
+impl mlp::RowSource<f32> for Split {
+    fn n_rows(&self) -> usize {
+        self.0.len()
+    }
+    fn n_features(&self) -> usize {
+        cifar::IMAGE_BYTES
+    }
+    fn fill_row(&self, i: usize, dst: &mut [f32]) {
+        self.0.normalise_into(i, dst);
+    }
+}
+
+impl Split {
+    /// Rows `lo..hi` as a normalised matrix (allocates; for small subsets).
+    ///
+    /// **Panics** if the range is out of bounds.
+    pub fn rows(&self, lo: usize, hi: usize) -> ndarray::Array2<f32> {
+        let mut out = ndarray::Array2::zeros((0, 0));
+        let features = mlp::Features::Rows(self);
+        let _ = features.block(lo, hi, &mut out);
+        out
+    }
+}
+
+/// Training, validation and test of one [`SplitSpec`], read from the raw bytes.
+#[derive(Clone, Debug)]
+pub struct Splits {
+    /// Training set.
+    pub train: Split,
+    /// Validation set.
+    pub validation: Split,
+    /// Test set.
+    pub test: Split,
+    /// The training split's statistics all three are z-scored with (saved
+    /// with trained weights, so they can be applied to raw pixels).
+    pub stats: FeatureStats,
+}
 
 /// A CIFAR-10 split as the plain data the network trains on: the images as
-/// a feature matrix (3 planes of 32 x 32, which augmentation needs), the
-/// labels, 10 classes. The model knows nothing of CIFAR; this is the adapter.
-pub fn as_data(set: &cifar::Dataset<f32>) -> mlp::Data<'_> {
+/// rows of features made on request (3 planes of 32 x 32, which augmentation
+/// needs), the labels, 10 classes. The model knows nothing of CIFAR; this is
+/// the adapter.
+pub fn as_data(set: &Split) -> mlp::Data<'_> {
     mlp::Data {
-        features: set.images.view(),
+        features: mlp::Features::Rows(set),
+        labels: set.labels(),
+        n_classes: cifar::N_CLASSES,
+        image: Some(mlp::data::ImageShape {
+            channels: 3,
+            height: 32,
+            width: 32,
+        }),
+    }
+}
+
+/// [`as_data`] for a split normalised in memory (a subset made with
+/// [`cifar::Dataset::select`] or [`Cifar10::train_dataset`], e.g. the sanity
+/// check's 100 images).
+pub fn matrix_data(set: &cifar::Dataset<f32>) -> mlp::Data<'_> {
+    mlp::Data {
+        features: mlp::Features::Matrix(set.images.view()),
         labels: &set.labels,
         n_classes: cifar::N_CLASSES,
         image: Some(mlp::data::ImageShape {
@@ -25,13 +94,14 @@ pub fn as_data(set: &cifar::Dataset<f32>) -> mlp::Data<'_> {
 }
 
 /// The CIFAR-10 directory of one process: raw bytes loaded on first use,
-/// the normalised splits of the most recent [`SplitSpec`] kept for reuse (the
-/// coarse and the fine search share theirs), the fingerprint computed once.
+/// the splits of the most recent [`SplitSpec`] kept for reuse (the coarse and
+/// the fine search share theirs; they refer to the raw bytes, no normalised
+/// copy), the fingerprint computed once.
 pub struct DataSource {
     dir: PathBuf,
     options: cifar::LoadOptions,
     raw: Mutex<Option<Arc<Cifar10>>>,
-    splits: Mutex<Option<(SplitSpec, Arc<Splits<f32>>)>>,
+    splits: Mutex<Option<(SplitSpec, Arc<Splits>)>>,
     fingerprint: Mutex<Option<String>>,
 }
 
@@ -117,17 +187,22 @@ impl DataSource {
         Ok(raw)
     }
 
-    /// The normalised `f32` splits for `spec`, made once and shared.
-    pub fn splits(&self, spec: &SplitSpec) -> Result<Arc<Splits<f32>>> {
+    /// The splits for `spec`, made once and shared.
+    pub fn splits(&self, spec: &SplitSpec) -> Result<Arc<Splits>> {
         let mut guard = self.splits.lock().expect("splits lock");
         if let Some((cached_spec, splits)) = guard.as_ref() {
             if cached_spec == spec {
                 return Ok(splits.clone());
             }
         }
-        // Drop the previous splits before making new ones: they are large.
         *guard = None;
-        let splits = Arc::new(self.raw()?.splits::<f32>(spec)?);
+        let images = self.raw()?.image_splits(spec)?;
+        let splits = Arc::new(Splits {
+            train: Split(images.train),
+            validation: Split(images.validation),
+            test: Split(images.test),
+            stats: images.stats,
+        });
         *guard = Some((spec.clone(), splits.clone()));
         Ok(splits)
     }
@@ -175,6 +250,68 @@ pub fn git_revision(repo_root: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn training_and_evaluation_read_the_bytes_bit_for_bit_like_the_normalised_matrix() {
+        // 1450 training and 1100 test images: two evaluation blocks each,
+        // the last one short.
+        let raw = Cifar10::synthetic(300, 1100, 4);
+        let spec = SplitSpec::HoldOut {
+            n_validation: 50,
+            seed: 2,
+        };
+        let old = raw.splits::<f32>(&spec).unwrap();
+        let source = DataSource::from_memory(raw, "sha256:test");
+        let new = source.splits(&spec).unwrap();
+        let bits = |a: &ndarray::Array2<f32>| a.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!(
+            bits(&new.train.rows(0, new.train.len())),
+            bits(&old.train.images)
+        );
+        // Flip + translation and dropout: every draw and every gathered value
+        // must be the same for the two paths to end with the same weights.
+        let settings = mlp::train::TrainSettings {
+            n_hidden: 8,
+            batch_size: 64,
+            schedule: mlp::schedule::ScheduleSpec::Constant {
+                eta: 0.01,
+                n_steps: 40,
+            },
+            records_per_cycle: 3,
+            optimizer: mlp::optim::OptimizerSpec::Sgd,
+            dropout: 0.2,
+            label_smoothing: 0.0,
+            augment: mlp::data::Augment {
+                flip: true,
+                translate: 3,
+            },
+        };
+        let config = settings.with(0.01, 7).validate().unwrap();
+        let silent = &mut mlp::train::Silent;
+        let ours = mlp::train::train(
+            as_data(&new.train),
+            as_data(&new.validation),
+            &config,
+            silent,
+        )
+        .unwrap();
+        let want = mlp::train::train(
+            matrix_data(&old.train),
+            matrix_data(&old.validation),
+            &config,
+            silent,
+        )
+        .unwrap();
+        assert_eq!(ours.model, want.model);
+        assert_eq!(ours.curve, want.curve);
+        let model = &ours.model;
+        assert_eq!(
+            model.evaluate_features(&mlp::Features::Rows(&new.test), new.test.labels(), 0.01),
+            model.evaluate(&old.test.images.view(), &old.test.labels, 0.01)
+        );
+        // The splits are cached and share the raw bytes: no copy per call.
+        assert!(Arc::ptr_eq(&new, &source.splits(&spec).unwrap()));
+    }
 
     #[test]
     fn missing_or_corrupt_data_names_the_file_and_fetch_data() {

@@ -12,15 +12,16 @@
 use ndarray::{s, Array2, ArrayView2};
 use rayon::prelude::*;
 
-use mlp::{Mlp, EVAL_BLOCK_ROWS};
+use mlp::{Features, Mlp, EVAL_BLOCK_ROWS};
 
 /// Average of the networks' softmax outputs for every row of `images`
 /// (`n x K`, `f64`), computed in blocks of [`EVAL_BLOCK_ROWS`] rows on the
-/// caller's rayon pool.
+/// caller's rayon pool (rows of a source are normalised block by block into
+/// a reused buffer, see [`Features::block`]).
 ///
 /// **Panics** if `models` is empty, the networks disagree on their input
 /// width or class count, or `images` has the wrong width.
-pub fn average_probabilities(models: &[Mlp<f32>], images: &ArrayView2<'_, f32>) -> Array2<f64> {
+pub fn average_probabilities(models: &[Mlp<f32>], images: &Features<'_, f32>) -> Array2<f64> {
     assert!(!models.is_empty(), "an ensemble needs at least one network");
     let k = models[0].n_classes();
     assert!(
@@ -31,11 +32,14 @@ pub fn average_probabilities(models: &[Mlp<f32>], images: &ArrayView2<'_, f32>) 
     let mut out = Array2::<f64>::zeros((n, k));
     let blocks: Vec<(usize, Array2<f64>)> = (0..n.div_ceil(EVAL_BLOCK_ROWS))
         .into_par_iter()
-        .map(|b| {
-            let lo = b * EVAL_BLOCK_ROWS;
-            let hi = (lo + EVAL_BLOCK_ROWS).min(n);
-            (lo, block_average(models, &images.slice(s![lo..hi, ..])))
-        })
+        .map_init(
+            || Array2::zeros((0, 0)),
+            |buf, b| {
+                let lo = b * EVAL_BLOCK_ROWS;
+                let hi = (lo + EVAL_BLOCK_ROWS).min(n);
+                (lo, block_average(models, &images.block(lo, hi, buf)))
+            },
+        )
         .collect();
     for (lo, block) in blocks {
         out.slice_mut(s![lo..lo + block.nrows(), ..]).assign(&block);
@@ -183,7 +187,7 @@ mod tests {
         // 2500 rows: three blocks, the last one partial.
         let x = images(2500, 12, 1);
         let models: Vec<Mlp<f32>> = (0..3).map(|s| Mlp::init(12, 7, 4, s)).collect();
-        let ours = average_probabilities(&models, &x.view());
+        let ours = average_probabilities(&models, &x.view().into());
         let reference = naive_average(&models, &x);
         let worst = (&ours - &reference)
             .iter()
@@ -204,7 +208,7 @@ mod tests {
                 .num_threads(threads)
                 .build()
                 .unwrap()
-                .install(|| average_probabilities(&models, &x.view()))
+                .install(|| average_probabilities(&models, &x.view().into()))
         };
         assert_eq!(on(1), on(2));
     }
@@ -215,7 +219,7 @@ mod tests {
         let model = Mlp::<f32>::init(10, 6, 5, 4);
         let labels: Vec<u8> = (0..1500).map(|i| (i * 7 % 5) as u8).collect();
         let scores = score(
-            &average_probabilities(std::slice::from_ref(&model), &x.view()).view(),
+            &average_probabilities(std::slice::from_ref(&model), &x.view().into()).view(),
             &labels,
         );
         let training = model.evaluate(&x.view(), &labels, 0.0);

@@ -248,13 +248,13 @@ pub fn evaluate(
         }));
     }
     let models: Vec<Mlp<f32>> = networks.iter().map(|n| n.model.clone()).collect();
-    let images = set.images.view();
+    let images = mlp::Features::Rows(set);
     let probabilities = ensemble::average_probabilities(&models, &images);
-    let scores = ensemble::score(&probabilities.view(), &set.labels);
+    let scores = ensemble::score(&probabilities.view(), set.labels());
     let member_accuracy = if models.len() > 1 {
         models
             .iter()
-            .map(|m| m.evaluate(&images, &set.labels, 0.0).accuracy)
+            .map(|m| m.evaluate_features(&images, set.labels(), 0.0).accuracy)
             .collect()
     } else {
         vec![scores.accuracy]
@@ -357,8 +357,10 @@ pub fn probabilities_of_raw(networks: &[Network], raw: &[&[u8]]) -> Array2<f64> 
     let mut sum = Array2::<f64>::zeros((raw.len(), CLASS_NAMES.len()));
     for network in networks {
         let inputs: Array2<f32> = network.stats.normalise(raw);
-        sum +=
-            &ensemble::average_probabilities(std::slice::from_ref(&network.model), &inputs.view());
+        sum += &ensemble::average_probabilities(
+            std::slice::from_ref(&network.model),
+            &inputs.view().into(),
+        );
     }
     sum / networks.len() as f64
 }

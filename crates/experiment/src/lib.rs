@@ -23,12 +23,14 @@
 //! - [`report`]: `REPORT.md`, every result beside the original report's number;
 //! - [`reproduce`]: every stage of the report in order ([`records::stages`]), then the report;
 //! - [`records`]: the result files' names and row types, below every other module;
+//! - [`bench_train`]: the epoch against its matmul work (`cargo xtask bench train`);
 //! - [`commands`]: the entry points `cargo xtask train`, `coarse-search`, ... call.
 //!
 //! Every file a command writes is written atomically (temporary file, then
 //! rename, see [`io`]), so an interrupted command never leaves a half-written
 //! result behind.
 
+pub mod bench_train;
 pub mod beyond;
 pub mod checks;
 pub mod claim;

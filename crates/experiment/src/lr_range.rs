@@ -161,7 +161,7 @@ pub struct RangeOutcome {
 /// `spec`) on `splits`.
 pub fn run(
     config: &RunConfig,
-    splits: &cifar::Splits<f32>,
+    splits: &crate::data::Splits,
     spec: &RangeSpec,
     mut on_step: impl FnMut(u64, u64, f64),
 ) -> Result<RangeOutcome> {
@@ -176,8 +176,8 @@ pub fn run(
         .map_err(mlp::train::TrainError::from)?;
     let mut trainer = mlp::train::Trainer::new(crate::data::as_data(&splits.train), &valid)?;
     let n_eval = spec.eval_images.min(splits.validation.len());
-    let val_images = splits.validation.images.slice(ndarray::s![..n_eval, ..]);
-    let val_labels = &splits.validation.labels[..n_eval];
+    let val_images = splits.validation.rows(0, n_eval);
+    let val_labels = &splits.validation.labels()[..n_eval];
     let (mut loss_avg, mut acc_avg) = (Ema::default(), Ema::default());
     let mut best = f64::INFINITY;
     let mut points = Vec::with_capacity(n_steps as usize);
@@ -201,7 +201,7 @@ pub fn run(
         let validation_accuracy = measure.then(|| {
             trainer
                 .model()
-                .evaluate(&val_images, val_labels, 0.0)
+                .evaluate(&val_images.view(), val_labels, 0.0)
                 .accuracy
         });
         points.push(RangePoint {

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
 
-use cifar::Splits;
+use crate::data::{Split, Splits};
 use mlp::schedule::ScheduleSpec;
 use mlp::train::{Observer, TrainError};
 use mlp::Evaluation;
@@ -34,7 +34,7 @@ pub fn n_steps(schedule: &ScheduleSpec) -> u64 {
 /// A divergence is not an error here: it gives a summary in state
 /// [`RunState::Diverged`] whose message names the step and eta.
 pub fn execute(
-    splits: &Splits<f32>,
+    splits: &Splits,
     config: &RunConfig,
     dir: &Path,
     observer: &mut dyn Observer,
@@ -54,7 +54,7 @@ pub fn execute(
 
 /// [`execute`] writing straight into `dir` (its staging folder).
 fn execute_in(
-    splits: &Splits<f32>,
+    splits: &Splits,
     config: &RunConfig,
     dir: &Path,
     observer: &mut dyn Observer,
@@ -143,8 +143,8 @@ fn execute_in(
     Ok(summary)
 }
 
-fn evaluate(model: &mlp::Mlp<f32>, data: &cifar::Dataset<f32>, lambda: f64) -> Evaluation {
-    model.evaluate(&data.images.view(), &data.labels, lambda)
+fn evaluate(model: &mlp::Mlp<f32>, data: &Split, lambda: f64) -> Evaluation {
+    model.evaluate_features(&mlp::Features::Rows(data), data.labels(), lambda)
 }
 
 /// Building a run folder aside and swapping it in: `.NAME.staging-PID-THREAD`

@@ -96,15 +96,27 @@ where
         stop.store(true, Ordering::SeqCst);
         errors.lock().expect("errors lock").push(err);
     };
+    // One pool of `jobs` threads shared by the workers: each trial runs on
+    // one of its threads, and a thread whose worker has no trial left steals
+    // the evaluation blocks of the trials still running (the last trials of
+    // a search would otherwise leave a core idle). Results do not depend on
+    // which thread computes a block.
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(jobs)
+        .build()
+        .map_err(|e| ExperimentError::Threads(e.to_string()))?;
     std::thread::scope(|scope| {
         for worker_idx in 0..jobs {
-            let (progress, stop, n_ran, n_taken_over, trial_fn, fail) =
-                (&progress, &stop, &n_ran, &n_taken_over, &trial_fn, &fail);
+            let (progress, stop, n_ran, n_taken_over, trial_fn, fail, pool) = (
+                &progress,
+                &stop,
+                &n_ran,
+                &n_taken_over,
+                &trial_fn,
+                &fail,
+                &pool,
+            );
             scope.spawn(move || {
-                let pool = match rayon::ThreadPoolBuilder::new().num_threads(1).build() {
-                    Ok(pool) => pool,
-                    Err(e) => return fail(ExperimentError::Threads(e.to_string())),
-                };
                 while !stop.load(Ordering::SeqCst) {
                     let (trial, claim) = match next_claim(dir, plan, opts.lease, worker_idx) {
                         Ok(Next::Claimed(trial, claim)) => (trial, claim),

@@ -1,7 +1,12 @@
 //! What the network trains on, and how a mini-batch is cut from it: plain
-//! data (a feature matrix, one label per row, the number of classes), a
-//! seeded shuffled order, the row gather that fills a preallocated batch
-//! buffer, and data augmentation applied while gathering.
+//! data (features, one label per row, the number of classes), a seeded
+//! shuffled order, the row gather that fills a preallocated batch buffer,
+//! and data augmentation applied while gathering.
+//!
+//! Features are either a matrix in memory or a [`RowSource`] that writes a
+//! requested row into a buffer (e.g. raw `u8` pixels normalised as they are
+//! read, so no `f32` copy of a data set is kept); batches and evaluation
+//! blocks are filled the same way from either.
 //!
 //! Nothing here knows CIFAR: a data set that holds images says so with an
 //! [`ImageShape`] (channel-major rows, `channels x height x width`), which
@@ -15,13 +20,106 @@ use tensor::Element;
 #[derive(Clone, Copy, Debug)]
 pub struct Data<'a, T = f32> {
     /// `n x d` features.
-    pub features: ArrayView2<'a, T>,
+    pub features: Features<'a, T>,
     /// One label per row, below `n_classes`.
     pub labels: &'a [u8],
     /// Number of classes `K`.
     pub n_classes: usize,
     /// How a row is laid out as an image, if it is one (needed by augmentation).
     pub image: Option<ImageShape>,
+}
+
+/// Rows of features made on request: the source writes row `i` into a
+/// buffer (e.g. raw pixels z-scored as they are read). Each row must depend
+/// only on `i`, so a batch or block is the same whoever fills it.
+pub trait RowSource<T>: Sync {
+    /// Number of rows.
+    fn n_rows(&self) -> usize;
+    /// Features per row.
+    fn n_features(&self) -> usize;
+    /// Write row `i` into `dst` (`n_features` long).
+    fn fill_row(&self, i: usize, dst: &mut [T]);
+}
+
+/// Where the rows of a data set come from.
+#[derive(Clone, Copy)]
+pub enum Features<'a, T = f32> {
+    /// An `n x d` matrix in memory.
+    Matrix(ArrayView2<'a, T>),
+    /// Rows written on request into the caller's buffer.
+    Rows(&'a dyn RowSource<T>),
+}
+
+impl<T> std::fmt::Debug for Features<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self {
+            Features::Matrix(_) => "Matrix",
+            Features::Rows(_) => "Rows",
+        };
+        write!(f, "Features::{kind}({} x {})", self.nrows(), self.ncols())
+    }
+}
+
+impl<'a, T> From<ArrayView2<'a, T>> for Features<'a, T> {
+    fn from(m: ArrayView2<'a, T>) -> Self {
+        Features::Matrix(m)
+    }
+}
+
+impl<'a, T> Features<'a, T> {
+    /// Number of rows `n`.
+    pub fn nrows(&self) -> usize {
+        match self {
+            Features::Matrix(m) => m.nrows(),
+            Features::Rows(r) => r.n_rows(),
+        }
+    }
+
+    /// Features per row `d`.
+    pub fn ncols(&self) -> usize {
+        match self {
+            Features::Matrix(m) => m.ncols(),
+            Features::Rows(r) => r.n_features(),
+        }
+    }
+}
+
+impl<'a, T: Element> Features<'a, T> {
+    /// Rows `lo..hi` as a matrix: a view of the matrix itself, or `buf`
+    /// (resized to `(hi - lo) x d` if needed, so it is reused block after
+    /// block) filled from the source.
+    ///
+    /// **Panics** if `hi` is beyond the last row or `lo > hi`.
+    pub fn block<'b>(&'b self, lo: usize, hi: usize, buf: &'b mut Array2<T>) -> ArrayView2<'b, T> {
+        match self {
+            Features::Matrix(m) => m.slice(ndarray::s![lo..hi, ..]),
+            Features::Rows(r) => {
+                assert!(lo <= hi && hi <= r.n_rows(), "rows {lo}..{hi} out of range");
+                let d = r.n_features();
+                if buf.dim() != (hi - lo, d) {
+                    *buf = Array2::zeros((hi - lo, d));
+                }
+                for (i, mut row) in (lo..hi).zip(buf.rows_mut()) {
+                    r.fill_row(i, row.as_slice_mut().expect("a fresh array is contiguous"));
+                }
+                buf.view()
+            }
+        }
+    }
+
+    /// Write row `i` into `dst` (`d` long).
+    fn fill_row(&self, i: usize, dst: &mut [T]) {
+        match self {
+            Features::Matrix(m) => {
+                let src = m.row(i);
+                match src.as_slice() {
+                    Some(src) => dst.copy_from_slice(src),
+                    None => dst.iter_mut().zip(src).for_each(|(d, &v)| *d = v),
+                }
+            }
+            Features::Rows(r) => r.fill_row(i, dst),
+        }
+    }
 }
 
 /// A row of features read as an image: `channels` planes of `height` rows of
@@ -194,40 +292,39 @@ impl Transform {
 ///
 /// **Panics** if `out` has not `indices.len()` rows of the same width.
 #[track_caller]
-pub fn gather_rows<T: Element>(
-    features: &ArrayView2<'_, T>,
-    indices: &[usize],
-    out: &mut Array2<T>,
-) {
+pub fn gather_rows<T: Element>(features: &Features<'_, T>, indices: &[usize], out: &mut Array2<T>) {
     assert_eq!(
         out.dim(),
         (indices.len(), features.ncols()),
         "mini-batch buffer shape"
     );
     for (mut dst, &idx) in out.rows_mut().into_iter().zip(indices) {
-        let src = features.row(idx);
-        // Contiguous rows (the normal case) copy as one memcpy; strided views
-        // fall back to an element-wise assign.
-        if let (Some(dst), Some(src)) = (dst.as_slice_mut(), src.as_slice()) {
-            dst.copy_from_slice(src);
-            continue;
+        match dst.as_slice_mut() {
+            Some(dst) => features.fill_row(idx, dst),
+            None => {
+                let mut tmp = vec![T::zero(); features.ncols()];
+                features.fill_row(idx, &mut tmp);
+                dst.iter_mut().zip(tmp).for_each(|(d, v)| *d = v);
+            }
         }
-        dst.assign(&src);
     }
 }
 
 /// [`gather_rows`], each image transformed by a [`Transform`] drawn from
 /// `rng` (in row order) as it is copied: no second copy of the data set.
+/// A row is first written into `scratch` (resized to one image if needed,
+/// so a caller that keeps it allocates once), then transformed into `out`.
 /// With [`Augment::NONE`] it is exactly [`gather_rows`] and draws nothing.
 ///
 /// **Panics** if `out` has not `indices.len()` rows of `shape.len()` features.
 #[track_caller]
 pub fn gather_augmented<T: Element, R: RngCore>(
-    features: &ArrayView2<'_, T>,
+    features: &Features<'_, T>,
     indices: &[usize],
     shape: ImageShape,
     augment: &Augment,
     rng: &mut R,
+    scratch: &mut Vec<T>,
     out: &mut Array2<T>,
 ) {
     if augment.is_none() {
@@ -238,15 +335,27 @@ pub fn gather_augmented<T: Element, R: RngCore>(
         ((indices.len(), shape.len()), shape.len()),
         "mini-batch buffer or image shape"
     );
+    scratch.resize(shape.len(), T::zero());
     for (mut dst, &idx) in out.rows_mut().into_iter().zip(indices) {
         let transform = Transform::draw(augment, rng);
-        let src = features.row(idx);
-        match (dst.as_slice_mut(), src.as_slice()) {
-            (Some(dst), Some(src)) => transform.apply(shape, src, dst),
-            (_, _) => {
-                let src: Vec<T> = src.to_vec();
+        let src: &[T] = match features {
+            Features::Matrix(m) => match m.row(idx).to_slice() {
+                Some(row) => row,
+                None => {
+                    features.fill_row(idx, scratch);
+                    scratch
+                }
+            },
+            Features::Rows(_) => {
+                features.fill_row(idx, scratch);
+                scratch
+            }
+        };
+        match dst.as_slice_mut() {
+            Some(dst) => transform.apply(shape, src, dst),
+            None => {
                 let mut tmp = vec![T::zero(); src.len()];
-                transform.apply(shape, &src, &mut tmp);
+                transform.apply(shape, src, &mut tmp);
                 dst.iter_mut().zip(tmp).for_each(|(d, v)| *d = v);
             }
         }
@@ -381,22 +490,31 @@ mod tests {
             translate: 2,
         };
         let indices = [5, 0, 3, 3];
-        let run = |seed| {
+        let source = Copied(features.clone());
+        let run_on = |features: Features<'_, f32>, seed| {
             let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
             let mut out = Array2::from_elem((4, 32), f32::NAN);
+            let mut scratch = Vec::new();
             gather_augmented(
-                &features.view(),
+                &features,
                 &indices,
                 shape,
                 &augment,
                 &mut rng,
+                &mut scratch,
                 &mut out,
             );
             out
         };
+        let run = |seed| run_on(Features::Matrix(features.view()), seed);
         let out = run(7);
         assert_eq!(out, run(7), "same seed, same batch");
         assert_ne!(out, run(8));
+        // Rows written on request give the same batch as the matrix, and so
+        // does a matrix whose rows are not contiguous.
+        assert_eq!(out, run_on(Features::Rows(&source), 7));
+        let columns = features.t().to_owned();
+        assert_eq!(out, run_on(Features::Matrix(columns.t()), 7));
         // Each row is its source under the transform drawn in row order.
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
         for (row, &idx) in out.rows().into_iter().zip(&indices) {
@@ -404,20 +522,56 @@ mod tests {
             let src = features.row(idx).to_vec();
             assert_eq!(row.to_vec(), naive(&t, shape, &src));
         }
-        // Without augmentation it is the plain gather.
+        // Without augmentation it is the plain gather, from either kind of source.
         let mut plain = Array2::zeros((4, 32));
-        gather_rows(&features.view(), &indices, &mut plain);
+        gather_rows(&Features::Matrix(features.view()), &indices, &mut plain);
+        let mut from_rows = Array2::zeros((4, 32));
+        gather_rows(&Features::Rows(&source), &indices, &mut from_rows);
+        assert_eq!(plain, from_rows);
+        assert_eq!(plain.row(0), features.row(5));
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
         let mut none = Array2::zeros((4, 32));
         gather_augmented(
-            &features.view(),
+            &Features::Matrix(features.view()),
             &indices,
             shape,
             &Augment::NONE,
             &mut rng,
+            &mut Vec::new(),
             &mut none,
         );
         assert_eq!(plain, none);
+    }
+
+    /// A row source that copies the rows of a matrix.
+    struct Copied(Array2<f32>);
+
+    impl RowSource<f32> for Copied {
+        fn n_rows(&self) -> usize {
+            self.0.nrows()
+        }
+        fn n_features(&self) -> usize {
+            self.0.ncols()
+        }
+        fn fill_row(&self, i: usize, dst: &mut [f32]) {
+            dst.copy_from_slice(self.0.row(i).as_slice().unwrap());
+        }
+    }
+
+    #[test]
+    fn blocks_view_the_matrix_or_fill_the_reused_buffer() {
+        let m = Array2::from_shape_fn((7, 5), |(i, j)| (i * 10 + j) as f32);
+        let source = Copied(m.clone());
+        let mut buf = Array2::zeros((0, 0));
+        for (lo, hi) in [(0, 3), (3, 6), (6, 7), (2, 2)] {
+            let want = m.slice(ndarray::s![lo..hi, ..]).to_owned();
+            let rows = Features::Rows(&source);
+            assert_eq!(rows.block(lo, hi, &mut buf), want);
+            let matrix = Features::Matrix(m.view());
+            assert_eq!(matrix.block(lo, hi, &mut buf), want);
+        }
+        assert_eq!(Features::<f32>::Rows(&source).nrows(), 7);
+        assert_eq!(Features::<f32>::Rows(&source).ncols(), 5);
     }
 
     #[test]

@@ -27,13 +27,13 @@ pub mod schedule;
 pub mod train;
 pub mod weights;
 
-use ndarray::{s, Array1, Array2, ArrayView2};
+use ndarray::{Array1, Array2, ArrayView2};
 use rand::SeedableRng;
 use rand_distr::Distribution;
 use rayon::prelude::*;
 use tensor::Element;
 
-pub use data::Data;
+pub use data::{Data, Features, RowSource};
 pub use grad::{Gradients, StepOptions, Workspace};
 
 /// Rows per block when evaluating a whole data set: large enough for the
@@ -190,19 +190,30 @@ impl<T: Element> Mlp<T> {
     /// **Panics** if `labels.len() != images.nrows()` or a label is not below `K`.
     #[track_caller]
     pub fn loss_sum(&self, images: &ArrayView2<'_, T>, labels: &[u8]) -> tensor::LossSum {
+        self.loss_sum_of(&Features::Matrix(images.view()), labels)
+    }
+
+    /// [`Mlp::loss_sum`] on any [`Features`]: rows a source writes on request
+    /// are filled block by block into a buffer reused from block to block,
+    /// so the same blocks reach the same products (same results as on the
+    /// matrix of those rows).
+    ///
+    /// **Panics** if `labels.len() != features.nrows()` or a label is not below `K`.
+    #[track_caller]
+    pub fn loss_sum_of(&self, features: &Features<'_, T>, labels: &[u8]) -> tensor::LossSum {
         assert_eq!(
             labels.len(),
-            images.nrows(),
+            features.nrows(),
             "{} labels for {} images",
             labels.len(),
-            images.nrows()
+            features.nrows()
         );
-        let n = images.nrows();
+        let n = features.nrows();
         let n_blocks = n.div_ceil(EVAL_BLOCK_ROWS);
-        let block = |b: usize| {
+        let block = |buf: &mut Array2<T>, b: usize| {
             let lo = b * EVAL_BLOCK_ROWS;
             let hi = (lo + EVAL_BLOCK_ROWS).min(n);
-            let x = images.slice(s![lo..hi, ..]);
+            let x = features.block(lo, hi, buf);
             let mut hidden = Array2::zeros((hi - lo, self.n_hidden()));
             let mut logits = Array2::zeros((hi - lo, self.n_classes()));
             self.forward_into(&x, &mut hidden.view_mut(), &mut logits.view_mut());
@@ -211,10 +222,15 @@ impl<T: Element> Mlp<T> {
             let mut probs = Array2::zeros(logits.dim());
             tensor::softmax_cross_entropy(&logits.view(), &labels[lo..hi], &mut probs.view_mut())
         };
+        let empty = || Array2::zeros((0, 0));
         let parts: Vec<tensor::LossSum> = if n_blocks > 1 {
-            (0..n_blocks).into_par_iter().map(block).collect()
+            (0..n_blocks)
+                .into_par_iter()
+                .map_init(empty, block)
+                .collect()
         } else {
-            (0..n_blocks).map(block).collect()
+            let mut buf = empty();
+            (0..n_blocks).map(|b| block(&mut buf, b)).collect()
         };
         parts.iter().fold(
             tensor::LossSum {
@@ -235,9 +251,22 @@ impl<T: Element> Mlp<T> {
     /// labels do not match.
     #[track_caller]
     pub fn evaluate(&self, images: &ArrayView2<'_, T>, labels: &[u8], lambda: f64) -> Evaluation {
-        assert!(images.nrows() > 0, "cannot evaluate on an empty set");
-        let sums = self.loss_sum(images, labels);
-        let n = images.nrows() as f64;
+        self.evaluate_features(&Features::Matrix(images.view()), labels, lambda)
+    }
+
+    /// [`Mlp::evaluate`] on any [`Features`] (see [`Mlp::loss_sum_of`]).
+    ///
+    /// **Panics** as [`Mlp::evaluate`].
+    #[track_caller]
+    pub fn evaluate_features(
+        &self,
+        features: &Features<'_, T>,
+        labels: &[u8],
+        lambda: f64,
+    ) -> Evaluation {
+        assert!(features.nrows() > 0, "cannot evaluate on an empty set");
+        let sums = self.loss_sum_of(features, labels);
+        let n = features.nrows() as f64;
         let loss = sums.loss_sum / n;
         Evaluation {
             cost: loss + lambda * self.squared_weight_norm(),

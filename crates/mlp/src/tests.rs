@@ -29,7 +29,7 @@ impl Set {
     /// As training data; rows of 64 features read as one 8 x 8 image.
     pub fn data(&self) -> Data<'_> {
         Data {
-            features: self.images.view(),
+            features: self.images.view().into(),
             labels: &self.labels,
             n_classes: 10,
             image: (self.images.ncols() == 64).then_some(ImageShape {

@@ -303,6 +303,8 @@ pub struct Trainer<'a> {
     dropout: f64,
     label_smoothing: f64,
     augment: Augment,
+    /// One image, for the augmented gather from a row source.
+    scratch: Vec<f32>,
     t: u64,
 }
 
@@ -367,6 +369,7 @@ impl<'a> Trainer<'a> {
             dropout: settings.dropout,
             label_smoothing: settings.label_smoothing,
             augment: settings.augment,
+            scratch: Vec::with_capacity(n_input),
             t: 0,
         })
     }
@@ -398,6 +401,7 @@ impl<'a> Trainer<'a> {
                 shape,
                 &self.augment,
                 &mut self.augment_rng,
+                &mut self.scratch,
                 batch,
             ),
             _ => gather_rows(&self.data.features, indices, batch),
@@ -504,8 +508,12 @@ pub fn train(
             let point = CurvePoint {
                 step,
                 eta,
-                train: model.evaluate(&train.features, train.labels, config.lambda),
-                validation: model.evaluate(&validation.features, validation.labels, config.lambda),
+                train: model.evaluate_features(&train.features, train.labels, config.lambda),
+                validation: model.evaluate_features(
+                    &validation.features,
+                    validation.labels,
+                    config.lambda,
+                ),
             };
             observer.on_record(&point, n_steps);
             curve.push(point);

@@ -15,7 +15,7 @@ use mlp::train::{CurvePoint, Silent, TrainConfig, TrainSettings};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{InvalidValue, Validate};
-use crate::data::as_data;
+use crate::data::matrix_data;
 use crate::io;
 
 /// The results sub-folder.
@@ -122,8 +122,8 @@ pub fn run(data: &cifar::Cifar10, config: &SanityConfig, results_dir: &Path) -> 
         args.n_hidden
     );
     let trained = mlp::train::train(
-        as_data(&train_set),
-        as_data(&val_set),
+        matrix_data(&train_set),
+        matrix_data(&val_set),
         &config.validate()?,
         &mut Silent,
     )?;

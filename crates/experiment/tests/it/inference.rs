@@ -102,15 +102,10 @@ fn a_test_image_as_png_gets_the_same_probabilities_as_from_the_data_set() {
         assert_eq!(from_set.true_label, Some(raw.test.labels[index]));
         // And the same as the run's own evaluation path: the test split row.
         let splits = data.splits(&network.split).unwrap();
-        let row = splits
-            .test
-            .images
-            .row(index)
-            .to_owned()
-            .insert_axis(ndarray::Axis(0));
+        let row = splits.test.rows(index, index + 1);
         let p = experiment::ensemble::average_probabilities(
             std::slice::from_ref(&network.model),
-            &row.view(),
+            &row.view().into(),
         );
         for (class, prob) in &from_set.ranked {
             assert_eq!(p[[0, *class]], *prob);
