@@ -1,9 +1,10 @@
-//! `cargo xtask reproduce`: every stage of [`STAGES`] in order (data check,
-//! gradcheck, sanity, clr-1cycle, clr-3cycles, coarse search, fine search,
+//! `cargo xtask reproduce`: every stage of [`STAGES`] in order (gradcheck,
+//! data check, sanity, clr-1cycle, clr-3cycles, coarse search, fine search,
 //! final training, the learning-rate range test), each timed into
 //! `stage-times.csv`; then `<results-dir>/REPORT.md` with every table and
 //! picture beside the original report's numbers and the wall time per stage.
-//! The data are loaded once and shared by every stage.
+//! Gradcheck reads batch 1 alone; then the data are loaded once and shared
+//! by every later stage.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -20,8 +21,9 @@ use crate::{io, lr_range, report};
 /// finished search trials are reused.
 ///
 /// The checks run from `<experiments>/checks/<name>.toml`. `ensure_data`
-/// is the data stage's first step: it gets the data when there is none (the
-/// caller knows where from); then the data are loaded and fingerprinted.
+/// is the first step of the gradcheck and data stages: it gets the data when
+/// there is none (the caller knows where from); then the data stage loads
+/// and fingerprints them.
 ///
 /// A failed data stage stops everything (nothing can run without data); any
 /// other failed stage is noted, the next one runs (a later stage that needs
@@ -59,8 +61,14 @@ pub fn run(
                 Ok(String::new())
             }
             Work::Gradcheck => {
+                // Before the data stage, on batch 1 read alone (see
+                // `gradcheck::run_on_batch`): reproduce's peak memory.
                 let config = crate::config::load(&check_config(experiments, stage.name))?;
-                gradcheck::run(&*opts.data.raw()?, &config, &opts.results_dir)?;
+                ensure_data()?;
+                opts.data.check_present()?;
+                let path = opts.data.batches_dir().join(cifar::TRAIN_FILES[0]);
+                let batch1 = cifar::read_batch_file(&path, Some(cifar::RECORDS_PER_FILE))?;
+                gradcheck::run_on_batch(&batch1, &config, &opts.results_dir)?;
                 Ok(String::new())
             }
             Work::Sanity => {

@@ -101,12 +101,28 @@ pub fn run(
     config: &GradcheckConfig,
     results_dir: &Path,
 ) -> anyhow::Result<()> {
+    run_on_batch(&data.train_batches[0], config, results_dir)
+}
+
+/// [`run`] on batch 1's raw images alone: `reproduce` reads that one file
+/// for it before the whole data set is loaded, so the 246 MB f64 copy of
+/// the batch and the 184 MB of all images are never in memory together.
+pub fn run_on_batch(
+    batch1: &cifar::RawImages,
+    config: &GradcheckConfig,
+    results_dir: &Path,
+) -> anyhow::Result<()> {
     let args = config;
     let out_dir = results_dir.join(FOLDER);
-    // Batch 1, z-scored with its own statistics (it is the training split here).
-    let batch1: Vec<usize> = (0..data.train_batches[0].len()).collect();
-    let stats = data.feature_stats(&batch1);
-    let batch = data.train_dataset::<f64>(&batch1, &stats);
+    // Batch 1, z-scored with its own statistics (it is the training split
+    // here): what `Cifar10::train_dataset` gives for its indices.
+    let rows: Vec<&[u8]> = batch1.pixels.chunks_exact(cifar::IMAGE_BYTES).collect();
+    let stats = cifar::FeatureStats::from_rows(&rows);
+    let batch = cifar::Dataset {
+        images: stats.normalise::<f64>(&rows),
+        labels: batch1.labels.clone(),
+    };
+    drop(rows);
     anyhow::ensure!(
         batch.images.nrows() >= 10,
         "batch 1 has only {} images",
