@@ -17,6 +17,9 @@ use mlp::train::{TrainConfig, TrainSettings};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::prune::Pruning;
+use crate::space::Space;
+
 /// A config that could not be used; each variant names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -171,8 +174,9 @@ pub enum LambdaGrid {
     },
 }
 
-/// A set of trials differing only in lambda and seed: `experiments/coarse-search.toml`,
-/// `fine-search.toml` and `final-train.toml`.
+/// A set of trials differing in the settings of a space (lambda and any
+/// training setting) and in seed: `experiments/coarse-search.toml`,
+/// `fine-search.toml`, `final-train.toml`, `beyond-search.toml`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SearchConfig {
@@ -180,8 +184,10 @@ pub struct SearchConfig {
     pub name: String,
     /// Seed of the plan: random lambdas and every trial's training seed are drawn from it.
     pub seed: u64,
-    /// Trials (training seeds) per lambda.
-    pub seeds_per_lambda: usize,
+    /// Trials (training seeds) per point of the space; every point uses the
+    /// same seeds (paired comparison). Older files call it `seeds_per_lambda`.
+    #[serde(alias = "seeds_per_lambda")]
+    pub seeds_per_point: usize,
     /// Whether each trial evaluates the test split (the final training does;
     /// the searches choose on validation only).
     pub evaluate_test: bool,
@@ -189,8 +195,23 @@ pub struct SearchConfig {
     pub data: SplitSpec,
     /// Training settings shared by every trial.
     pub train: TrainTemplate,
-    /// The lambdas to try.
-    pub lambdas: LambdaGrid,
+    /// The lambdas to try (the older form of a space over lambda alone;
+    /// give either this or `[space]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lambdas: Option<LambdaGrid>,
+    /// The settings to try, each with a distribution (see [`crate::space`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub space: Option<Space>,
+    /// Whether hopeless trials stop early (see [`crate::prune`]); none when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pruning: Option<Pruning>,
+}
+
+impl SearchConfig {
+    /// The pruning rule (`none` when the file has no `[pruning]`).
+    pub fn pruning(&self) -> Pruning {
+        self.pruning.clone().unwrap_or(Pruning::None)
+    }
 }
 
 /// Read, parse and validate the config at `path`.
@@ -442,18 +463,33 @@ impl Validate for SearchConfig {
         check_name(&self.name, "name")?;
         check_seed(self.seed, "seed")?;
         check(
-            (1..=MAX_TRIALS_PER_AXIS).contains(&self.seeds_per_lambda),
-            "seeds_per_lambda",
+            (1..=MAX_TRIALS_PER_AXIS).contains(&self.seeds_per_point),
+            "seeds_per_point",
             || {
                 format!(
                     "{} is not in 1..={MAX_TRIALS_PER_AXIS}",
-                    self.seeds_per_lambda
+                    self.seeds_per_point
                 )
             },
         )?;
         validate_split(&self.data, "data")?;
         validate_settings(&self.train, n_train_images(&self.data))?;
-        self.lambdas.validate()
+        if let Some(pruning) = &self.pruning {
+            pruning.validate()?;
+        }
+        match (&self.lambdas, &self.space) {
+            (Some(grid), None) => grid.validate(),
+            (None, Some(space)) => crate::space::validate(space, &self.train).map(|_| ()),
+            (Some(_), Some(_)) => Err(InvalidValue::new(
+                "space",
+                "give either [space] or the older [lambdas], not both",
+            )),
+            (None, None) => Err(InvalidValue::new(
+                "space",
+                "missing: a search needs a [space] (the settings to try; see README) or the \
+                 older [lambdas]",
+            )),
+        }
     }
 }
 

@@ -561,8 +561,10 @@ mod tests {
             .map(|(trial, &(lambda, acc))| TableRow {
                 rank: trial + 1,
                 trial,
+                point: trial,
                 seed: 1,
                 lambda,
+                settings: String::new(),
                 state: if acc < 0.0 {
                     RunState::Diverged
                 } else {

@@ -772,8 +772,10 @@ mod tests {
             .map(|(i, &(lambda, val, test))| {
                 let trial = Trial {
                     trial: i,
+                    point: i,
                     lambda,
                     seed: 10 + i as u64,
+                    settings: String::new(),
                 };
                 let mut s = RunSummary::empty("t", RunState::Done, lambda, trial.seed, 10);
                 if val.is_none() {
@@ -793,8 +795,10 @@ mod tests {
     fn row(trial: usize, lambda: f64, seed: u64, val: f64) -> TableRow {
         let t = Trial {
             trial,
+            point: 0,
             lambda,
             seed,
+            settings: String::new(),
         };
         let mut s = RunSummary::empty("t", RunState::Done, lambda, seed, 10);
         s.validation_accuracy = Some(val);

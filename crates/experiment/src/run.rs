@@ -39,6 +39,9 @@ pub mod files {
 pub enum RunState {
     /// Trained to the end.
     Done,
+    /// Stopped early by a search's pruning; the numbers are those of its
+    /// last recorded point.
+    Pruned,
     /// The cost became NaN or infinite; no numbers.
     Diverged,
 }
@@ -47,6 +50,7 @@ impl std::fmt::Display for RunState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             RunState::Done => "done",
+            RunState::Pruned => "pruned",
             RunState::Diverged => "diverged",
         })
     }
@@ -230,6 +234,19 @@ fn execute_in(
             summary.state = RunState::Diverged;
             summary.message = err.to_string();
             summary.wall_seconds = start.elapsed().as_secs_f64();
+            return Ok(summary);
+        }
+        Err(TrainError::Stopped { step, curve }) => {
+            // Pruned: the curve so far and the numbers of its last point
+            // (the caller says why in the message); no weights.
+            summary.state = RunState::Pruned;
+            summary.message = format!("stopped at step {step}");
+            if let Some(last) = curve.last() {
+                summary.set_final(&last.train, &last.validation);
+            }
+            summary.wall_seconds = start.elapsed().as_secs_f64();
+            let rows: Vec<CurveRow> = curve.iter().map(CurveRow::from).collect();
+            io::write_csv(&dir.join(files::CURVES), &rows)?;
             return Ok(summary);
         }
         Err(err) => return Err(err.into()),

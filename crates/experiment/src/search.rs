@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::claim::Lease;
 use crate::config::{LambdaGrid, SearchConfig};
+use crate::space::{self, Point};
 use crate::run::{self, RunState, RunSummary};
 use crate::worker::{self, WorkerOptions};
 use crate::{io, plot, ExperimentError, Result};
@@ -41,15 +42,23 @@ pub mod files {
     pub const RUNS: &str = "runs";
 }
 
-/// One planned training: its number, lambda and training seed.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+/// One planned training: its number, point of the space, lambda, training
+/// seed and the other settings of its point.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Trial {
     /// 0-based trial number (also its folder `runs/trial-NN`).
     pub trial: usize,
+    /// 0-based point of the space (trials of one point differ only in seed).
+    #[serde(default)]
+    pub point: usize,
     /// L2 strength.
     pub lambda: f64,
     /// Training seed (initialisation and shuffles).
     pub seed: u64,
+    /// The point's other settings, `key=value;...` (see
+    /// [`space::settings_string`]); empty for a search over lambda alone.
+    #[serde(default)]
+    pub settings: String,
 }
 
 /// The run folder of `trial` in the search folder `search_dir`.
@@ -85,21 +94,18 @@ pub fn resolve_lambdas(grid: &LambdaGrid, seed: u64, results_dir: &Path) -> Resu
     })
 }
 
-/// `n` multiples of `step`, `step` apart, whose middle is as close as
-/// possible to `centre`, all positive.
-pub fn around(centre: f64, n: usize, step: f64) -> Vec<f64> {
-    let first = (centre / step - (n as f64 - 1.0) / 2.0).round().max(1.0);
-    (0..n).map(|j| tidy((first + j as f64) * step)).collect()
-}
-
-/// Round away binary noise (`13 * 0.0005 = 0.006500000000000001`) to 12 significant digits.
-fn tidy(x: f64) -> f64 {
-    format!("{x:.11e}").parse().unwrap_or(x)
-}
+pub use crate::space::{around, tidy};
 
 /// The best lambda of the finished search `search`: highest mean validation
 /// accuracy over its seeds. A clear error when its table is missing.
 pub fn best_lambda(results_dir: &Path, search: &str) -> Result<f64> {
+    Ok(best_point(results_dir, search)?.lambda)
+}
+
+/// The best point of the finished search `search` (highest mean validation
+/// accuracy over its seeds): its lambda and other settings. A clear error
+/// when its table is missing.
+pub fn best_point(results_dir: &Path, search: &str) -> Result<Point> {
     let path = results_dir.join(search).join(files::TABLE);
     if !path.is_file() {
         return Err(ExperimentError::Missing {
@@ -113,14 +119,23 @@ pub fn best_lambda(results_dir: &Path, search: &str) -> Result<f64> {
         });
     }
     let rows = read_table(&path)?;
-    lambda_stats(&rows)
-        .iter()
+    let best = lambda_stats(&rows)
+        .into_iter()
         .find(|s| s.validation_accuracy_mean.is_some())
-        .map(|s| s.lambda)
         .ok_or_else(|| ExperimentError::Format {
-            path,
+            path: path.clone(),
             message: "no finished (non-diverged) trial to take the best lambda from".into(),
-        })
+        })?;
+    let settings = space::parse_settings(&best.settings).map_err(|message| {
+        ExperimentError::Format {
+            path: path.clone(),
+            message: format!("column settings: {message}"),
+        }
+    })?;
+    Ok(Point {
+        lambda: best.lambda,
+        settings,
+    })
 }
 
 /// Read a search's `table.csv`: an error saying the table is malformed, and
@@ -161,31 +176,77 @@ pub fn read_table(path: &Path) -> Result<Vec<TableRow>> {
 /// initial weights and see the same mini-batch order, so the table compares
 /// lambdas, not seeds (common random numbers).
 pub fn draw_plan(lambdas: &[f64], seeds_per_lambda: usize, seed: u64) -> Vec<Trial> {
+    let points: Vec<Point> = lambdas
+        .iter()
+        .map(|&lambda| Point {
+            lambda,
+            settings: Vec::new(),
+        })
+        .collect();
+    draw_plan_points(&points, seeds_per_lambda, seed)
+}
+
+/// The plan of a space: every point `seeds_per_point` times, point-major,
+/// with the same training seeds for every point (drawn as [`draw_plan`] does).
+pub fn draw_plan_points(points: &[Point], seeds_per_point: usize, seed: u64) -> Vec<Trial> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     rng.set_stream(1);
-    let mut seeds: Vec<u64> = Vec::with_capacity(seeds_per_lambda);
-    while seeds.len() < seeds_per_lambda {
+    let mut seeds: Vec<u64> = Vec::with_capacity(seeds_per_point);
+    while seeds.len() < seeds_per_point {
         let s = u64::from(rng.next_u32());
         if !seeds.contains(&s) {
             seeds.push(s);
         }
     }
-    lambdas
+    let settings: Vec<String> = points
         .iter()
-        .flat_map(|&lambda| seeds.iter().map(move |&seed| (lambda, seed)))
+        .map(|p| space::settings_string(&p.settings))
+        .collect();
+    points
+        .iter()
         .enumerate()
-        .map(|(trial, (lambda, seed))| Trial {
+        .flat_map(|(point, p)| seeds.iter().map(move |&seed| (point, p.lambda, seed)))
+        .enumerate()
+        .map(|(trial, (point, lambda, seed))| Trial {
             trial,
+            point,
             lambda,
             seed,
+            settings: settings[point].clone(),
         })
         .collect()
 }
 
-/// The plan of `config`: lambdas resolved, seeds drawn.
+/// The points of `config`: its `[space]` drawn, or its `[lambdas]` resolved.
+pub fn points_for(config: &SearchConfig, results_dir: &Path) -> Result<Vec<Point>> {
+    match (&config.space, &config.lambdas) {
+        (Some(space), _) => {
+            let parsed = space::validate(space, &config.train).map_err(|e| {
+                ExperimentError::Format {
+                    path: results_dir.join(&config.name).join(files::CONFIG),
+                    message: format!("`{}`: {}", e.key, e.message),
+                }
+            })?;
+            space::draw_points(&parsed, config.seed, results_dir)
+        }
+        (None, Some(grid)) => Ok(resolve_lambdas(grid, config.seed, results_dir)?
+            .into_iter()
+            .map(|lambda| Point {
+                lambda,
+                settings: Vec::new(),
+            })
+            .collect()),
+        (None, None) => Err(ExperimentError::Format {
+            path: results_dir.join(&config.name).join(files::CONFIG),
+            message: "the search has neither [space] nor [lambdas]".into(),
+        }),
+    }
+}
+
+/// The plan of `config`: points drawn (or lambdas resolved), seeds drawn.
 pub fn plan_for(config: &SearchConfig, results_dir: &Path) -> Result<Vec<Trial>> {
-    let lambdas = resolve_lambdas(&config.lambdas, config.seed, results_dir)?;
-    Ok(draw_plan(&lambdas, config.seeds_per_lambda, config.seed))
+    let points = points_for(config, results_dir)?;
+    Ok(draw_plan_points(&points, config.seeds_per_point, config.seed))
 }
 
 /// One row of `table.csv`.
@@ -195,11 +256,17 @@ pub struct TableRow {
     pub rank: usize,
     /// Trial number.
     pub trial: usize,
+    /// Point of the space.
+    #[serde(default)]
+    pub point: usize,
     /// Training seed.
     pub seed: u64,
     /// L2 strength.
     pub lambda: f64,
-    /// `done` or `diverged`.
+    /// The point's other settings (`key=value;...`), empty for lambda alone.
+    #[serde(default)]
+    pub settings: String,
+    /// `done`, `pruned` (stopped early; numbers at its last rung) or `diverged`.
     pub state: RunState,
     /// Final validation accuracy.
     pub validation_accuracy: Option<f64>,
@@ -221,8 +288,10 @@ impl TableRow {
         Self {
             rank: 0,
             trial: trial.trial,
+            point: trial.point,
             seed: trial.seed,
             lambda: trial.lambda,
+            settings: trial.settings.clone(),
             state: s.state,
             validation_accuracy: s.validation_accuracy,
             validation_cost: s.validation_cost,
@@ -234,11 +303,16 @@ impl TableRow {
     }
 }
 
-/// Sort best first: finished before diverged, then validation accuracy
-/// descending, then trial number; and number the ranks.
+/// Sort best first: finished, then pruned, then diverged; then validation
+/// accuracy descending, then trial number; and number the ranks.
 pub fn sort_table(rows: &mut [TableRow]) {
     rows.sort_by(|a, b| {
-        let key = |r: &TableRow| (r.state != RunState::Done, r.validation_accuracy.is_none());
+        let state = |s: RunState| match s {
+            RunState::Done => 0,
+            RunState::Pruned => 1,
+            RunState::Diverged => 2,
+        };
+        let key = |r: &TableRow| (state(r.state), r.validation_accuracy.is_none());
         key(a)
             .cmp(&key(b))
             .then_with(|| {
@@ -252,13 +326,21 @@ pub fn sort_table(rows: &mut [TableRow]) {
     }
 }
 
-/// One row of `lambdas.csv`: a lambda's trials summarised over their seeds.
+/// One row of `lambdas.csv`: a point's trials (one lambda, with its other
+/// settings) summarised over their seeds. Means and spreads are over the
+/// trials that trained to the end (`done`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LambdaStats {
     /// L2 strength.
     pub lambda: f64,
+    /// The point's other settings (`key=value;...`), empty for lambda alone.
+    #[serde(default)]
+    pub settings: String,
     /// Finished trials.
     pub n_done: usize,
+    /// Trials stopped early by the pruning.
+    #[serde(default)]
+    pub n_pruned: usize,
     /// Diverged trials.
     pub n_diverged: usize,
     /// Mean validation accuracy over finished trials.
@@ -273,14 +355,14 @@ pub struct LambdaStats {
 
 pub use crate::stats::mean_std;
 
-/// Per-lambda statistics of a table, best mean validation accuracy first;
-/// ties keep the table's order (so with one seed per lambda the first entry
-/// is the table's best row).
+/// Per-point statistics of a table (a point: one lambda with its other
+/// settings), best mean validation accuracy first; ties keep the table's
+/// order (so with one seed per point the first entry is the table's best row).
 pub fn lambda_stats(rows: &[TableRow]) -> Vec<LambdaStats> {
-    let mut order: Vec<u64> = Vec::new();
-    let mut groups: BTreeMap<u64, Vec<&TableRow>> = BTreeMap::new();
+    let mut order: Vec<(u64, &str)> = Vec::new();
+    let mut groups: BTreeMap<(u64, &str), Vec<&TableRow>> = BTreeMap::new();
     for row in rows {
-        let key = row.lambda.to_bits();
+        let key = (row.lambda.to_bits(), row.settings.as_str());
         if !groups.contains_key(&key) {
             order.push(key);
         }
@@ -296,10 +378,16 @@ pub fn lambda_stats(rows: &[TableRow]) -> Vec<LambdaStats> {
             let test: Vec<f64> = done.iter().filter_map(|r| r.test_accuracy).collect();
             let (validation_accuracy_mean, validation_accuracy_std) = mean_std(&val);
             let (test_accuracy_mean, test_accuracy_std) = mean_std(&test);
+            let n_pruned = group
+                .iter()
+                .filter(|r| r.state == RunState::Pruned)
+                .count();
             LambdaStats {
                 lambda: group[0].lambda,
+                settings: group[0].settings.clone(),
                 n_done: done.len(),
-                n_diverged: group.len() - done.len(),
+                n_pruned,
+                n_diverged: group.len() - done.len() - n_pruned,
                 validation_accuracy_mean,
                 validation_accuracy_std,
                 test_accuracy_mean,
@@ -405,8 +493,15 @@ pub fn collect(
             .take(20)
             .map(|t| {
                 format!(
-                    "trial-{:02} (lambda {}, seed {})",
-                    t.trial, t.lambda, t.seed
+                    "trial-{:02} (lambda {}{}, seed {})",
+                    t.trial,
+                    t.lambda,
+                    if t.settings.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", {}", t.settings)
+                    },
+                    t.seed
                 )
             })
             .collect();
@@ -446,9 +541,14 @@ pub fn read_plan(dir: &Path) -> Result<Vec<Trial>> {
 /// The compact line printed when a trial finishes.
 pub(crate) fn trial_line(name: &str, trial: &Trial, n_total: usize, s: &RunSummary) -> String {
     let head = format!(
-        "{name} trial {:>2}/{n_total} lambda {:.6} seed {:>10}",
+        "{name} trial {:>2}/{n_total} lambda {:.6}{} seed {:>10}",
         trial.trial + 1,
         trial.lambda,
+        if trial.settings.is_empty() {
+            String::new()
+        } else {
+            format!(" {}", trial.settings)
+        },
         trial.seed
     );
     let fmt = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{v:.4}"));
@@ -461,6 +561,11 @@ pub(crate) fn trial_line(name: &str, trial: &Trial, n_total: usize, s: &RunSumma
             s.test_accuracy
                 .map_or(String::new(), |t| format!(" | test acc {t:.4}")),
             s.wall_seconds
+        ),
+        RunState::Pruned => format!(
+            "{head}: pruned: val acc {} ({})",
+            fmt(s.validation_accuracy),
+            s.message
         ),
         RunState::Diverged => format!("{head}: DIVERGED: {}", s.message),
     }
@@ -481,6 +586,35 @@ pub fn write_table(dir: &Path, plan: &[Trial]) -> Result<Vec<TableRow>> {
     sort_table(&mut rows);
     io::write_csv(&dir.join(files::TABLE), &rows)?;
     Ok(rows)
+}
+
+/// Refuse a search folder `dir` whose trial folders were made from other
+/// data: a trial's `config.toml` records the data fingerprint it trained on,
+/// and a resumed search must not mix two data sets in one table. The error
+/// names the first such folder and the fix.
+pub fn check_data_fingerprint(dir: &Path, plan: &[Trial], fingerprint: &str) -> Result<()> {
+    for trial in plan {
+        let run_dir = trial_dir(dir, trial.trial);
+        let Some(prov) = run::read_provenance(&run_dir) else {
+            continue;
+        };
+        if prov.data_fingerprint != fingerprint {
+            return Err(ExperimentError::Conflict {
+                path: run_dir.clone(),
+                message: format!(
+                    "this trial was trained on other data (fingerprint {}, from {}) than the \
+                     data now given (fingerprint {fingerprint}); a table must not mix the two: \
+                     use a fresh --results-dir, or delete {} (or the whole search folder {}) \
+                     to redo it on these data",
+                    prov.data_fingerprint,
+                    prov.data_dir,
+                    run_dir.display(),
+                    dir.display()
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

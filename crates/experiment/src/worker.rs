@@ -61,7 +61,7 @@ pub fn is_finished(dir: &Path, trial: &Trial) -> bool {
 pub fn unfinished(dir: &Path, plan: &[Trial]) -> Vec<Trial> {
     plan.iter()
         .filter(|t| !is_finished(dir, t))
-        .copied()
+        .cloned()
         .collect()
 }
 
@@ -199,7 +199,7 @@ fn next_claim(dir: &Path, plan: &[Trial], lease: Lease, worker_idx: usize) -> Re
                     claim.release()?;
                     continue;
                 }
-                return Ok(Next::Claimed(*trial, Box::new(claim)));
+                return Ok(Next::Claimed(trial.clone(), Box::new(claim)));
             }
         }
     }

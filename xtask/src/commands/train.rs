@@ -184,12 +184,12 @@ pub fn explain_interrupt(work: Work) {
 /// Run the command.
 pub fn run(args: Args) -> anyhow::Result<()> {
     explain_interrupt(Work::Run);
-    // A file with a `[lambdas]` table is a search over seeds (e.g.
+    // A file with a `[lambdas]` or `[space]` table is a search (e.g.
     // experiments/beyond.toml, several seeds of one recipe): run it as one.
     let is_search = std::fs::read_to_string(&args.config)
         .ok()
         .and_then(|text| text.parse::<toml::Table>().ok())
-        .is_some_and(|table| table.contains_key("lambdas"));
+        .is_some_and(|table| table.contains_key("lambdas") || table.contains_key("space"));
     if is_search {
         return args
             .common

@@ -1,0 +1,491 @@
+//! Pruning of hopeless trials, as Optuna's median pruner and (asynchronous)
+//! successive halving do, but deterministic: the verdict on a trial never
+//! depends on `--jobs`, on worker timing or on which machine ran what.
+//!
+//! Rungs are recorded learning-curve points (every `rung_every`-th record,
+//! never the last). At rung `r`, trial `t` is compared with the rung-`r`
+//! validation accuracies of the trials of *lower plan index* only, all of
+//! them: it waits until each of those has written its rung-`r` value
+//! (atomically, in `<search>/rungs/trial-NN.csv`) or has finished without
+//! reaching rung `r` (pruned or diverged earlier, which is itself decided the
+//! same way). By induction on the plan index every verdict is a function of
+//! the plan and the data alone. Workers claim trials in plan order, so the
+//! lower trials are always running or done; a lower trial that nobody holds
+//! for two leases is an error, not a hang.
+//!
+//! A pruned trial has a summary in state `pruned` (its numbers those of the
+//! rung where it stopped), so a resumed search does not run it again.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use mlp::train::{CurvePoint, Observer, TrainSettings};
+use serde::{Deserialize, Serialize};
+
+use crate::claim::{self, Lease};
+use crate::config::InvalidValue;
+use crate::search::{trial_dir, Trial};
+use crate::{io, run, ExperimentError, Result};
+
+/// Sub-folder of a search folder holding the rung values, one file per trial.
+pub const RUNGS: &str = "rungs";
+
+/// Whether and how a search stops hopeless trials (`[pruning]`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Pruning {
+    /// Every trial trains to the end.
+    None,
+    /// Stop a trial whose rung value is below the median of the lower trials' values there.
+    Median {
+        /// Recorded points between rungs (e.g. `records_per_cycle` for cycle ends).
+        rung_every: u64,
+        /// Lower trials' values needed at a rung before anything is pruned there.
+        min_trials: usize,
+    },
+    /// Keep a trial only if its rung value is in the top `1 / reduction_factor`
+    /// of its own and the lower trials' values there.
+    SuccessiveHalving {
+        /// Recorded points between rungs.
+        rung_every: u64,
+        /// Lower trials' values needed at a rung before anything is pruned there.
+        min_trials: usize,
+        /// Keep the best `1 / reduction_factor` (>= 2).
+        reduction_factor: usize,
+    },
+}
+
+fn invalid(key: &str, message: String) -> InvalidValue {
+    InvalidValue {
+        key: format!("pruning.{key}"),
+        message,
+    }
+}
+
+impl Pruning {
+    /// Check the values; the error names `pruning.<key>`.
+    pub fn validate(&self) -> Result<(), InvalidValue> {
+        let (rung_every, min_trials) = match self {
+            Pruning::None => return Ok(()),
+            Pruning::Median {
+                rung_every,
+                min_trials,
+            } => (*rung_every, *min_trials),
+            Pruning::SuccessiveHalving {
+                rung_every,
+                min_trials,
+                reduction_factor,
+            } => {
+                if !(2..=1000).contains(reduction_factor) {
+                    return Err(invalid(
+                        "reduction_factor",
+                        format!("{reduction_factor} is not in 2..=1000"),
+                    ));
+                }
+                (*rung_every, *min_trials)
+            }
+        };
+        if !(1..=10_000).contains(&rung_every) {
+            return Err(invalid(
+                "rung_every",
+                format!("{rung_every} is not in 1..=10000"),
+            ));
+        }
+        if !(1..=10_000).contains(&min_trials) {
+            return Err(invalid(
+                "min_trials",
+                format!("{min_trials} is not in 1..=10000"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Records between rungs, or `None` when nothing is pruned.
+    pub fn rung_every(&self) -> Option<u64> {
+        match self {
+            Pruning::None => None,
+            Pruning::Median { rung_every, .. } | Pruning::SuccessiveHalving { rung_every, .. } => {
+                Some(*rung_every)
+            }
+        }
+    }
+
+    /// Whether a trial whose value at a rung is `value` stops there, given
+    /// the values of the lower trials at that rung (`earlier`): `Some(why)`
+    /// to stop. Higher values are better.
+    pub fn decide(&self, value: f64, earlier: &[f64]) -> Option<String> {
+        let (min_trials, kind) = match self {
+            Pruning::None => return None,
+            Pruning::Median { min_trials, .. } => (*min_trials, None),
+            Pruning::SuccessiveHalving {
+                min_trials,
+                reduction_factor,
+                ..
+            } => (*min_trials, Some(*reduction_factor)),
+        };
+        if earlier.len() < min_trials {
+            return None;
+        }
+        let mut sorted = earlier.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        match kind {
+            None => {
+                let median = median(&sorted);
+                (value < median).then(|| {
+                    format!(
+                        "validation accuracy {value:.4} below the median {median:.4} of {} \
+                         earlier trials",
+                        earlier.len()
+                    )
+                })
+            }
+            Some(eta) => {
+                // Rank among the lower trials and this one (0 = best; ties
+                // in this trial's favour); keep the top ceil(n / eta).
+                let n = earlier.len() + 1;
+                let rank = earlier.iter().filter(|&&v| v > value).count();
+                let keep = n.div_ceil(eta);
+                (rank >= keep).then(|| {
+                    format!(
+                        "validation accuracy {value:.4} ranks {} of {n} at this rung; the top \
+                         {keep} (1/{eta}) go on",
+                        rank + 1
+                    )
+                })
+            }
+        }
+    }
+}
+
+/// Median of sorted, non-empty values.
+fn median(sorted: &[f64]) -> f64 {
+    let n = sorted.len();
+    if n % 2 == 1 {
+        sorted[n / 2]
+    } else {
+        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+    }
+}
+
+/// The record indices (0 = step 0) that are rungs among `n_records`
+/// recorded points: every `rung_every`-th, never the last (the end of the
+/// training is no place to stop it).
+pub fn rung_records(rung_every: u64, n_records: usize) -> Vec<usize> {
+    let every = rung_every.max(1) as usize;
+    (1..)
+        .map(|r| r * every)
+        .take_while(|&k| k + 1 < n_records)
+        .collect()
+}
+
+/// One row of a trial's rung file.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RungValue {
+    /// Rung number, from 1.
+    pub rung: usize,
+    /// Update steps done at the rung.
+    pub step: u64,
+    /// Validation accuracy there.
+    pub validation_accuracy: f64,
+}
+
+/// The rung file of `trial` in the search folder `dir`.
+pub fn rung_file(dir: &Path, trial: usize) -> PathBuf {
+    dir.join(RUNGS).join(format!("trial-{trial:02}.csv"))
+}
+
+/// The rung values `trial` has written (none when it has not reached a rung).
+pub fn read_rungs(dir: &Path, trial: usize) -> Result<Vec<RungValue>> {
+    let path = rung_file(dir, trial);
+    if !path.is_file() {
+        return Ok(Vec::new());
+    }
+    io::read_csv(&path)
+}
+
+/// Whether `trial` has its summary (finished, pruned or diverged) in `dir`.
+fn has_summary(dir: &Path, trial: &Trial) -> Result<bool> {
+    Ok(run::read_summary(&trial_dir(dir, trial.trial))?
+        .is_some_and(|s| s.lambda == trial.lambda && s.seed == trial.seed))
+}
+
+/// The pruning decisions of one search folder.
+pub struct Gate<'a> {
+    dir: &'a Path,
+    plan: &'a [Trial],
+    pruning: &'a Pruning,
+    lease: Lease,
+    poll: Duration,
+}
+
+impl<'a> Gate<'a> {
+    /// Decisions for the trials of `plan` in the search folder `dir`.
+    pub fn new(dir: &'a Path, plan: &'a [Trial], pruning: &'a Pruning, lease: Lease) -> Self {
+        Self {
+            dir,
+            plan,
+            pruning,
+            lease,
+            poll: Duration::from_millis(20),
+        }
+    }
+
+    /// Records between rungs, or `None` when nothing is pruned.
+    pub fn rung_every(&self) -> Option<u64> {
+        self.pruning.rung_every()
+    }
+
+    /// Trial `trial` reached rung `rung` (from 1) at `step` with validation
+    /// accuracy `value`: record it, wait for the lower trials' values at this
+    /// rung and decide. `Some(why)` when the trial stops here.
+    pub fn at_rung(
+        &self,
+        trial: &Trial,
+        rung: usize,
+        step: u64,
+        value: f64,
+    ) -> Result<Option<String>> {
+        let mut rows: Vec<RungValue> = read_rungs(self.dir, trial.trial)?
+            .into_iter()
+            .filter(|r| r.rung < rung)
+            .collect();
+        rows.push(RungValue {
+            rung,
+            step,
+            validation_accuracy: value,
+        });
+        io::create_dir(&self.dir.join(RUNGS))?;
+        io::write_csv(&rung_file(self.dir, trial.trial), &rows)?;
+        let mut earlier = Vec::new();
+        for other in self.plan.iter().filter(|o| o.trial < trial.trial) {
+            if let Some(v) = self.wait_for(other, rung, trial)? {
+                earlier.push(v);
+            }
+        }
+        Ok(self
+            .pruning
+            .decide(value, &earlier)
+            .map(|why| format!("pruned at rung {rung} (step {step}): {why}")))
+    }
+
+    /// The rung-`rung` value of `other`, once it is there; `None` when
+    /// `other` finished without reaching the rung.
+    fn wait_for(&self, other: &Trial, rung: usize, waiting: &Trial) -> Result<Option<f64>> {
+        let mut orphan_since: Option<Instant> = None;
+        loop {
+            // Finished first, then the rungs: a rung is written before the
+            // summary, so a finished trial's rung file is complete.
+            let finished = has_summary(self.dir, other)?;
+            if let Some(r) = read_rungs(self.dir, other.trial)?
+                .iter()
+                .find(|r| r.rung == rung)
+            {
+                return Ok(Some(r.validation_accuracy));
+            }
+            if finished {
+                return Ok(None);
+            }
+            let stem = trial_dir(self.dir, other.trial);
+            if claim::is_held(&stem, self.lease)? {
+                orphan_since = None;
+            } else {
+                let since = *orphan_since.get_or_insert_with(Instant::now);
+                if since.elapsed() > self.lease.0 * 2 {
+                    return Err(ExperimentError::Conflict {
+                        path: stem,
+                        message: format!(
+                            "trial-{:02} waits at rung {rung} for this lower trial, which is \
+                             neither finished nor held by a live worker (a failed or stopped \
+                             run?); re-run the search: pruning compares each trial with the \
+                             lower ones, which run first",
+                            waiting.trial
+                        ),
+                    });
+                }
+            }
+            std::thread::sleep(self.poll);
+        }
+    }
+}
+
+/// The observer of a trial under pruning: at each rung it hands the
+/// validation accuracy to the [`Gate`] and stops the training when told.
+pub struct RungObserver<'g, 'a> {
+    gate: &'g Gate<'a>,
+    trial: &'g Trial,
+    rung_steps: Vec<u64>,
+    next: usize,
+    /// Why the trial stopped, once the gate said so.
+    pub verdict: Option<String>,
+    /// A failure of the gate (an unreadable rung file, an orphaned lower trial).
+    pub error: Option<ExperimentError>,
+}
+
+impl<'g, 'a> RungObserver<'g, 'a> {
+    /// The observer of `trial`, trained with `settings` (which fix its record steps).
+    pub fn new(gate: &'g Gate<'a>, trial: &'g Trial, settings: &TrainSettings) -> Self {
+        let steps = mlp::train::record_steps(
+            settings.schedule.build().as_ref(),
+            settings.records_per_cycle,
+        );
+        let rung_steps = gate
+            .rung_every()
+            .map(|every| {
+                rung_records(every, steps.len())
+                    .into_iter()
+                    .map(|k| steps[k])
+                    .collect()
+            })
+            .unwrap_or_default();
+        Self {
+            gate,
+            trial,
+            rung_steps,
+            next: 0,
+            verdict: None,
+            error: None,
+        }
+    }
+}
+
+impl Observer for RungObserver<'_, '_> {
+    fn on_record(&mut self, point: &CurvePoint, _n_steps: u64) {
+        if self.rung_steps.get(self.next) != Some(&point.step) || self.stop() {
+            return;
+        }
+        self.next += 1;
+        match self.gate.at_rung(
+            self.trial,
+            self.next,
+            point.step,
+            point.validation.accuracy,
+        ) {
+            Ok(verdict) => self.verdict = verdict,
+            Err(e) => self.error = Some(e),
+        }
+    }
+
+    fn stop(&mut self) -> bool {
+        self.verdict.is_some() || self.error.is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn median_pruner(min_trials: usize) -> Pruning {
+        Pruning::Median {
+            rung_every: 1,
+            min_trials,
+        }
+    }
+
+    #[test]
+    fn median_prunes_below_the_median_of_enough_earlier_values() {
+        let p = median_pruner(2);
+        // Too few earlier values: never pruned.
+        assert_eq!(p.decide(0.1, &[0.5]), None);
+        // Median of [0.3, 0.5, 0.4] is 0.4; of [0.3, 0.5] it is 0.4 too.
+        assert!(p.decide(0.39, &[0.3, 0.5, 0.4]).is_some());
+        assert_eq!(p.decide(0.4, &[0.3, 0.5, 0.4]), None);
+        assert!(p.decide(0.399, &[0.3, 0.5]).is_some());
+        assert_eq!(p.decide(0.41, &[0.3, 0.5]), None);
+        assert_eq!(Pruning::None.decide(0.0, &[1.0, 1.0]), None);
+    }
+
+    #[test]
+    fn successive_halving_keeps_the_top_fraction() {
+        let p = Pruning::SuccessiveHalving {
+            rung_every: 1,
+            min_trials: 1,
+            reduction_factor: 3,
+        };
+        // 6 values with this one: the top ceil(6/3) = 2 go on.
+        let earlier = [0.50, 0.40, 0.30, 0.20, 0.10];
+        assert_eq!(p.decide(0.45, &earlier), None); // rank 2
+        assert!(p.decide(0.35, &earlier).is_some()); // rank 3
+        assert_eq!(p.decide(0.60, &earlier), None); // rank 1
+        // Ties count in the trial's favour.
+        assert_eq!(p.decide(0.40, &earlier), None);
+        // 2 values: ceil(2/3) = 1 goes on.
+        assert!(p.decide(0.2, &[0.3]).is_some());
+        assert_eq!(p.decide(0.3, &[0.3]), None);
+    }
+
+    #[test]
+    fn rungs_are_every_nth_record_but_never_the_last() {
+        assert_eq!(rung_records(1, 5), vec![1, 2, 3]);
+        assert_eq!(rung_records(2, 7), vec![2, 4]);
+        assert_eq!(rung_records(2, 6), vec![2, 4]);
+        assert_eq!(rung_records(3, 3), Vec::<usize>::new());
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let bad = Pruning::SuccessiveHalving {
+            rung_every: 1,
+            min_trials: 1,
+            reduction_factor: 1,
+        };
+        assert_eq!(bad.validate().unwrap_err().key, "pruning.reduction_factor");
+        let bad = Pruning::Median {
+            rung_every: 0,
+            min_trials: 1,
+        };
+        assert_eq!(bad.validate().unwrap_err().key, "pruning.rung_every");
+        let bad = Pruning::Median {
+            rung_every: 1,
+            min_trials: 0,
+        };
+        assert_eq!(bad.validate().unwrap_err().key, "pruning.min_trials");
+    }
+
+    /// A hand-made set of curves: each trial's rung values decided in plan
+    /// order, with the verdicts worked out by hand.
+    #[test]
+    fn decisions_on_hand_made_curves() {
+        let dir = tempfile::tempdir().unwrap();
+        let plan: Vec<Trial> = (0..4)
+            .map(|i| Trial {
+                trial: i,
+                point: i,
+                lambda: 0.1,
+                seed: 7,
+                settings: String::new(),
+            })
+            .collect();
+        let pruning = median_pruner(1);
+        let gate = Gate::new(dir.path(), &plan, &pruning, Lease(Duration::from_secs(60)));
+        // Curves (validation accuracy at rungs 1 and 2):
+        // t0: 0.30 0.40   (nothing earlier: goes on)
+        // t1: 0.20        (< median 0.30 of [t0]: pruned at rung 1)
+        // t2: 0.35 0.38   (rung 1: median of [0.30, 0.20] = 0.25, goes on;
+        //                  rung 2: median of [0.40] (t1 stopped) = 0.40: pruned)
+        // t3: 0.40 0.45   (rung 1: median of [0.30, 0.20, 0.35] = 0.30;
+        //                  rung 2: median of [0.40, 0.38] = 0.39: goes on)
+        let curves: [&[f64]; 4] = [&[0.30, 0.40], &[0.20, 0.9], &[0.35, 0.38], &[0.40, 0.45]];
+        let mut verdicts = Vec::new();
+        for (t, curve) in curves.iter().enumerate() {
+            let mut stopped = None;
+            for (r, &v) in curve.iter().enumerate() {
+                if let Some(why) = gate.at_rung(&plan[t], r + 1, (r as u64 + 1) * 10, v).unwrap() {
+                    stopped = Some((r + 1, why));
+                    break;
+                }
+            }
+            // The trial's summary marks it finished (what the worker writes).
+            let mut s = run::RunSummary::empty("x", run::RunState::Done, 0.1, 7, 30);
+            if stopped.is_some() {
+                s.state = run::RunState::Pruned;
+            }
+            let d = trial_dir(dir.path(), t);
+            io::create_dir(&d).unwrap();
+            run::write_summary(&d, &s).unwrap();
+            verdicts.push(stopped.map(|(r, _)| r));
+        }
+        assert_eq!(verdicts, vec![None, Some(1), Some(2), None]);
+        assert_eq!(read_rungs(dir.path(), 1).unwrap().len(), 1);
+        assert_eq!(read_rungs(dir.path(), 3).unwrap().len(), 2);
+    }
+}
