@@ -489,3 +489,6 @@ mod tests {
         assert_eq!(read_rungs(dir.path(), 3).unwrap().len(), 2);
     }
 }
+
+#[cfg(test)]
+mod search_tests;
