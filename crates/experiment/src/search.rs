@@ -38,6 +38,11 @@ pub mod files {
     pub const ACCURACY_SVG: &str = "accuracy-vs-lambda.svg";
     /// The same picture as PNG.
     pub const ACCURACY_PNG: &str = "accuracy-vs-lambda.png";
+    /// Validation accuracy against each setting a space varies (mean ± std
+    /// per point), for searches over more than lambda.
+    pub const POINTS_SVG: &str = "accuracy-vs-settings.svg";
+    /// The same picture as PNG.
+    pub const POINTS_PNG: &str = "accuracy-vs-settings.png";
     /// Sub-folder holding one run folder per trial.
     pub const RUNS: &str = "runs";
 }
@@ -521,6 +526,10 @@ pub fn collect(
     io::write_csv(&dir.join(files::LAMBDAS), &lambdas)?;
     plot::search_svg(&rows, name, &dir.join(files::ACCURACY_SVG))?;
     plot::search_png(&rows, name, &dir.join(files::ACCURACY_PNG))?;
+    if rows.iter().any(|r| !r.settings.is_empty()) {
+        plot::points_svg(&rows, name, &dir.join(files::POINTS_SVG))?;
+        plot::points_png(&rows, name, &dir.join(files::POINTS_PNG))?;
+    }
     Ok((rows, lambdas))
 }
 
