@@ -6,6 +6,7 @@ mod commands;
 
 use clap::{Parser, Subcommand};
 use commands::*;
+use experiment::error_text;
 
 /// cifar-clr: train and study a two-layer network on CIFAR-10 with cyclical learning rates.
 #[derive(Parser)]
@@ -62,26 +63,6 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
-}
-
-/// The error and its causes on one line, `a: b: c`, each cause once: a cause
-/// whose text its parent already shows (e.g. `{path}: {source}` messages that
-/// also expose the OS error as their source) is not repeated.
-pub fn error_text(error: &anyhow::Error) -> String {
-    let mut text = String::new();
-    let mut shown = String::new();
-    for cause in error.chain() {
-        let part = cause.to_string();
-        if shown.contains(&part) {
-            continue;
-        }
-        if !text.is_empty() {
-            text.push_str(": ");
-        }
-        text.push_str(&part);
-        shown = part;
-    }
-    text
 }
 
 fn run(command: Command) -> anyhow::Result<()> {

@@ -11,7 +11,6 @@
 //! A 32x32 file is taken pixel for pixel: writing a CIFAR image with
 //! [`write_png`] and reading it back gives the same bytes.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use image::imageops::FilterType;
@@ -150,18 +149,10 @@ pub fn write_png(image: &[u8], path: &Path) -> Result<(), PictureError> {
             path: path.to_path_buf(),
             source: std::io::Error::other(e.to_string()),
         })?;
-    let io_error = |source| PictureError::Io {
+    fileio::write_atomic(path, &encoded).map_err(|source| PictureError::Io {
         path: path.to_path_buf(),
         source,
-    };
-    let tmp = path.with_extension(format!("png.{}.tmp", std::process::id()));
-    let result = std::fs::File::create(&tmp)
-        .and_then(|mut f| f.write_all(&encoded).and_then(|_| f.sync_all()))
-        .and_then(|_| std::fs::rename(&tmp, path));
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map_err(io_error)
+    })
 }
 
 #[cfg(test)]

@@ -88,14 +88,9 @@ impl Stamp {
     /// Write the stamp into `batches` atomically (temp file + rename).
     pub fn write(&self, batches: &Path) -> Result<(), CifarError> {
         let path = Self::path(batches);
-        let tmp = batches.join(format!(".{STAMP_FILE}.tmp"));
-        let io = |source| CifarError::Io {
-            path: tmp.clone(),
-            source,
-        };
         let text = serde_json::to_string_pretty(self).expect("a stamp serialises");
-        std::fs::write(&tmp, text + "\n").map_err(io)?;
-        std::fs::rename(&tmp, &path).map_err(io)
+        fileio::write_atomic(&path, (text + "\n").as_bytes())
+            .map_err(|source| CifarError::Io { path, source })
     }
 
     /// Cheap check: every listed file exists with the listed size, the list

@@ -79,7 +79,7 @@ pub fn run(dir: &Path, opts: &Options<'_>) -> Result<Vec<AblationRow>> {
     }
     write_picture(&rows, &opts.results_dir.join("ablation.svg"))?;
     let section = report_section(&rows);
-    mlp::weights::write_atomic(&opts.results_dir.join(SECTION), section.as_bytes())?;
+    io::write_atomic(&opts.results_dir.join(SECTION), section.as_bytes())?;
     Ok(rows)
 }
 

@@ -9,7 +9,7 @@ use mlp::train::Silent;
 
 use crate::claim::Lease;
 use crate::config::{self, LambdaGrid, Provenance, RunConfig, SearchConfig, Validate};
-use crate::prune::{Gate, RungObserver};
+use crate::rungs::{Gate, RungObserver};
 use crate::space::{self, Space};
 use crate::data::{self, DataSource};
 use crate::progress::RunProgress;

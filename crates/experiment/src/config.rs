@@ -52,23 +52,9 @@ pub enum ConfigError {
     },
 }
 
-/// A bad value found by `validate()`, before the file name is attached.
-#[derive(Clone, Debug, PartialEq)]
-pub struct InvalidValue {
-    /// Dotted key, e.g. `train.schedule.eta_max`.
-    pub key: String,
-    /// What is wrong and what is allowed.
-    pub message: String,
-}
+pub use crate::invalid::InvalidValue;
 
 impl InvalidValue {
-    fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            key: key.into(),
-            message: message.into(),
-        }
-    }
-
     /// Attach the file the value came from.
     pub fn in_file(self, path: &Path) -> ConfigError {
         ConfigError::Invalid {

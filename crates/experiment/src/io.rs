@@ -1,5 +1,6 @@
 //! Atomic file writes (temporary file in the same directory, then rename) and
-//! CSV helpers, so that a killed process never leaves a half-written result.
+//! CSV helpers, so that a killed process never leaves a half-written result:
+//! [`fileio`] with this crate's error type.
 
 use std::fs;
 use std::path::Path;
@@ -23,41 +24,27 @@ pub fn create_dir(dir: &Path) -> Result<()> {
 }
 
 /// Write `bytes` to `path` atomically (temp file beside it, synced, then
-/// renamed), creating parent folders: [`mlp::weights::write_atomic`].
+/// renamed), creating parent folders: [`fileio::write_atomic`].
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    Ok(mlp::weights::write_atomic(path, bytes)?)
+    fileio::write_atomic(path, bytes).map_err(io_err(path))
 }
 
 /// Serialise `rows` as CSV (with a header) and write them atomically to `path`.
 pub fn write_csv<T: Serialize>(path: &Path, rows: &[T]) -> Result<()> {
-    let mut writer = csv::Writer::from_writer(Vec::new());
-    for row in rows {
-        writer.serialize(row).map_err(|e| ExperimentError::Format {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
-    }
-    let bytes = writer.into_inner().map_err(|e| ExperimentError::Format {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    })?;
-    write_atomic(path, &bytes)
+    fileio::write_csv(path, rows).map_err(file_err)
 }
 
 /// Read every row of the CSV file `path` (with a header).
 pub fn read_csv<T: DeserializeOwned>(path: &Path) -> Result<Vec<T>> {
-    let bytes = fs::read(path).map_err(io_err(path))?;
-    let mut reader = csv::Reader::from_reader(bytes.as_slice());
-    reader
-        .deserialize()
-        .enumerate()
-        .map(|(row_idx, row)| {
-            row.map_err(|e| ExperimentError::Format {
-                path: path.to_path_buf(),
-                message: format!("row {}: {e}", row_idx + 1),
-            })
-        })
-        .collect()
+    fileio::read_csv(path).map_err(file_err)
+}
+
+/// The same error, as this crate's.
+fn file_err(e: fileio::FileError) -> ExperimentError {
+    match e {
+        fileio::FileError::Io { path, source } => ExperimentError::Io { path, source },
+        fileio::FileError::Format { path, message } => ExperimentError::Format { path, message },
+    }
 }
 
 /// Serialise `value` as TOML and write it atomically to `path`.

@@ -11,8 +11,8 @@
 //!   setting with a distribution), drawn into points up front;
 //! - [`search`]: a plan of trials (points x seeds) drawn up front, run in
 //!   parallel, resumable, summarised in a sorted `table.csv`;
-//! - [`prune`]: optional early stopping of hopeless trials, deterministic
-//!   whatever `--jobs`;
+//! - [`prune`] and [`rungs`]: optional early stopping of hopeless trials
+//!   (the rule, and its work in a search folder), deterministic whatever `--jobs`;
 //! - [`ensemble`]: what trained networks (one, or several averaged) say about a labelled set;
 //! - [`stats`]: mean ± std over seeds and the t-tests that tell a winner from seed noise;
 //! - [`inference`]: trained weights put to use (`evaluate`, `predict`);
@@ -24,6 +24,8 @@
 //!   run such workers as a Slurm job array, and the collect job after them;
 //! - [`plot`]: SVG and PNG pictures made from the CSV files;
 //! - [`report`]: `REPORT.md`, every result beside the original report's number;
+//! - [`reproduce`]: every stage of the report in order ([`records::stages`]), then the report;
+//! - [`records`]: the result files' names and row types, below every other module;
 //! - [`commands`]: the entry points `cargo xtask train`, `coarse-search`, ... call.
 //!
 //! Every file a command writes is written atomically (temporary file, then
@@ -37,17 +39,23 @@ pub mod config;
 pub mod data;
 pub mod ensemble;
 pub mod inference;
+pub mod invalid;
 pub mod io;
 pub mod lr_range;
 pub mod plot;
 pub mod progress;
 pub mod prune;
+pub mod records;
 pub mod report;
+pub mod rungs;
+pub mod reproduce;
 pub mod run;
 pub mod search;
 pub mod slurm;
 pub mod space;
 pub mod stats;
+#[cfg(test)]
+mod tidy;
 pub mod worker;
 
 use std::path::PathBuf;
@@ -159,6 +167,26 @@ fn data_hint(dir: &std::path::Path, error: &cifar::CifarError) -> String {
          cifar-10-binary.tar.gz), or point --data-dir at good data)",
         cifar::repair_command(dir)
     )
+}
+
+/// The error and its causes on one line, `a: b: c`, each cause once: a cause
+/// whose text its parent already shows (e.g. `{path}: {source}` messages that
+/// also expose the OS error as their source) is not repeated.
+pub fn error_text(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    let mut shown = String::new();
+    for cause in error.chain() {
+        let part = cause.to_string();
+        if shown.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+        shown = part;
+    }
+    text
 }
 
 /// Shorthand for results of this crate.

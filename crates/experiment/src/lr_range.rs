@@ -19,9 +19,8 @@
 //! accuracy first rises by a tenth of its total rise above the start.
 //! Smith's other rule, `eta_max / 4`, is given beside it.
 
-use serde::{Deserialize, Serialize};
-
 use crate::config::RunConfig;
+pub use crate::records::lr_range::{files, folder, RangePoint, Suggestion};
 use crate::Result;
 
 /// Smoothing factor of the moving averages.
@@ -87,23 +86,6 @@ impl RangeSpec {
     }
 }
 
-/// One row of `lr-range.csv`: one update.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct RangePoint {
-    /// Update index (0-based).
-    pub step: u64,
-    /// Learning rate of this update.
-    pub eta: f64,
-    /// Mean loss of the mini-batch, before the update.
-    pub loss: f64,
-    /// Moving average of `loss` (bias-corrected).
-    pub loss_smoothed: f64,
-    /// Moving average of the mini-batch accuracy (bias-corrected).
-    pub batch_accuracy_smoothed: f64,
-    /// Validation accuracy after this update, on the updates where it is measured.
-    pub validation_accuracy: Option<f64>,
-}
-
 /// Bias-corrected exponential moving average.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Ema {
@@ -118,23 +100,6 @@ impl Ema {
         self.n += 1;
         self.value / (1.0 - BETA.powi(self.n))
     }
-}
-
-/// What the curves suggest.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Suggestion {
-    /// Where validation accuracy starts to rise.
-    pub eta_min: f64,
-    /// Where validation accuracy peaks.
-    pub eta_max: f64,
-    /// Smith's alternative lower bound, `eta_max / 4`.
-    pub eta_max_quarter: f64,
-    /// The peak (3-point average) validation accuracy.
-    pub peak_validation_accuracy: f64,
-    /// Whether the loss exploded before `eta_end` (the test stopped early).
-    pub stopped_early: bool,
-    /// The rule, in words.
-    pub rule: String,
 }
 
 /// The rule [`suggest`] applies, as printed and written.
@@ -263,91 +228,6 @@ pub fn run(
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn eta_rises_exponentially_from_start_to_end() {
-        let spec = RangeSpec {
-            eta_start: 1e-6,
-            eta_end: 1.0,
-            ..RangeSpec::default()
-        };
-        assert_eq!(spec.eta(0, 7), 1e-6);
-        assert!((spec.eta(6, 7) - 1.0).abs() < 1e-12);
-        // Half-way is the geometric mean.
-        assert!((spec.eta(3, 7) - 1e-3).abs() < 1e-15);
-        assert!(spec.validate().is_ok());
-        let bad = RangeSpec {
-            eta_end: 1e-7,
-            ..spec
-        };
-        assert!(bad.validate().unwrap_err().contains("--eta-end"));
-    }
-
-    #[test]
-    fn moving_average_is_bias_corrected() {
-        let mut ema = Ema::default();
-        // A constant input reads as itself from the first value on.
-        assert!((ema.push(2.0) - 2.0).abs() < 1e-12);
-        assert!((ema.push(2.0) - 2.0).abs() < 1e-12);
-        // Then it follows with weight (1 - beta) / (1 - beta^3) on the new value.
-        let w = (1.0 - BETA) / (1.0 - BETA.powi(3));
-        assert!((ema.push(5.0) - (2.0 + 3.0 * w)).abs() < 1e-12);
-    }
-
-    fn point(step: u64, eta: f64, acc: Option<f64>) -> RangePoint {
-        RangePoint {
-            step,
-            eta,
-            loss: 1.0,
-            loss_smoothed: 1.0,
-            batch_accuracy_smoothed: 0.0,
-            validation_accuracy: acc,
-        }
-    }
-
-    #[test]
-    fn suggestion_reads_the_rise_and_the_peak() {
-        // Flat at 0.1 up to eta 1e-4, rising to 0.5 at 1e-1, then falling.
-        let etas = [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0];
-        let accs = [0.10, 0.10, 0.10, 0.20, 0.40, 0.50, 0.30, 0.10];
-        let points: Vec<RangePoint> = etas
-            .iter()
-            .zip(accs)
-            .enumerate()
-            .map(|(i, (&e, a))| point(i as u64, e, Some(a)))
-            .collect();
-        let s = suggest(&points, true).unwrap();
-        // 3-point averages: .1 .1 .133 .233 .367 .4 .3 .2 -> peak at 1e-1.
-        assert_eq!(s.eta_max, 1e-1);
-        assert!((s.peak_validation_accuracy - 0.4).abs() < 1e-12);
-        // Start .1, threshold .1 + .1 * .3 = .13: first reached at 1e-4 (.133).
-        assert_eq!(s.eta_min, 1e-4);
-        assert_eq!(s.eta_max_quarter, 0.025);
-        assert!(s.stopped_early);
-        assert!(suggest(&points[..2], false).is_none());
-    }
-}
-
-/// Files of a range test, in `<results-dir>/lr-range-test/<name>/`.
-pub mod files {
-    /// One row per update ([`super::RangePoint`]).
-    pub const CSV: &str = "lr-range.csv";
-    /// The suggestion ([`super::Suggestion`]), one row.
-    pub const SUGGESTION: &str = "suggestion.csv";
-    /// The picture.
-    pub const SVG: &str = "lr-range.svg";
-    /// The picture, as PNG.
-    pub const PNG: &str = "lr-range.png";
-}
-
-/// The folder of the range test of the run config named `name`.
-pub fn folder(results_dir: &std::path::Path, name: &str) -> std::path::PathBuf {
-    results_dir.join("lr-range-test").join(name)
-}
-
 /// The run config at `path`; a search config (one with a `[lambdas]` or `[space]`
 /// table, like `experiments/beyond.toml`) stands for its first trial: its
 /// training settings with its first lambda and its plan seed.
@@ -433,4 +313,72 @@ pub fn command(
         &dir.join(files::PNG),
     )?;
     Ok((suggestion, dir))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn eta_rises_exponentially_from_start_to_end() {
+        let spec = RangeSpec {
+            eta_start: 1e-6,
+            eta_end: 1.0,
+            ..RangeSpec::default()
+        };
+        assert_eq!(spec.eta(0, 7), 1e-6);
+        assert!((spec.eta(6, 7) - 1.0).abs() < 1e-12);
+        // Half-way is the geometric mean.
+        assert!((spec.eta(3, 7) - 1e-3).abs() < 1e-15);
+        assert!(spec.validate().is_ok());
+        let bad = RangeSpec {
+            eta_end: 1e-7,
+            ..spec
+        };
+        assert!(bad.validate().unwrap_err().contains("--eta-end"));
+    }
+
+    #[test]
+    fn moving_average_is_bias_corrected() {
+        let mut ema = Ema::default();
+        // A constant input reads as itself from the first value on.
+        assert!((ema.push(2.0) - 2.0).abs() < 1e-12);
+        assert!((ema.push(2.0) - 2.0).abs() < 1e-12);
+        // Then it follows with weight (1 - beta) / (1 - beta^3) on the new value.
+        let w = (1.0 - BETA) / (1.0 - BETA.powi(3));
+        assert!((ema.push(5.0) - (2.0 + 3.0 * w)).abs() < 1e-12);
+    }
+
+    fn point(step: u64, eta: f64, acc: Option<f64>) -> RangePoint {
+        RangePoint {
+            step,
+            eta,
+            loss: 1.0,
+            loss_smoothed: 1.0,
+            batch_accuracy_smoothed: 0.0,
+            validation_accuracy: acc,
+        }
+    }
+
+    #[test]
+    fn suggestion_reads_the_rise_and_the_peak() {
+        // Flat at 0.1 up to eta 1e-4, rising to 0.5 at 1e-1, then falling.
+        let etas = [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0];
+        let accs = [0.10, 0.10, 0.10, 0.20, 0.40, 0.50, 0.30, 0.10];
+        let points: Vec<RangePoint> = etas
+            .iter()
+            .zip(accs)
+            .enumerate()
+            .map(|(i, (&e, a))| point(i as u64, e, Some(a)))
+            .collect();
+        let s = suggest(&points, true).unwrap();
+        // 3-point averages: .1 .1 .133 .233 .367 .4 .3 .2 -> peak at 1e-1.
+        assert_eq!(s.eta_max, 1e-1);
+        assert!((s.peak_validation_accuracy - 0.4).abs() < 1e-12);
+        // Start .1, threshold .1 + .1 * .3 = .13: first reached at 1e-4 (.133).
+        assert_eq!(s.eta_min, 1e-4);
+        assert_eq!(s.eta_max_quarter, 0.025);
+        assert!(s.stopped_early);
+        assert!(suggest(&points[..2], false).is_none());
+    }
 }

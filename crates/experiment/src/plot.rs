@@ -26,8 +26,8 @@ use plotters::style::{register_font, FontStyle};
 use mlp::schedule::ScheduleSpec;
 
 use crate::config::RunConfig;
-use crate::run::{self, CurveRow, RunState};
-use crate::search::{self, TableRow};
+use crate::records::run::{self, CurveRow, RunState};
+use crate::records::search::{self, TableRow};
 use crate::{io, ExperimentError, Result};
 
 mod confusion;

@@ -30,7 +30,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::config::InvalidValue;
+use crate::invalid::InvalidValue;
 use crate::{ExperimentError, Result};
 
 /// The key of the number of random draws inside `[space]`.
@@ -501,9 +501,13 @@ pub fn around(centre: f64, n: usize, step: f64) -> Vec<f64> {
     (0..n).map(|j| tidy((first + j as f64) * step)).collect()
 }
 
+/// How an axis that reads an earlier search finds its best point:
+/// [`crate::search::best_point`] in the results folder.
+pub type BestOf<'a> = &'a dyn Fn(&str) -> Result<Point>;
+
 /// The value of `key` in the best point of the finished search `search`.
-fn best_value(results_dir: &Path, search: &str, key: &str) -> Result<toml::Value> {
-    let best = crate::search::best_point(results_dir, search)?;
+fn best_value(results_dir: &Path, best_of: BestOf<'_>, search: &str, key: &str) -> Result<toml::Value> {
+    let best = best_of(search)?;
     if key == LAMBDA {
         return Ok(toml::Value::Float(best.lambda));
     }
@@ -525,10 +529,11 @@ fn axis_values(
     key: &str,
     dist: &Dist,
     results_dir: &Path,
+    best_of: BestOf<'_>,
 ) -> Result<Option<Vec<toml::Value>>> {
     let floats = |v: Vec<f64>| Some(v.into_iter().map(toml::Value::Float).collect());
     let number = |search: &str| -> Result<f64> {
-        let value = best_value(results_dir, search, key)?;
+        let value = best_value(results_dir, best_of, search, key)?;
         as_f64(&value).ok_or_else(|| ExperimentError::Format {
             path: results_dir.join(search),
             message: format!("the best `{key}` of `{search}` is {value}, not a number"),
@@ -543,7 +548,7 @@ fn axis_values(
         Dist::AroundBestLog { search, n, factor } => {
             floats(around_log(number(search)?, *n, *factor))
         }
-        Dist::BestOf { search } => Some(vec![best_value(results_dir, search, key)?]),
+        Dist::BestOf { search } => Some(vec![best_value(results_dir, best_of, search, key)?]),
         _ => None,
     })
 }
@@ -563,13 +568,18 @@ fn draw(dist: &Dist, rng: &mut ChaCha8Rng) -> toml::Value {
 
 /// Every point of `space`: the grid axes' product (keys in sorted order, the
 /// last fastest), each combination with `samples` random draws (ChaCha8 from
-/// `seed`, keys in sorted order). Axes that read an earlier search read
-/// `<results_dir>/<search>/table.csv`.
-pub fn draw_points(space: &ParsedSpace, seed: u64, results_dir: &Path) -> Result<Vec<Point>> {
+/// `seed`, keys in sorted order). Axes that read an earlier search ask
+/// `best_of` for its best point (`<results_dir>/<search>/table.csv`).
+pub fn draw_points(
+    space: &ParsedSpace,
+    seed: u64,
+    results_dir: &Path,
+    best_of: BestOf<'_>,
+) -> Result<Vec<Point>> {
     let mut axes: Vec<(&String, Vec<toml::Value>)> = Vec::new();
     let mut random: Vec<(&String, &Dist)> = Vec::new();
     for (key, dist) in &space.keys {
-        match axis_values(key, dist, results_dir)? {
+        match axis_values(key, dist, results_dir, best_of)? {
             Some(values) => axes.push((key, values)),
             None => random.push((key, dist)),
         }

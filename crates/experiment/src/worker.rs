@@ -17,8 +17,8 @@ use std::time::Instant;
 
 use crate::claim::{self, Attempt, Lease};
 use crate::progress::SearchProgress;
-use crate::run::{self, RunSummary};
-use crate::search::{self, trial_dir, Trial};
+use crate::records::search::{trial_dir, Trial};
+use crate::run::{self, RunState, RunSummary};
 use crate::{ExperimentError, Result};
 
 /// How one process works on a search.
@@ -141,12 +141,7 @@ where
                     match result.and_then(|s| released.map(|()| s)) {
                         Ok(summary) => {
                             n_ran.fetch_add(1, Ordering::SeqCst);
-                            progress.finished(&search::trial_line(
-                                name,
-                                &trial,
-                                plan.len(),
-                                &summary,
-                            ));
+                            progress.finished(&trial_line(name, &trial, plan.len(), &summary));
                         }
                         Err(err) => {
                             progress.finished(&format!(
@@ -208,4 +203,37 @@ fn next_claim(dir: &Path, plan: &[Trial], lease: Lease, worker_idx: usize) -> Re
     } else {
         Next::AllHeld
     })
+}
+
+/// The compact line printed when a trial finishes.
+fn trial_line(name: &str, trial: &Trial, n_total: usize, s: &RunSummary) -> String {
+    let head = format!(
+        "{name} trial {:>2}/{n_total} lambda {:.6}{} seed {:>10}",
+        trial.trial + 1,
+        trial.lambda,
+        if trial.settings.is_empty() {
+            String::new()
+        } else {
+            format!(" {}", trial.settings)
+        },
+        trial.seed
+    );
+    let fmt = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{v:.4}"));
+    match s.state {
+        RunState::Done => format!(
+            "{head}: val acc {} cost {} | train acc {}{} ({:.1} s)",
+            fmt(s.validation_accuracy),
+            fmt(s.validation_cost),
+            fmt(s.train_accuracy),
+            s.test_accuracy
+                .map_or(String::new(), |t| format!(" | test acc {t:.4}")),
+            s.wall_seconds
+        ),
+        RunState::Pruned => format!(
+            "{head}: pruned: val acc {} ({})",
+            fmt(s.validation_accuracy),
+            s.message
+        ),
+        RunState::Diverged => format!("{head}: DIVERGED: {}", s.message),
+    }
 }

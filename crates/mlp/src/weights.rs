@@ -5,8 +5,7 @@
 //! values are refused on load.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use ndarray::{Array1, Array2};
 use safetensors::{Dtype, SafeTensors};
@@ -152,36 +151,12 @@ fn sorted_header(bytes: &[u8]) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
-/// Write `bytes` to a temporary file next to `path`, sync it, then rename it
-/// over `path`: readers see the old file or the new one, never a partial one.
-/// Creates missing parent folders. The one atomic writer of the workspace's
-/// result files (weights, CSV tables, pictures, reports).
+/// Write `bytes` to `path` atomically ([`fileio::write_atomic`]: a
+/// temporary file next to `path`, synced, then renamed over it; readers see
+/// the old file or the new one, never a partial one), creating missing parent
+/// folders; the error names `path`.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), WeightsError> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let file_name = path
-        .file_name()
-        .ok_or_else(|| err(path, "not a file path"))?
-        .to_string_lossy()
-        .into_owned();
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| err(path, format!("cannot create {}: {e}", dir.display())))?;
-    // Unique per process and thread (parallel runs may write side by side);
-    // the `.tmp` ending is git-ignored.
-    let thread = format!("{:?}", std::thread::current().id()).replace(['(', ')'], "");
-    let tmp = dir.join(format!(".{file_name}.{}.{thread}.tmp", std::process::id()));
-    let result = (|| -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    result.map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        err(path, format!("cannot write: {e}"))
-    })
+    fileio::write_atomic(path, bytes).map_err(|e| err(path, format!("cannot write: {e}")))
 }
 
 /// Input statistics must hold one finite value per input, and a std >= 0.

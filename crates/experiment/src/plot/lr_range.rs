@@ -9,7 +9,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::{padded_range, write_png, write_svg, ETA_COLOR, FONT, TRAIN_COLOR, VALIDATION_COLOR};
-use crate::lr_range::{RangePoint, Suggestion};
+use crate::records::lr_range::{RangePoint, Suggestion};
 use crate::Result;
 
 /// Pixel size of a range-test picture (SVG and PNG).

@@ -10,8 +10,8 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::{padded_range, write_png, write_svg, FONT, TRAIN_COLOR, VALIDATION_COLOR};
-use crate::run::RunState;
-use crate::search::{lambda_stats, TableRow};
+use crate::records::run::RunState;
+use crate::records::search::{lambda_stats, TableRow};
 use crate::space::parse_settings;
 use crate::Result;
 

@@ -1,5 +1,13 @@
 use super::*;
 
+/// No earlier search in these tests.
+fn no_search(search: &str) -> Result<Point> {
+    Err(ExperimentError::Format {
+        path: search.into(),
+        message: "no earlier search here".into(),
+    })
+}
+
 fn template() -> TrainSettings {
     toml::from_str(
         r#"
@@ -59,9 +67,9 @@ values = [500, 900]
 fn draws_are_within_bounds_and_deterministic() {
     let parsed = validate(&space(MIXED), &template()).unwrap();
     let dir = Path::new("/nonexistent");
-    let a = draw_points(&parsed, 5, dir).unwrap();
-    let b = draw_points(&parsed, 5, dir).unwrap();
-    let c = draw_points(&parsed, 6, dir).unwrap();
+    let a = draw_points(&parsed, 5, dir, &no_search).unwrap();
+    let b = draw_points(&parsed, 5, dir, &no_search).unwrap();
+    let c = draw_points(&parsed, 6, dir, &no_search).unwrap();
     assert_eq!(a, b, "the same seed gives the same points");
     assert_ne!(a, c, "another seed gives other points");
     // 2 grid values x 50 draws, the grid the outer loop.
@@ -95,7 +103,7 @@ fn log_uniform_draws_spread_over_the_decades() {
         &template(),
     )
     .unwrap();
-    let points = draw_points(&parsed, 1, Path::new(".")).unwrap();
+    let points = draw_points(&parsed, 1, Path::new("."), &no_search).unwrap();
     // Each of the 4 decades holds about a quarter (100 +- 4 sigma = 35).
     for d in 0..4 {
         let lo = 10f64.powi(-5 + d);
@@ -196,7 +204,7 @@ fn settings_round_trip_through_their_string() {
 fn a_lambda_grid_space_gives_its_values_in_order() {
     let s = Space::lambda_grid(&[0.3, 0.1, 0.2]);
     let parsed = validate(&s, &template()).unwrap();
-    let points = draw_points(&parsed, 9, Path::new(".")).unwrap();
+    let points = draw_points(&parsed, 9, Path::new("."), &no_search).unwrap();
     let lambdas: Vec<f64> = points.iter().map(|p| p.lambda).collect();
     assert_eq!(lambdas, vec![0.3, 0.1, 0.2]);
     assert!(points.iter().all(|p| p.settings.is_empty()));

@@ -1,13 +1,13 @@
 //! Pruning inside a whole search (a fake trial function in place of
 //! training): the same table whatever `--jobs`, and a pruned trial is not
-//! run again on resume. Also the refusal of trial folders made from other data.
+//! run again on resume.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use super::*;
 use crate::run::{RunState, RunSummary};
-use crate::search::{self, draw_plan, run_trials, TableRow};
+use crate::search::{draw_plan, run_trials, TableRow};
 
 /// Validation accuracy of a fake trial at rung `r` (1, 2, 3; 4 is the end):
 /// a pure function of lambda, seed and rung.
@@ -151,40 +151,4 @@ fn a_pruned_trial_is_not_run_again_on_resume() {
     ran.sort_unstable();
     assert_eq!(ran, (9..plan.len()).collect::<Vec<_>>());
     assert_eq!(without_time(&out.rows), reference);
-}
-
-#[test]
-fn trial_folders_from_other_data_are_refused_naming_the_folder_and_the_fix() {
-    let dir = tempfile::tempdir().unwrap();
-    let plan = plan();
-    let text = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../experiments/clr-1cycle.toml"),
-    )
-    .unwrap();
-    let mut config: crate::config::RunConfig =
-        crate::config::parse(&text, Path::new("x.toml")).unwrap();
-    config.provenance = Some(crate::config::Provenance {
-        git_revision: "abc".into(),
-        data_fingerprint: "f00d".into(),
-        data_dir: "/old/data".into(),
-        search: Some("s".into()),
-        trial: Some(2),
-    });
-    let run_dir = trial_dir(dir.path(), 2);
-    io::create_dir(&run_dir).unwrap();
-    io::write_toml(&run_dir.join(run::files::CONFIG), &config).unwrap();
-    // The same data: fine; a folder without a config (never started): fine.
-    search::check_data_fingerprint(dir.path(), &plan, "f00d").unwrap();
-    let err = search::check_data_fingerprint(dir.path(), &plan, "beef")
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.contains("trial-02")
-            && err.contains("f00d")
-            && err.contains("beef")
-            && err.contains("/old/data")
-            && err.contains("--results-dir")
-            && err.contains("delete"),
-        "{err}"
-    );
 }
