@@ -9,12 +9,12 @@ use mlp::train::Silent;
 
 use crate::claim::Lease;
 use crate::config::{self, LambdaGrid, Provenance, RunConfig, SearchConfig, Validate};
-use crate::rungs::{Gate, RungObserver};
-use crate::space::{self, Space};
 use crate::data::{self, DataSource};
 use crate::progress::RunProgress;
 use crate::run::{self, RunState, RunSummary};
+use crate::rungs::{Gate, RungObserver};
 use crate::search::{self, SearchOutcome, Trial};
+use crate::space::{self, Space};
 use crate::worker::{self, WorkReport, WorkerOptions};
 use crate::{io, ExperimentError, Result};
 
@@ -123,7 +123,9 @@ pub fn load_search(
         match &mut config.space {
             Some(space) => {
                 let one = Space::lambda_grid(&[lambda]);
-                space.0.insert(space::LAMBDA.into(), one.0[space::LAMBDA].clone());
+                space
+                    .0
+                    .insert(space::LAMBDA.into(), one.0[space::LAMBDA].clone());
             }
             None => {
                 config.lambdas = Some(LambdaGrid::List {

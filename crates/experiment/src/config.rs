@@ -567,7 +567,10 @@ mod tests {
         let err = parse::<SearchConfig>(&text, Path::new("c.toml"))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("scale") && err.contains("`space.lambda`"), "{err}");
+        assert!(
+            err.contains("scale") && err.contains("`space.lambda`"),
+            "{err}"
+        );
         // A key that is no training setting.
         let text = coarse_text().replace(
             "[pruning]",
@@ -576,7 +579,10 @@ mod tests {
         let err = parse::<SearchConfig>(&text, Path::new("c.toml"))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("`space.schedule.eta_mx`") && err.contains("c.toml"), "{err}");
+        assert!(
+            err.contains("`space.schedule.eta_mx`") && err.contains("c.toml"),
+            "{err}"
+        );
         // An unknown pruning rule.
         let text = coarse_text().replace("kind = \"none\"", "kind = \"hyperband\"");
         let err = parse::<SearchConfig>(&text, Path::new("c.toml"))

@@ -34,8 +34,8 @@ mod confusion;
 mod lr_range;
 mod points;
 pub use confusion::{confusion_png, confusion_svg, CONFUSION_SIZE};
-pub use points::{points_png, points_svg, POINTS_PANEL_SIZE};
 pub use lr_range::{lr_range_png, lr_range_svg, LR_RANGE_SIZE};
+pub use points::{points_png, points_svg, POINTS_PANEL_SIZE};
 
 pub(crate) const TRAIN_COLOR: RGBColor = RGBColor(31, 119, 180);
 pub(crate) const VALIDATION_COLOR: RGBColor = RGBColor(214, 39, 40);
@@ -358,7 +358,10 @@ fn draw_search<DB: DrawingBackend>(
         .map_err(|e| e.to_string())?
         .label("mean ± std over seeds")
         .legend(|(x, y)| {
-            PathElement::new(vec![(x, y - 6), (x, y + 6)], VALIDATION_COLOR.stroke_width(2))
+            PathElement::new(
+                vec![(x, y - 6), (x, y + 6)],
+                VALIDATION_COLOR.stroke_width(2),
+            )
         });
     chart
         .draw_series(done.iter().filter_map(|r| {

@@ -207,7 +207,7 @@ mod tests {
         assert_eq!(p.decide(0.45, &earlier), None); // rank 2
         assert!(p.decide(0.35, &earlier).is_some()); // rank 3
         assert_eq!(p.decide(0.60, &earlier), None); // rank 1
-        // Ties count in the trial's favour.
+                                                    // Ties count in the trial's favour.
         assert_eq!(p.decide(0.40, &earlier), None);
         // 2 values: ceil(2/3) = 1 goes on.
         assert!(p.decide(0.2, &[0.3]).is_some());

@@ -194,12 +194,10 @@ impl Observer for RungObserver<'_, '_> {
             return;
         }
         self.next += 1;
-        match self.gate.at_rung(
-            self.trial,
-            self.next,
-            point.step,
-            point.validation.accuracy,
-        ) {
+        match self
+            .gate
+            .at_rung(self.trial, self.next, point.step, point.validation.accuracy)
+        {
             Ok(verdict) => self.verdict = verdict,
             Err(e) => self.error = Some(e),
         }
@@ -245,7 +243,10 @@ mod tests {
         for (t, curve) in curves.iter().enumerate() {
             let mut stopped = None;
             for (r, &v) in curve.iter().enumerate() {
-                if let Some(why) = gate.at_rung(&plan[t], r + 1, (r as u64 + 1) * 10, v).unwrap() {
+                if let Some(why) = gate
+                    .at_rung(&plan[t], r + 1, (r as u64 + 1) * 10, v)
+                    .unwrap()
+                {
                     stopped = Some((r + 1, why));
                     break;
                 }

@@ -83,12 +83,11 @@ pub fn best_point(results_dir: &Path, search: &str) -> Result<Point> {
             path: path.clone(),
             message: "no finished (non-diverged) trial to take the best lambda from".into(),
         })?;
-    let settings = space::parse_settings(&best.settings).map_err(|message| {
-        ExperimentError::Format {
+    let settings =
+        space::parse_settings(&best.settings).map_err(|message| ExperimentError::Format {
             path: path.clone(),
             message: format!("column settings: {message}"),
-        }
-    })?;
+        })?;
     Ok(Point {
         lambda: best.lambda,
         settings,
@@ -178,12 +177,11 @@ pub fn draw_plan_points(points: &[Point], seeds_per_point: usize, seed: u64) -> 
 pub fn points_for(config: &SearchConfig, results_dir: &Path) -> Result<Vec<Point>> {
     match (&config.space, &config.lambdas) {
         (Some(space), _) => {
-            let parsed = space::validate(space, &config.train).map_err(|e| {
-                ExperimentError::Format {
+            let parsed =
+                space::validate(space, &config.train).map_err(|e| ExperimentError::Format {
                     path: results_dir.join(&config.name).join(files::CONFIG),
                     message: format!("`{}`: {}", e.key, e.message),
-                }
-            })?;
+                })?;
             let best_of = |search: &str| best_point(results_dir, search);
             space::draw_points(&parsed, config.seed, results_dir, &best_of)
         }
@@ -204,7 +202,11 @@ pub fn points_for(config: &SearchConfig, results_dir: &Path) -> Result<Vec<Point
 /// The plan of `config`: points drawn (or lambdas resolved), seeds drawn.
 pub fn plan_for(config: &SearchConfig, results_dir: &Path) -> Result<Vec<Trial>> {
     let points = points_for(config, results_dir)?;
-    Ok(draw_plan_points(&points, config.seeds_per_point, config.seed))
+    Ok(draw_plan_points(
+        &points,
+        config.seeds_per_point,
+        config.seed,
+    ))
 }
 
 pub use crate::stats::mean_std;

@@ -212,7 +212,9 @@ impl Space {
         if samples > 1 && !keys.values().any(Dist::is_random) {
             return Err(invalid(
                 SAMPLES,
-                format!("{samples} draws of a space without a random key repeat the same points; use 1"),
+                format!(
+                    "{samples} draws of a space without a random key repeat the same points; use 1"
+                ),
             ));
         }
         Ok(ParsedSpace { samples, keys })
@@ -287,7 +289,11 @@ fn coerce(current: &toml::Value, value: &toml::Value) -> Result<toml::Value, Str
             "{f} is not an integer, and this setting is one (use kind = \"int\", or integer values)"
         )),
         (a, b) if a.type_str() == b.type_str() => Ok(value.clone()),
-        (a, b) => Err(format!("{b} is a {}, this setting is a {}", b.type_str(), a.type_str())),
+        (a, b) => Err(format!(
+            "{b} is a {}, this setting is a {}",
+            b.type_str(),
+            a.type_str()
+        )),
     }
 }
 
@@ -324,7 +330,10 @@ pub fn apply(
             .map(|(k, _)| k.as_str())
             .find(|k| *k == e.field || e.field.starts_with(&format!("{k}.")))
             .unwrap_or(&e.field);
-        invalid(key, format!("{} (train.{}: {})", e.message, e.field, e.message))
+        invalid(
+            key,
+            format!("{} (train.{}: {})", e.message, e.field, e.message),
+        )
     })?;
     Ok(settings_out)
 }
@@ -442,7 +451,10 @@ pub fn validate(space: &Space, template: &TrainSettings) -> Result<ParsedSpace, 
                     .or(value.as_integer().map(|i| i as f64))
                     .is_some_and(|l| l.is_finite() && l >= 0.0);
                 if !ok {
-                    return Err(invalid(key, format!("{value} must be a finite number >= 0")));
+                    return Err(invalid(
+                        key,
+                        format!("{value} must be a finite number >= 0"),
+                    ));
                 }
             } else {
                 apply(template, &[(key.clone(), value)])?;
@@ -506,7 +518,12 @@ pub fn around(centre: f64, n: usize, step: f64) -> Vec<f64> {
 pub type BestOf<'a> = &'a dyn Fn(&str) -> Result<Point>;
 
 /// The value of `key` in the best point of the finished search `search`.
-fn best_value(results_dir: &Path, best_of: BestOf<'_>, search: &str, key: &str) -> Result<toml::Value> {
+fn best_value(
+    results_dir: &Path,
+    best_of: BestOf<'_>,
+    search: &str,
+    key: &str,
+) -> Result<toml::Value> {
     let best = best_of(search)?;
     if key == LAMBDA {
         return Ok(toml::Value::Float(best.lambda));

@@ -21,10 +21,13 @@ pub const POINTS_PANEL_SIZE: (u32, u32) = (560, 520);
 /// One value of a setting per trial, and the accuracy.
 type Column = Vec<(f64, f64, RunState)>;
 
+/// A varied setting: its key, its [`Column`] and the per-point (value, mean, std).
+type Varied = (String, Column, Vec<(f64, f64, f64)>);
+
 /// The settings a table varies, each with (value, validation accuracy,
 /// state) per trial that has an accuracy, and the per-point (value, mean,
 /// std) of finished trials; only numeric settings with 2 or more values.
-fn varied(rows: &[TableRow]) -> Vec<(String, Column, Vec<(f64, f64, f64)>)> {
+fn varied(rows: &[TableRow]) -> Vec<Varied> {
     let value_of = |r: &TableRow, key: &str| -> Option<f64> {
         if key == "lambda" {
             return Some(r.lambda);
@@ -85,12 +88,16 @@ pub fn points_size(rows: &[TableRow]) -> (u32, u32) {
 
 /// Draw the search table `rows` against each setting it varies into the SVG file `path`.
 pub fn points_svg(rows: &[TableRow], title: &str, path: &Path) -> Result<()> {
-    write_svg(path, points_size(rows), |root| draw_points(root, rows, title))
+    write_svg(path, points_size(rows), |root| {
+        draw_points(root, rows, title)
+    })
 }
 
 /// The same picture as [`points_svg`], as a PNG file.
 pub fn points_png(rows: &[TableRow], title: &str, path: &Path) -> Result<()> {
-    write_png(path, points_size(rows), |root| draw_points(root, rows, title))
+    write_png(path, points_size(rows), |root| {
+        draw_points(root, rows, title)
+    })
 }
 
 fn draw_points<DB: DrawingBackend>(
@@ -133,7 +140,10 @@ fn draw_points<DB: DrawingBackend>(
             .map_err(|e| e.to_string())?
             .label("mean ± std (finished trials)")
             .legend(|(x, y)| {
-                PathElement::new(vec![(x, y - 6), (x, y + 6)], VALIDATION_COLOR.stroke_width(2))
+                PathElement::new(
+                    vec![(x, y - 6), (x, y + 6)],
+                    VALIDATION_COLOR.stroke_width(2),
+                )
             });
         chart
             .draw_series(

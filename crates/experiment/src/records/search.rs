@@ -186,10 +186,7 @@ pub fn lambda_stats(rows: &[TableRow]) -> Vec<LambdaStats> {
             let test: Vec<f64> = done.iter().filter_map(|r| r.test_accuracy).collect();
             let (validation_accuracy_mean, validation_accuracy_std) = mean_std(&val);
             let (test_accuracy_mean, test_accuracy_std) = mean_std(&test);
-            let n_pruned = group
-                .iter()
-                .filter(|r| r.state == RunState::Pruned)
-                .count();
+            let n_pruned = group.iter().filter(|r| r.state == RunState::Pruned).count();
             LambdaStats {
                 lambda: group[0].lambda,
                 settings: group[0].settings.clone(),

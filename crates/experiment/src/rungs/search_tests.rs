@@ -90,7 +90,10 @@ fn pruned_search_gives_the_same_table_whatever_jobs() {
             .filter(|r| r.state == RunState::Pruned)
             .count();
         // Something is pruned, not everything; the best trial trained to the end.
-        assert!(n_pruned > 0 && n_pruned < plan.len(), "{pruning:?}: {n_pruned}");
+        assert!(
+            n_pruned > 0 && n_pruned < plan.len(),
+            "{pruning:?}: {n_pruned}"
+        );
         assert_eq!(tables[0][0].state, RunState::Done);
         assert!(tables[0]
             .iter()
@@ -118,7 +121,9 @@ fn a_pruned_trial_is_not_run_again_on_resume() {
         let other = tempfile::tempdir().unwrap();
         let gate = Gate::new(other.path(), &plan, &pruning, lease());
         let calls = AtomicUsize::new(0);
-        let out = run_trials("s", other.path(), &plan, 1, |t, _| fake_trial(&gate, t, &calls));
+        let out = run_trials("s", other.path(), &plan, 1, |t, _| {
+            fake_trial(&gate, t, &calls)
+        });
         without_time(&out.unwrap().rows)
     };
     // First attempt: trial 9 fails (an error, not a divergence): the run stops there.

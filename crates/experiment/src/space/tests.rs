@@ -77,7 +77,14 @@ fn draws_are_within_bounds_and_deterministic() {
     let mut n_hidden_seen = std::collections::BTreeSet::new();
     for (i, p) in a.iter().enumerate() {
         assert!((1e-5..1e-1).contains(&p.lambda), "{}", p.lambda);
-        let get = |k: &str| p.settings.iter().find(|(key, _)| key == k).unwrap().1.clone();
+        let get = |k: &str| {
+            p.settings
+                .iter()
+                .find(|(key, _)| key == k)
+                .unwrap()
+                .1
+                .clone()
+        };
         let dropout = get("dropout").as_float().unwrap();
         assert!((0.1..0.5).contains(&dropout), "{dropout}");
         let n_hidden = get("n_hidden").as_integer().unwrap();
@@ -119,20 +126,53 @@ fn log_uniform_draws_spread_over_the_decades() {
 fn bad_spaces_are_refused_naming_the_key() {
     let cases = [
         // Not a setting (typo), and a key of another schedule kind.
-        ("[schedule.eta_mx]\nkind = \"uniform\"\nmin = 0.01\nmax = 0.1", "space.schedule.eta_mx"),
-        ("[schedule.div_factor]\nkind = \"uniform\"\nmin = 2.0\nmax = 3.0", "space.schedule.div_factor"),
+        (
+            "[schedule.eta_mx]\nkind = \"uniform\"\nmin = 0.01\nmax = 0.1",
+            "space.schedule.eta_mx",
+        ),
+        (
+            "[schedule.div_factor]\nkind = \"uniform\"\nmin = 2.0\nmax = 3.0",
+            "space.schedule.div_factor",
+        ),
         // An unknown distribution, and an unknown field of one.
-        ("[dropout]\nkind = \"normal\"\nmin = 0.0\nmax = 0.5", "space.dropout"),
-        ("[dropout]\nkind = \"uniform\"\nmin = 0.0\nmax = 0.5\nstep = 1", "space.dropout"),
+        (
+            "[dropout]\nkind = \"normal\"\nmin = 0.0\nmax = 0.5",
+            "space.dropout",
+        ),
+        (
+            "[dropout]\nkind = \"uniform\"\nmin = 0.0\nmax = 0.5\nstep = 1",
+            "space.dropout",
+        ),
         // Bounds in the wrong order, outside the setting's range.
-        ("[dropout]\nkind = \"uniform\"\nmin = 0.5\nmax = 0.1", "space.dropout"),
-        ("[dropout]\nkind = \"uniform\"\nmin = 0.1\nmax = 1.2", "space.dropout"),
-        ("[schedule.eta_max]\nkind = \"log_uniform\"\nmin = 0.0\nmax = 0.1", "space.schedule.eta_max"),
-        ("[n_hidden]\nkind = \"int\"\nmin = 0\nmax = 10", "space.n_hidden"),
+        (
+            "[dropout]\nkind = \"uniform\"\nmin = 0.5\nmax = 0.1",
+            "space.dropout",
+        ),
+        (
+            "[dropout]\nkind = \"uniform\"\nmin = 0.1\nmax = 1.2",
+            "space.dropout",
+        ),
+        (
+            "[schedule.eta_max]\nkind = \"log_uniform\"\nmin = 0.0\nmax = 0.1",
+            "space.schedule.eta_max",
+        ),
+        (
+            "[n_hidden]\nkind = \"int\"\nmin = 0\nmax = 10",
+            "space.n_hidden",
+        ),
         // A float distribution on an integer setting; a wrong type in a grid.
-        ("[n_hidden]\nkind = \"uniform\"\nmin = 10.0\nmax = 20.0", "space.n_hidden"),
-        ("[batch_size]\nkind = \"grid\"\nvalues = [\"big\"]", "space.batch_size"),
-        ("[optimizer.nesterov]\nkind = \"grid\"\nvalues = [1]", "space.optimizer.nesterov"),
+        (
+            "[n_hidden]\nkind = \"uniform\"\nmin = 10.0\nmax = 20.0",
+            "space.n_hidden",
+        ),
+        (
+            "[batch_size]\nkind = \"grid\"\nvalues = [\"big\"]",
+            "space.batch_size",
+        ),
+        (
+            "[optimizer.nesterov]\nkind = \"grid\"\nvalues = [1]",
+            "space.optimizer.nesterov",
+        ),
         // Not a table.
         ("dropout = 0.3", "space.dropout"),
     ];
@@ -141,17 +181,29 @@ fn bad_spaces_are_refused_naming_the_key() {
         let err = validate(&space(&text), &template()).unwrap_err();
         assert_eq!(err.key, key, "{extra}: {}", err.message);
     }
-    let err = validate(&space("samples = 1\n[dropout]\nkind = \"grid\"\nvalues = [0.1]\n"), &template())
-        .unwrap_err();
+    let err = validate(
+        &space("samples = 1\n[dropout]\nkind = \"grid\"\nvalues = [0.1]\n"),
+        &template(),
+    )
+    .unwrap_err();
     assert_eq!(err.key, "space.lambda", "{}", err.message);
-    let err = validate(&space("samples = 3\n[lambda]\nkind = \"grid\"\nvalues = [0.1]\n"), &template())
-        .unwrap_err();
+    let err = validate(
+        &space("samples = 3\n[lambda]\nkind = \"grid\"\nvalues = [0.1]\n"),
+        &template(),
+    )
+    .unwrap_err();
     assert_eq!(err.key, "space.samples", "{}", err.message);
-    let err = validate(&space("[lambda]\nkind = \"grid\"\nvalues = [0.1]\n"), &template())
-        .unwrap_err();
+    let err = validate(
+        &space("[lambda]\nkind = \"grid\"\nvalues = [0.1]\n"),
+        &template(),
+    )
+    .unwrap_err();
     assert_eq!(err.key, "space.samples", "{}", err.message);
-    let err = validate(&space("samples = 1\n[lambda]\nkind = \"grid\"\nvalues = [-0.1]\n"), &template())
-        .unwrap_err();
+    let err = validate(
+        &space("samples = 1\n[lambda]\nkind = \"grid\"\nvalues = [-0.1]\n"),
+        &template(),
+    )
+    .unwrap_err();
     assert_eq!(err.key, "space.lambda", "{}", err.message);
     let err = validate(
         &space("samples = 1\n[lambda]\nkind = \"around_best_log\"\nsearch = \"c\"\nn = 5\nfactor = 0.5\n"),
@@ -177,7 +229,10 @@ fn around_best_log_brackets_the_centre() {
     let v = around_log(4e-5, 5, 4.0);
     assert_eq!(v.len(), 5);
     assert_eq!(v[2], 4e-5);
-    assert!((v[0] - 1e-5).abs() < 1e-17 && (v[4] - 1.6e-4).abs() < 1e-16, "{v:?}");
+    assert!(
+        (v[0] - 1e-5).abs() < 1e-17 && (v[4] - 1.6e-4).abs() < 1e-16,
+        "{v:?}"
+    );
     // Evenly spaced in log space: equal ratios (2 here).
     for w in v.windows(2) {
         assert!((w[1] / w[0] - 2.0).abs() < 1e-9, "{v:?}");
@@ -191,7 +246,10 @@ fn settings_round_trip_through_their_string() {
     let settings = vec![
         ("dropout".to_string(), toml::Value::Float(0.123456789012345)),
         ("n_hidden".to_string(), toml::Value::Integer(300)),
-        ("optimizer.nesterov".to_string(), toml::Value::Boolean(false)),
+        (
+            "optimizer.nesterov".to_string(),
+            toml::Value::Boolean(false),
+        ),
         ("schedule.eta_max".to_string(), toml::Value::Float(1e-7)),
     ];
     let text = settings_string(&settings);
