@@ -184,7 +184,7 @@ mod tests {
         assert_eq!(paths.len(), 5);
         let steps: Vec<SearchConfig> = paths.iter().map(|p| config::load(p).unwrap()).collect();
         for s in &steps {
-            assert!(s.seeds_per_lambda >= 2, "{}", s.name);
+            assert!(s.seeds_per_point >= 2, "{}", s.name);
             assert!(s.evaluate_test);
         }
         let beyond: SearchConfig = config::load(&root.join("beyond.toml")).unwrap();

@@ -191,6 +191,15 @@ fn last_renewed(path: &Path) -> Option<(f64, Option<ClaimInfo>)> {
     Some((info.as_ref().map_or(mtime, |i| i.renewed), info))
 }
 
+/// Whether a live worker holds the trial `stem` now: its newest claim was
+/// renewed within `lease` (read-only; claims nothing).
+pub fn is_held(stem: &Path, lease: Lease) -> Result<bool> {
+    Ok(generations(stem)?
+        .pop()
+        .and_then(|(_, path)| last_renewed(&path))
+        .is_some_and(|(renewed, _)| unix_now() - renewed <= lease.0.as_secs_f64()))
+}
+
 /// What [`try_claim`] found.
 pub enum Attempt {
     /// The trial is ours now.

@@ -12,7 +12,9 @@ use crate::config::{self, LambdaGrid, Provenance, RunConfig, SearchConfig, Valid
 use crate::data::{self, DataSource};
 use crate::progress::RunProgress;
 use crate::run::{self, RunState, RunSummary};
+use crate::rungs::{Gate, RungObserver};
 use crate::search::{self, SearchOutcome, Trial};
+use crate::space::{self, Space};
 use crate::worker::{self, WorkReport, WorkerOptions};
 use crate::{io, ExperimentError, Result};
 
@@ -64,14 +66,14 @@ impl Work {
     }
 }
 
-/// Whether the config at `path` is a search (it has a `[lambdas]` table,
+/// Whether the config at `path` is a search (it has a `[lambdas]` or `[space]` table,
 /// e.g. experiments/beyond.toml, several seeds of one recipe) rather than
 /// one run; `false` when it cannot be read or parsed (loading it then says why).
 pub fn is_search_config(path: &Path) -> bool {
     std::fs::read_to_string(path)
         .ok()
         .and_then(|text| text.parse::<toml::Table>().ok())
-        .is_some_and(|table| table.contains_key("lambdas"))
+        .is_some_and(|table| table.contains_key("lambdas") || table.contains_key("space"))
 }
 
 /// Every core the process may use (the default of `--jobs`).
@@ -121,7 +123,7 @@ pub fn train_config(mut config: RunConfig, opts: &Options<'_>) -> Result<RunSumm
     let summary = result?;
     run::write_summary(&dir, &summary)?;
     match summary.state {
-        RunState::Done => {
+        RunState::Done | RunState::Pruned => {
             println!("{}", describe_run(&summary, &dir));
             Ok(summary)
         }
@@ -150,7 +152,7 @@ fn describe_run(s: &RunSummary, dir: &Path) -> String {
 }
 
 /// Load a search config and apply `--seed` and `--lambda` (which replaces the
-/// grid by that one value).
+/// lambdas, or the space's `lambda` key, by that one value).
 pub fn load_search(
     config_path: &Path,
     seed: Option<u64>,
@@ -161,9 +163,19 @@ pub fn load_search(
         config.seed = seed;
     }
     if let Some(lambda) = lambda {
-        config.lambdas = LambdaGrid::List {
-            values: vec![lambda],
-        };
+        match &mut config.space {
+            Some(space) => {
+                let one = Space::lambda_grid(&[lambda]);
+                space
+                    .0
+                    .insert(space::LAMBDA.into(), one.0[space::LAMBDA].clone());
+            }
+            None => {
+                config.lambdas = Some(LambdaGrid::List {
+                    values: vec![lambda],
+                })
+            }
+        }
     }
     config.validate().map_err(|e| e.in_file(config_path))?;
     Ok(config)
@@ -202,25 +214,50 @@ pub fn prepare_search(config: &SearchConfig, results_dir: &Path) -> Result<(Path
     Ok((dir, plan))
 }
 
-/// The function that trains one trial of `config` on `splits`.
+/// The function that trains one trial of `config` on `splits`: its point's
+/// settings applied to the config's `[train]`, and, when the search prunes,
+/// stopped at a rung where the [`Gate`] of the search folder `dir` says so.
 fn trial_runner<'a>(
     config: &'a SearchConfig,
     splits: Arc<crate::data::Splits>,
     base: Provenance,
+    gate: &'a Gate<'a>,
 ) -> impl Fn(&Trial, &Path) -> Result<RunSummary> + Sync + 'a {
     move |trial: &Trial, run_dir: &Path| {
+        let settings = space::parse_settings(&trial.settings)
+            .map_err(|message| ExperimentError::Format {
+                path: run_dir.to_path_buf(),
+                message: format!("the plan's settings of trial {}: {message}", trial.trial),
+            })
+            .and_then(|s| {
+                space::apply(&config.train, &s).map_err(|e| ExperimentError::Format {
+                    path: run_dir.to_path_buf(),
+                    message: format!("trial {}: `{}`: {}", trial.trial, e.key, e.message),
+                })
+            })?;
         let run_config = RunConfig {
             name: format!("{}-trial-{:02}", config.name, trial.trial),
             evaluate_test: config.evaluate_test,
             data: config.data.clone(),
-            train: config.train.with(trial.lambda, trial.seed),
+            train: settings.with(trial.lambda, trial.seed),
             provenance: Some(Provenance {
                 search: Some(config.name.clone()),
                 trial: Some(trial.trial),
                 ..base.clone()
             }),
         };
-        run::execute(&splits, &run_config, run_dir, &mut Silent)
+        if gate.rung_every().is_none() {
+            return run::execute(&splits, &run_config, run_dir, &mut Silent);
+        }
+        let mut observer = RungObserver::new(gate, trial, &settings);
+        let mut summary = run::execute(&splits, &run_config, run_dir, &mut observer)?;
+        if let Some(e) = observer.error {
+            return Err(e);
+        }
+        if let Some(why) = observer.verdict {
+            summary.message = why;
+        }
+        Ok(summary)
     }
 }
 
@@ -230,8 +267,12 @@ fn trial_runner<'a>(
 /// other processes may share the folder (see [`crate::worker`]).
 pub fn search(config: &SearchConfig, opts: &Options<'_>) -> Result<SearchOutcome> {
     let (dir, plan) = prepare_search(config, &opts.results_dir)?;
+    let base = provenance(opts)?;
+    search::check_data_fingerprint(&dir, &plan, &base.data_fingerprint)?;
     let splits = opts.data.splits(&config.data)?;
-    let trial_fn = trial_runner(config, splits, provenance(opts)?);
+    let pruning = config.pruning();
+    let gate = Gate::new(&dir, &plan, &pruning, Lease::from_env());
+    let trial_fn = trial_runner(config, splits, base, &gate);
     let outcome = search::run_trials(&config.name, &dir, &plan, opts.jobs, trial_fn)?;
     print_outcome(config, &outcome, &dir);
     Ok(outcome)
@@ -250,8 +291,12 @@ pub fn load_search_dir(dir: &Path) -> Result<(SearchConfig, Vec<Trial>)> {
 /// table: that is [`collect`]'s job.
 pub fn worker(dir: &Path, opts: &Options<'_>, lease: Lease) -> Result<WorkReport> {
     let (config, plan) = load_search_dir(dir)?;
+    let base = provenance(opts)?;
+    search::check_data_fingerprint(dir, &plan, &base.data_fingerprint)?;
     let splits = opts.data.splits(&config.data)?;
-    let trial_fn = trial_runner(&config, splits, provenance(opts)?);
+    let pruning = config.pruning();
+    let gate = Gate::new(dir, &plan, &pruning, lease);
+    let trial_fn = trial_runner(&config, splits, base, &gate);
     let worker_opts = WorkerOptions {
         jobs: opts.jobs,
         lease,
@@ -292,11 +337,17 @@ fn print_outcome(config: &SearchConfig, outcome: &SearchOutcome, dir: &Path) {
         .iter()
         .filter(|r| r.state == RunState::Diverged)
         .count();
+    let n_pruned = outcome
+        .rows
+        .iter()
+        .filter(|r| r.state == RunState::Pruned)
+        .count();
     println!(
-        "{}: {} trials ({} run now, {} diverged) in {:.1} s -> {}",
+        "{}: {} trials ({} run now, {} pruned, {} diverged) in {:.1} s -> {}",
         config.name,
         outcome.rows.len(),
         outcome.n_ran,
+        n_pruned,
         n_diverged,
         outcome.wall_seconds,
         dir.join(search::files::TABLE).display()
@@ -317,9 +368,14 @@ fn print_outcome(config: &SearchConfig, outcome: &SearchOutcome, dir: &Path) {
             _ => "-".to_string(),
         };
         println!(
-            "{}: best lambda {:.6}: validation accuracy {} over {} run(s){}",
+            "{}: best lambda {:.6}{}: validation accuracy {} over {} run(s){}",
             config.name,
             best.lambda,
+            if best.settings.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", best.settings)
+            },
             pm(best.validation_accuracy_mean, best.validation_accuracy_std),
             best.n_done,
             if best.test_accuracy_mean.is_some() {

@@ -17,6 +17,9 @@ use mlp::train::{TrainConfig, TrainSettings};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::prune::Pruning;
+use crate::space::Space;
+
 /// A config that could not be used; each variant names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -49,23 +52,9 @@ pub enum ConfigError {
     },
 }
 
-/// A bad value found by `validate()`, before the file name is attached.
-#[derive(Clone, Debug, PartialEq)]
-pub struct InvalidValue {
-    /// Dotted key, e.g. `train.schedule.eta_max`.
-    pub key: String,
-    /// What is wrong and what is allowed.
-    pub message: String,
-}
+pub use crate::invalid::InvalidValue;
 
 impl InvalidValue {
-    fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            key: key.into(),
-            message: message.into(),
-        }
-    }
-
     /// Attach the file the value came from.
     pub fn in_file(self, path: &Path) -> ConfigError {
         ConfigError::Invalid {
@@ -171,8 +160,9 @@ pub enum LambdaGrid {
     },
 }
 
-/// A set of trials differing only in lambda and seed: `experiments/coarse-search.toml`,
-/// `fine-search.toml` and `final-train.toml`.
+/// A set of trials differing in the settings of a space (lambda and any
+/// training setting) and in seed: `experiments/coarse-search.toml`,
+/// `fine-search.toml`, `final-train.toml`, `beyond-search.toml`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SearchConfig {
@@ -180,8 +170,10 @@ pub struct SearchConfig {
     pub name: String,
     /// Seed of the plan: random lambdas and every trial's training seed are drawn from it.
     pub seed: u64,
-    /// Trials (training seeds) per lambda.
-    pub seeds_per_lambda: usize,
+    /// Trials (training seeds) per point of the space; every point uses the
+    /// same seeds (paired comparison). Older files call it `seeds_per_lambda`.
+    #[serde(alias = "seeds_per_lambda")]
+    pub seeds_per_point: usize,
     /// Whether each trial evaluates the test split (the final training does;
     /// the searches choose on validation only).
     pub evaluate_test: bool,
@@ -189,8 +181,23 @@ pub struct SearchConfig {
     pub data: SplitSpec,
     /// Training settings shared by every trial.
     pub train: TrainTemplate,
-    /// The lambdas to try.
-    pub lambdas: LambdaGrid,
+    /// The lambdas to try (the older form of a space over lambda alone;
+    /// give either this or `[space]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lambdas: Option<LambdaGrid>,
+    /// The settings to try, each with a distribution (see [`crate::space`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub space: Option<Space>,
+    /// Whether hopeless trials stop early (see [`crate::prune`]); none when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pruning: Option<Pruning>,
+}
+
+impl SearchConfig {
+    /// The pruning rule (`none` when the file has no `[pruning]`).
+    pub fn pruning(&self) -> Pruning {
+        self.pruning.clone().unwrap_or(Pruning::None)
+    }
 }
 
 /// Read, parse and validate the config at `path`.
@@ -442,18 +449,33 @@ impl Validate for SearchConfig {
         check_name(&self.name, "name")?;
         check_seed(self.seed, "seed")?;
         check(
-            (1..=MAX_TRIALS_PER_AXIS).contains(&self.seeds_per_lambda),
-            "seeds_per_lambda",
+            (1..=MAX_TRIALS_PER_AXIS).contains(&self.seeds_per_point),
+            "seeds_per_point",
             || {
                 format!(
                     "{} is not in 1..={MAX_TRIALS_PER_AXIS}",
-                    self.seeds_per_lambda
+                    self.seeds_per_point
                 )
             },
         )?;
         validate_split(&self.data, "data")?;
         validate_settings(&self.train, n_train_images(&self.data))?;
-        self.lambdas.validate()
+        if let Some(pruning) = &self.pruning {
+            pruning.validate()?;
+        }
+        match (&self.lambdas, &self.space) {
+            (Some(grid), None) => grid.validate(),
+            (None, Some(space)) => crate::space::validate(space, &self.train).map(|_| ()),
+            (Some(_), Some(_)) => Err(InvalidValue::new(
+                "space",
+                "give either [space] or the older [lambdas], not both",
+            )),
+            (None, None) => Err(InvalidValue::new(
+                "space",
+                "missing: a search needs a [space] (the settings to try; see README) or the \
+                 older [lambdas]",
+            )),
+        }
     }
 }
 
@@ -495,7 +517,7 @@ mod tests {
                 path.file_stem().and_then(|s| s.to_str())
             );
         }
-        assert_eq!(n_files, 6, "expected the six shipped experiments");
+        assert_eq!(n_files, 8, "expected the eight shipped experiments");
     }
 
     fn clr_1cycle_text() -> String {
@@ -541,11 +563,32 @@ mod tests {
             "{err}"
         );
 
-        let text = coarse_text().replace("[lambdas]", "[lambdas]\nscale = 2.0");
+        let text = coarse_text().replace("[space.lambda]", "[space.lambda]\nscale = 2.0");
         let err = parse::<SearchConfig>(&text, Path::new("c.toml"))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("scale"), "{err}");
+        assert!(
+            err.contains("scale") && err.contains("`space.lambda`"),
+            "{err}"
+        );
+        // A key that is no training setting.
+        let text = coarse_text().replace(
+            "[pruning]",
+            "[space.schedule.eta_mx]\nkind = \"uniform\"\nmin = 0.01\nmax = 0.1\n\n[pruning]",
+        );
+        let err = parse::<SearchConfig>(&text, Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`space.schedule.eta_mx`") && err.contains("c.toml"),
+            "{err}"
+        );
+        // An unknown pruning rule.
+        let text = coarse_text().replace("kind = \"none\"", "kind = \"hyperband\"");
+        let err = parse::<SearchConfig>(&text, Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("hyperband"), "{err}");
     }
 
     #[test]
@@ -569,9 +612,23 @@ mod tests {
                 other => panic!("{to}: expected an invalid value, got {other}"),
             }
         }
-        let text = coarse_text().replace("log10_max = -1.0", "log10_max = -6.0");
+        let text = coarse_text().replace("max = 1e-1", "max = 1e-6");
+        let err = parse::<SearchConfig>(&text, Path::new("c.toml")).unwrap_err();
+        assert!(err.to_string().contains("`space.lambda`"), "{err}");
+        // The older `[lambdas]` form still parses, and its errors name its keys.
+        let old_form = coarse_text().replace(
+            "[space]\n# 8 random lambdas (the report drew 10; 8 x 3 seeds keeps reproduce short).\nsamples = 8\n\n[space.lambda]\nkind = \"log_uniform\"\nmin = 1e-5\nmax = 1e-1",
+            "[lambdas]\nkind = \"log_uniform\"\nn = 10\nlog10_min = -5.0\nlog10_max = -1.0",
+        );
+        assert!(old_form.contains("[lambdas]"));
+        parse::<SearchConfig>(&old_form, Path::new("c.toml")).unwrap();
+        let text = old_form.replace("log10_max = -1.0", "log10_max = -6.0");
         let err = parse::<SearchConfig>(&text, Path::new("c.toml")).unwrap_err();
         assert!(err.to_string().contains("`lambdas.log10_max`"), "{err}");
+        // Both forms at once are refused.
+        let text = format!("{old_form}\n[space]\nsamples = 1\n");
+        let err = parse::<SearchConfig>(&text, Path::new("c.toml")).unwrap_err();
+        assert!(err.to_string().contains("`space`"), "{err}");
     }
 
     #[test]

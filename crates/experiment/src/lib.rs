@@ -7,8 +7,12 @@
 //!   read-only by every run, with its fingerprint and the git revision;
 //! - [`run`]: one training run and its folder (`config.toml`, `curves.csv`,
 //!   `summary.csv`, `weights.safetensors`, `curves.svg`, `curves.png`);
-//! - [`search`]: a plan of trials drawn up front, run in parallel, resumable,
-//!   summarised in a sorted `table.csv`;
+//! - [`space`]: the settings a search tries (`[space]`: any training
+//!   setting with a distribution), drawn into points up front;
+//! - [`search`]: a plan of trials (points x seeds) drawn up front, run in
+//!   parallel, resumable, summarised in a sorted `table.csv`;
+//! - [`prune`] and [`rungs`]: optional early stopping of hopeless trials
+//!   (the rule, and its work in a search folder), deterministic whatever `--jobs`;
 //! - [`ensemble`]: what trained networks (one, or several averaged) say about a labelled set;
 //! - [`stats`]: mean ± std over seeds and the t-tests that tell a winner from seed noise;
 //! - [`inference`]: trained weights put to use (`evaluate`, `predict`);
@@ -39,16 +43,20 @@ pub mod config;
 pub mod data;
 pub mod ensemble;
 pub mod inference;
+pub mod invalid;
 pub mod io;
 pub mod lr_range;
 pub mod plot;
 pub mod progress;
+pub mod prune;
 pub mod records;
 pub mod report;
 pub mod reproduce;
 pub mod run;
+pub mod rungs;
 pub mod search;
 pub mod slurm;
+pub mod space;
 pub mod stats;
 #[cfg(test)]
 mod tidy;

@@ -228,30 +228,37 @@ pub fn run(
     })
 }
 
-/// The run config at `path`; a search config (one with a `[lambdas]`
+/// The run config at `path`; a search config (one with a `[lambdas]` or `[space]`
 /// table, like `experiments/beyond.toml`) stands for its first trial: its
 /// training settings with its first lambda and its plan seed.
 fn run_config_of(path: &std::path::Path, results_dir: &std::path::Path) -> Result<RunConfig> {
     let text = std::fs::read_to_string(path).map_err(crate::io::io_err(path))?;
     let is_search = text
         .parse::<toml::Table>()
-        .is_ok_and(|t| t.contains_key("lambdas"));
+        .is_ok_and(|t| t.contains_key("lambdas") || t.contains_key("space"));
     if !is_search {
         return Ok(crate::config::load(path)?);
     }
     let search: crate::config::SearchConfig = crate::config::load(path)?;
-    let lambdas = crate::search::resolve_lambdas(&search.lambdas, search.seed, results_dir)?;
-    let Some(&lambda) = lambdas.first() else {
+    let points = crate::search::points_for(&search, results_dir)?;
+    let Some(first) = points.first() else {
         return Err(crate::ExperimentError::Format {
             path: path.to_path_buf(),
-            message: "the search has no lambda".to_string(),
+            message: "the search has no point".to_string(),
         });
     };
+    let lambda = first.lambda;
+    let settings = crate::space::apply(&search.train, &first.settings).map_err(|e| {
+        crate::ExperimentError::Format {
+            path: path.to_path_buf(),
+            message: format!("`{}`: {}", e.key, e.message),
+        }
+    })?;
     Ok(RunConfig {
         name: search.name,
         evaluate_test: false,
         data: search.data,
-        train: search.train.with(lambda, search.seed),
+        train: settings.with(lambda, search.seed),
         provenance: None,
     })
 }

@@ -2,7 +2,9 @@
 //! `cargo xtask plot RESULTS_DIR` redraws them without retraining:
 //! - per training: cost, loss and accuracy (train and validation) against the
 //!   update step, plus the learning rate eta in its own panel;
-//! - per search: validation accuracy against lambda on a log axis;
+//! - per search: validation accuracy against lambda on a log axis, with
+//!   mean ± std error bars over seeds; a search over several settings also
+//!   gets one panel per setting (`points`);
 //! - per evaluation: the confusion matrix (`confusion`);
 //! - per learning-rate range test: accuracy and loss against eta (`lr_range`).
 //!
@@ -30,8 +32,10 @@ use crate::{io, ExperimentError, Result};
 
 mod confusion;
 mod lr_range;
+mod points;
 pub use confusion::{confusion_png, confusion_svg, CONFUSION_SIZE};
 pub use lr_range::{lr_range_png, lr_range_svg, LR_RANGE_SIZE};
+pub use points::{points_png, points_svg, POINTS_PANEL_SIZE};
 
 pub(crate) const TRAIN_COLOR: RGBColor = RGBColor(31, 119, 180);
 pub(crate) const VALIDATION_COLOR: RGBColor = RGBColor(214, 39, 40);
@@ -333,6 +337,32 @@ fn draw_search<DB: DrawingBackend>(
     chart
         .draw_series(LineSeries::new(means, VALIDATION_COLOR.mix(0.5)))
         .map_err(|e| e.to_string())?;
+    // Error bars: mean ± one sample std over the seeds of each lambda.
+    chart
+        .draw_series(
+            search::lambda_stats(rows)
+                .iter()
+                .filter(|s| s.lambda > 0.0)
+                .filter_map(|s| {
+                    let (m, sd) = (s.validation_accuracy_mean?, s.validation_accuracy_std?);
+                    Some(ErrorBar::new_vertical(
+                        s.lambda,
+                        m - sd,
+                        m,
+                        m + sd,
+                        VALIDATION_COLOR.stroke_width(2),
+                        10,
+                    ))
+                }),
+        )
+        .map_err(|e| e.to_string())?
+        .label("mean ± std over seeds")
+        .legend(|(x, y)| {
+            PathElement::new(
+                vec![(x, y - 6), (x, y + 6)],
+                VALIDATION_COLOR.stroke_width(2),
+            )
+        });
     chart
         .draw_series(done.iter().filter_map(|r| {
             r.validation_accuracy
@@ -561,8 +591,10 @@ mod tests {
             .map(|(trial, &(lambda, acc))| TableRow {
                 rank: trial + 1,
                 trial,
+                point: trial,
                 seed: 1,
                 lambda,
+                settings: String::new(),
                 state: if acc < 0.0 {
                     RunState::Diverged
                 } else {

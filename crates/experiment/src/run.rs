@@ -84,6 +84,19 @@ fn execute_in(
             summary.wall_seconds = start.elapsed().as_secs_f64();
             return Ok(summary);
         }
+        Err(TrainError::Stopped { step, curve }) => {
+            // Pruned: the curve so far and the numbers of its last point
+            // (the caller says why in the message); no weights.
+            summary.state = RunState::Pruned;
+            summary.message = format!("stopped at step {step}");
+            if let Some(last) = curve.last() {
+                summary.set_final(&last.train, &last.validation);
+            }
+            summary.wall_seconds = start.elapsed().as_secs_f64();
+            let rows: Vec<CurveRow> = curve.iter().map(CurveRow::from).collect();
+            io::write_csv(&dir.join(files::CURVES), &rows)?;
+            return Ok(summary);
+        }
         Err(err) => return Err(err.into()),
     };
     match trained.curve.last() {

@@ -21,6 +21,7 @@ pub use crate::records::search::{
     files, lambda_stats, sort_table, trial_dir, LambdaStats, TableRow, Trial,
 };
 use crate::run::{self, RunSummary};
+use crate::space::{self, Point};
 use crate::worker::{self, WorkerOptions};
 use crate::{io, plot, ExperimentError, Result};
 
@@ -50,21 +51,18 @@ pub fn resolve_lambdas(grid: &LambdaGrid, seed: u64, results_dir: &Path) -> Resu
     })
 }
 
-/// `n` multiples of `step`, `step` apart, whose middle is as close as
-/// possible to `centre`, all positive.
-pub fn around(centre: f64, n: usize, step: f64) -> Vec<f64> {
-    let first = (centre / step - (n as f64 - 1.0) / 2.0).round().max(1.0);
-    (0..n).map(|j| tidy((first + j as f64) * step)).collect()
-}
-
-/// Round away binary noise (`13 * 0.0005 = 0.006500000000000001`) to 12 significant digits.
-fn tidy(x: f64) -> f64 {
-    format!("{x:.11e}").parse().unwrap_or(x)
-}
+pub use crate::space::{around, tidy};
 
 /// The best lambda of the finished search `search`: highest mean validation
 /// accuracy over its seeds. A clear error when its table is missing.
 pub fn best_lambda(results_dir: &Path, search: &str) -> Result<f64> {
+    Ok(best_point(results_dir, search)?.lambda)
+}
+
+/// The best point of the finished search `search` (highest mean validation
+/// accuracy over its seeds): its lambda and other settings. A clear error
+/// when its table is missing.
+pub fn best_point(results_dir: &Path, search: &str) -> Result<Point> {
     let path = results_dir.join(search).join(files::TABLE);
     if !path.is_file() {
         return Err(ExperimentError::Missing {
@@ -78,14 +76,22 @@ pub fn best_lambda(results_dir: &Path, search: &str) -> Result<f64> {
         });
     }
     let rows = read_table(&path)?;
-    lambda_stats(&rows)
-        .iter()
+    let best = lambda_stats(&rows)
+        .into_iter()
         .find(|s| s.validation_accuracy_mean.is_some())
-        .map(|s| s.lambda)
         .ok_or_else(|| ExperimentError::Format {
-            path,
+            path: path.clone(),
             message: "no finished (non-diverged) trial to take the best lambda from".into(),
-        })
+        })?;
+    let settings =
+        space::parse_settings(&best.settings).map_err(|message| ExperimentError::Format {
+            path: path.clone(),
+            message: format!("column settings: {message}"),
+        })?;
+    Ok(Point {
+        lambda: best.lambda,
+        settings,
+    })
 }
 
 /// Read a search's `table.csv`: an error saying the table is malformed, and
@@ -126,31 +132,81 @@ pub fn read_table(path: &Path) -> Result<Vec<TableRow>> {
 /// initial weights and see the same mini-batch order, so the table compares
 /// lambdas, not seeds (common random numbers).
 pub fn draw_plan(lambdas: &[f64], seeds_per_lambda: usize, seed: u64) -> Vec<Trial> {
+    let points: Vec<Point> = lambdas
+        .iter()
+        .map(|&lambda| Point {
+            lambda,
+            settings: Vec::new(),
+        })
+        .collect();
+    draw_plan_points(&points, seeds_per_lambda, seed)
+}
+
+/// The plan of a space: every point `seeds_per_point` times, point-major,
+/// with the same training seeds for every point (drawn as [`draw_plan`] does).
+pub fn draw_plan_points(points: &[Point], seeds_per_point: usize, seed: u64) -> Vec<Trial> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     rng.set_stream(1);
-    let mut seeds: Vec<u64> = Vec::with_capacity(seeds_per_lambda);
-    while seeds.len() < seeds_per_lambda {
+    let mut seeds: Vec<u64> = Vec::with_capacity(seeds_per_point);
+    while seeds.len() < seeds_per_point {
         let s = u64::from(rng.next_u32());
         if !seeds.contains(&s) {
             seeds.push(s);
         }
     }
-    lambdas
+    let settings: Vec<String> = points
         .iter()
-        .flat_map(|&lambda| seeds.iter().map(move |&seed| (lambda, seed)))
+        .map(|p| space::settings_string(&p.settings))
+        .collect();
+    points
+        .iter()
         .enumerate()
-        .map(|(trial, (lambda, seed))| Trial {
+        .flat_map(|(point, p)| seeds.iter().map(move |&seed| (point, p.lambda, seed)))
+        .enumerate()
+        .map(|(trial, (point, lambda, seed))| Trial {
             trial,
+            point,
             lambda,
             seed,
+            settings: settings[point].clone(),
         })
         .collect()
 }
 
-/// The plan of `config`: lambdas resolved, seeds drawn.
+/// The points of `config`: its `[space]` drawn, or its `[lambdas]` resolved.
+pub fn points_for(config: &SearchConfig, results_dir: &Path) -> Result<Vec<Point>> {
+    match (&config.space, &config.lambdas) {
+        (Some(space), _) => {
+            let parsed =
+                space::validate(space, &config.train).map_err(|e| ExperimentError::Format {
+                    path: results_dir.join(&config.name).join(files::CONFIG),
+                    message: format!("`{}`: {}", e.key, e.message),
+                })?;
+            let best_of = |search: &str| best_point(results_dir, search);
+            space::draw_points(&parsed, config.seed, results_dir, &best_of)
+        }
+        (None, Some(grid)) => Ok(resolve_lambdas(grid, config.seed, results_dir)?
+            .into_iter()
+            .map(|lambda| Point {
+                lambda,
+                settings: Vec::new(),
+            })
+            .collect()),
+        (None, None) => Err(ExperimentError::Format {
+            path: results_dir.join(&config.name).join(files::CONFIG),
+            message: "the search has neither [space] nor [lambdas]".into(),
+        }),
+    }
+}
+
+/// The plan of `config`: points drawn (or lambdas resolved), seeds drawn.
 pub fn plan_for(config: &SearchConfig, results_dir: &Path) -> Result<Vec<Trial>> {
-    let lambdas = resolve_lambdas(&config.lambdas, config.seed, results_dir)?;
-    Ok(draw_plan(&lambdas, config.seeds_per_lambda, config.seed))
+    let points = points_for(config, results_dir)?;
+    Ok(draw_plan_points(
+        &points,
+        config.seeds_per_point,
+        config.seed,
+    ))
 }
 
 pub use crate::stats::mean_std;
@@ -245,8 +301,15 @@ pub fn collect(
             .take(20)
             .map(|t| {
                 format!(
-                    "trial-{:02} (lambda {}, seed {})",
-                    t.trial, t.lambda, t.seed
+                    "trial-{:02} (lambda {}{}, seed {})",
+                    t.trial,
+                    t.lambda,
+                    if t.settings.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", {}", t.settings)
+                    },
+                    t.seed
                 )
             })
             .collect();
@@ -266,6 +329,10 @@ pub fn collect(
     io::write_csv(&dir.join(files::LAMBDAS), &lambdas)?;
     plot::search_svg(&rows, name, &dir.join(files::ACCURACY_SVG))?;
     plot::search_png(&rows, name, &dir.join(files::ACCURACY_PNG))?;
+    if rows.iter().any(|r| !r.settings.is_empty()) {
+        plot::points_svg(&rows, name, &dir.join(files::POINTS_SVG))?;
+        plot::points_png(&rows, name, &dir.join(files::POINTS_PNG))?;
+    }
     Ok((rows, lambdas))
 }
 
@@ -298,6 +365,35 @@ pub fn write_table(dir: &Path, plan: &[Trial]) -> Result<Vec<TableRow>> {
     sort_table(&mut rows);
     io::write_csv(&dir.join(files::TABLE), &rows)?;
     Ok(rows)
+}
+
+/// Refuse a search folder `dir` whose trial folders were made from other
+/// data: a trial's `config.toml` records the data fingerprint it trained on,
+/// and a resumed search must not mix two data sets in one table. The error
+/// names the first such folder and the fix.
+pub fn check_data_fingerprint(dir: &Path, plan: &[Trial], fingerprint: &str) -> Result<()> {
+    for trial in plan {
+        let run_dir = trial_dir(dir, trial.trial);
+        let Some(prov) = run::read_provenance(&run_dir) else {
+            continue;
+        };
+        if prov.data_fingerprint != fingerprint {
+            return Err(ExperimentError::Conflict {
+                path: run_dir.clone(),
+                message: format!(
+                    "this trial was trained on other data (fingerprint {}, from {}) than the \
+                     data now given (fingerprint {fingerprint}); a table must not mix the two: \
+                     use a fresh --results-dir, or delete {} (or the whole search folder {}) \
+                     to redo it on these data",
+                    prov.data_fingerprint,
+                    prov.data_dir,
+                    run_dir.display(),
+                    dir.display()
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -61,7 +61,7 @@ pub fn is_finished(dir: &Path, trial: &Trial) -> bool {
 pub fn unfinished(dir: &Path, plan: &[Trial]) -> Vec<Trial> {
     plan.iter()
         .filter(|t| !is_finished(dir, t))
-        .copied()
+        .cloned()
         .collect()
 }
 
@@ -206,7 +206,7 @@ fn next_claim(dir: &Path, plan: &[Trial], lease: Lease, worker_idx: usize) -> Re
                     claim.release()?;
                     continue;
                 }
-                return Ok(Next::Claimed(*trial, Box::new(claim)));
+                return Ok(Next::Claimed(trial.clone(), Box::new(claim)));
             }
         }
     }
@@ -220,9 +220,14 @@ fn next_claim(dir: &Path, plan: &[Trial], lease: Lease, worker_idx: usize) -> Re
 /// The compact line printed when a trial finishes.
 fn trial_line(name: &str, trial: &Trial, n_total: usize, s: &RunSummary) -> String {
     let head = format!(
-        "{name} trial {:>2}/{n_total} lambda {:.6} seed {:>10}",
+        "{name} trial {:>2}/{n_total} lambda {:.6}{} seed {:>10}",
         trial.trial + 1,
         trial.lambda,
+        if trial.settings.is_empty() {
+            String::new()
+        } else {
+            format!(" {}", trial.settings)
+        },
         trial.seed
     );
     let fmt = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{v:.4}"));
@@ -235,6 +240,11 @@ fn trial_line(name: &str, trial: &Trial, n_total: usize, s: &RunSummary) -> Stri
             s.test_accuracy
                 .map_or(String::new(), |t| format!(" | test acc {t:.4}")),
             s.wall_seconds
+        ),
+        RunState::Pruned => format!(
+            "{head}: pruned: val acc {} ({})",
+            fmt(s.validation_accuracy),
+            s.message
         ),
         RunState::Diverged => format!("{head}: DIVERGED: {}", s.message),
     }

@@ -667,3 +667,36 @@ fn counts_have_upper_bounds_naming_the_field() {
         assert_eq!(e.field, field, "{e}");
     }
 }
+
+/// An observer that asks to stop after its second recorded point.
+struct StopAfterTwo(usize);
+
+impl crate::train::Observer for StopAfterTwo {
+    fn on_record(&mut self, _point: &crate::train::CurvePoint, _n_steps: u64) {
+        self.0 += 1;
+    }
+    fn stop(&mut self) -> bool {
+        self.0 >= 2
+    }
+}
+
+#[test]
+fn an_observer_can_stop_training_after_a_recorded_point() {
+    let train_set = clustered(200, 30, 1.0, 10);
+    let config = small_config(
+        ScheduleSpec::Constant {
+            eta: 0.01,
+            n_steps: 500,
+        },
+        0.0,
+    );
+    match run(&train_set, &train_set, &config, &mut StopAfterTwo(0)) {
+        Err(TrainError::Stopped { step, curve }) => {
+            // Step 0 and the first point after it, then no more updates.
+            assert_eq!(curve.len(), 2);
+            assert_eq!(curve[1].step, step);
+            assert!(step > 0 && step < 500, "{step}");
+        }
+        other => panic!("expected a stop, got {:?}", other.map(|t| t.curve.len())),
+    }
+}

@@ -127,6 +127,11 @@ pub trait Observer {
     fn on_record(&mut self, point: &CurvePoint, n_steps: u64) {
         let _ = (point, n_steps);
     }
+    /// Asked after each recorded point: `true` stops the training there with
+    /// [`TrainError::Stopped`] (a search pruning a hopeless trial).
+    fn stop(&mut self) -> bool {
+        false
+    }
 }
 
 /// An observer that shows nothing.
@@ -149,6 +154,14 @@ pub enum TrainError {
     /// The config or the data do not fit (names the field or the split).
     #[error("invalid training config: {0}")]
     InvalidConfig(String),
+    /// The observer asked to stop ([`Observer::stop`]) after a recorded point.
+    #[error("training stopped by its observer at step {step}")]
+    Stopped {
+        /// Update steps done.
+        step: u64,
+        /// The learning curve up to there.
+        curve: Vec<CurvePoint>,
+    },
 }
 
 impl From<InvalidSetting> for TrainError {
@@ -530,6 +543,9 @@ pub fn train(
     if records.first() == Some(&0) {
         record(trainer.model(), 0, &mut curve, observer)?;
         next_record = 1;
+        if observer.stop() {
+            return Err(TrainError::Stopped { step: 0, curve });
+        }
     }
     for t in 0..n_steps {
         let eta = schedule.eta(t);
@@ -538,6 +554,9 @@ pub fn train(
         if records.get(next_record) == Some(&(t + 1)) {
             record(trainer.model(), t + 1, &mut curve, observer)?;
             next_record += 1;
+            if observer.stop() {
+                return Err(TrainError::Stopped { step: t + 1, curve });
+            }
         }
     }
     Ok(Trained {

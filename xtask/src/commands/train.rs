@@ -151,7 +151,7 @@ pub fn explain_interrupt(work: Work) {
 /// Run the command.
 pub fn run(args: Args) -> anyhow::Result<()> {
     explain_interrupt(Work::Run);
-    // A file with a `[lambdas]` table is a search over seeds (e.g.
+    // A file with a `[lambdas]` or `[space]` table is a search (e.g.
     // experiments/beyond.toml, several seeds of one recipe): run it as one.
     if commands::is_search_config(&args.config) {
         return args

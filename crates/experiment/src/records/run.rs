@@ -27,6 +27,9 @@ pub mod files {
 pub enum RunState {
     /// Trained to the end.
     Done,
+    /// Stopped early by a search's pruning; the numbers are those of its
+    /// last recorded point.
+    Pruned,
     /// The cost became NaN or infinite; no numbers.
     Diverged,
 }
@@ -35,6 +38,7 @@ impl std::fmt::Display for RunState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             RunState::Done => "done",
+            RunState::Pruned => "pruned",
             RunState::Diverged => "diverged",
         })
     }

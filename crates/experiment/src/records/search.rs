@@ -24,19 +24,32 @@ pub mod files {
     pub const ACCURACY_SVG: &str = "accuracy-vs-lambda.svg";
     /// The same picture as PNG.
     pub const ACCURACY_PNG: &str = "accuracy-vs-lambda.png";
+    /// Validation accuracy against each setting a space varies (mean ± std
+    /// per point), for searches over more than lambda.
+    pub const POINTS_SVG: &str = "accuracy-vs-settings.svg";
+    /// The same picture as PNG.
+    pub const POINTS_PNG: &str = "accuracy-vs-settings.png";
     /// Sub-folder holding one run folder per trial.
     pub const RUNS: &str = "runs";
 }
 
-/// One planned training: its number, lambda and training seed.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+/// One planned training: its number, point of the space, lambda, training
+/// seed and the other settings of its point.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Trial {
     /// 0-based trial number (also its folder `runs/trial-NN`).
     pub trial: usize,
+    /// 0-based point of the space (trials of one point differ only in seed).
+    #[serde(default)]
+    pub point: usize,
     /// L2 strength.
     pub lambda: f64,
     /// Training seed (initialisation and shuffles).
     pub seed: u64,
+    /// The point's other settings, `key=value;...` (see
+    /// [`space::settings_string`]); empty for a search over lambda alone.
+    #[serde(default)]
+    pub settings: String,
 }
 
 /// The run folder of `trial` in the search folder `search_dir`.
@@ -53,11 +66,17 @@ pub struct TableRow {
     pub rank: usize,
     /// Trial number.
     pub trial: usize,
+    /// Point of the space.
+    #[serde(default)]
+    pub point: usize,
     /// Training seed.
     pub seed: u64,
     /// L2 strength.
     pub lambda: f64,
-    /// `done` or `diverged`.
+    /// The point's other settings (`key=value;...`), empty for lambda alone.
+    #[serde(default)]
+    pub settings: String,
+    /// `done`, `pruned` (stopped early; numbers at its last rung) or `diverged`.
     pub state: RunState,
     /// Final validation accuracy.
     pub validation_accuracy: Option<f64>,
@@ -79,8 +98,10 @@ impl TableRow {
         Self {
             rank: 0,
             trial: trial.trial,
+            point: trial.point,
             seed: trial.seed,
             lambda: trial.lambda,
+            settings: trial.settings.clone(),
             state: s.state,
             validation_accuracy: s.validation_accuracy,
             validation_cost: s.validation_cost,
@@ -92,11 +113,16 @@ impl TableRow {
     }
 }
 
-/// Sort best first: finished before diverged, then validation accuracy
-/// descending, then trial number; and number the ranks.
+/// Sort best first: finished, then pruned, then diverged; then validation
+/// accuracy descending, then trial number; and number the ranks.
 pub fn sort_table(rows: &mut [TableRow]) {
     rows.sort_by(|a, b| {
-        let key = |r: &TableRow| (r.state != RunState::Done, r.validation_accuracy.is_none());
+        let state = |s: RunState| match s {
+            RunState::Done => 0,
+            RunState::Pruned => 1,
+            RunState::Diverged => 2,
+        };
+        let key = |r: &TableRow| (state(r.state), r.validation_accuracy.is_none());
         key(a)
             .cmp(&key(b))
             .then_with(|| {
@@ -110,13 +136,21 @@ pub fn sort_table(rows: &mut [TableRow]) {
     }
 }
 
-/// One row of `lambdas.csv`: a lambda's trials summarised over their seeds.
+/// One row of `lambdas.csv`: a point's trials (one lambda, with its other
+/// settings) summarised over their seeds. Means and spreads are over the
+/// trials that trained to the end (`done`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LambdaStats {
     /// L2 strength.
     pub lambda: f64,
+    /// The point's other settings (`key=value;...`), empty for lambda alone.
+    #[serde(default)]
+    pub settings: String,
     /// Finished trials.
     pub n_done: usize,
+    /// Trials stopped early by the pruning.
+    #[serde(default)]
+    pub n_pruned: usize,
     /// Diverged trials.
     pub n_diverged: usize,
     /// Mean validation accuracy over finished trials.
@@ -129,14 +163,14 @@ pub struct LambdaStats {
     pub test_accuracy_std: Option<f64>,
 }
 
-/// Per-lambda statistics of a table, best mean validation accuracy first;
-/// ties keep the table's order (so with one seed per lambda the first entry
-/// is the table's best row).
+/// Per-point statistics of a table (a point: one lambda with its other
+/// settings), best mean validation accuracy first; ties keep the table's
+/// order (so with one seed per point the first entry is the table's best row).
 pub fn lambda_stats(rows: &[TableRow]) -> Vec<LambdaStats> {
-    let mut order: Vec<u64> = Vec::new();
-    let mut groups: BTreeMap<u64, Vec<&TableRow>> = BTreeMap::new();
+    let mut order: Vec<(u64, &str)> = Vec::new();
+    let mut groups: BTreeMap<(u64, &str), Vec<&TableRow>> = BTreeMap::new();
     for row in rows {
-        let key = row.lambda.to_bits();
+        let key = (row.lambda.to_bits(), row.settings.as_str());
         if !groups.contains_key(&key) {
             order.push(key);
         }
@@ -152,10 +186,13 @@ pub fn lambda_stats(rows: &[TableRow]) -> Vec<LambdaStats> {
             let test: Vec<f64> = done.iter().filter_map(|r| r.test_accuracy).collect();
             let (validation_accuracy_mean, validation_accuracy_std) = mean_std(&val);
             let (test_accuracy_mean, test_accuracy_std) = mean_std(&test);
+            let n_pruned = group.iter().filter(|r| r.state == RunState::Pruned).count();
             LambdaStats {
                 lambda: group[0].lambda,
+                settings: group[0].settings.clone(),
                 n_done: done.len(),
-                n_diverged: group.len() - done.len(),
+                n_pruned,
+                n_diverged: group.len() - done.len() - n_pruned,
                 validation_accuracy_mean,
                 validation_accuracy_std,
                 test_accuracy_mean,

@@ -56,6 +56,14 @@ pub(super) fn section(out: &mut String, results: &Results) {
     }
     let _ = writeln!(
         out,
+        "The best lambda of a search is the one with the highest mean validation accuracy \
+         over its seeds. With 2 or more seeds per lambda (shared by every lambda) it is \
+         compared with the runner-up and its neighbours by a two-sided paired t-test over \
+         the shared seeds: beyond seed noise when p < 0.05; with one seed each, by the \
+         margin against the seed noise above.\n"
+    );
+    let _ = writeln!(
+        out,
         "| search | best lambda | compared with | its lambda | margin | test | verdict |\n|---|---|---|---|---|---|---|"
     );
     for name in ["coarse-search", "fine-search"] {
@@ -65,6 +73,33 @@ pub(super) fn section(out: &mut String, results: &Results) {
         for line in noise_rows(rows, seed_std) {
             let _ = writeln!(out, "| {name} | {line} |");
         }
+    }
+    out.push('\n');
+    for name in ["coarse-search", "fine-search"] {
+        let Some(rows) = results.table(name) else {
+            continue;
+        };
+        let lines = noise_rows(rows, seed_std);
+        let neighbours: Vec<&String> = lines.iter().filter(|l| l.contains("neighbour")).collect();
+        if neighbours.is_empty() {
+            continue;
+        }
+        let beyond = neighbours
+            .iter()
+            .filter(|l| l.ends_with("beyond seed noise"))
+            .count();
+        let _ = writeln!(
+            out,
+            "- {name}: the best lambda beats {beyond} of its {} neighbour(s) beyond seed \
+             noise{}",
+            neighbours.len(),
+            if beyond == neighbours.len() {
+                ": a real optimum at this resolution."
+            } else {
+                ": at this number of seeds its lead over them is seed noise (more seeds, or \
+                 a wider spacing, would be needed to tell them apart)."
+            }
+        );
     }
     out.push('\n');
 }

@@ -22,6 +22,9 @@ pub(super) fn section(
 ) {
     let _ = writeln!(out, "## {name} (the report's {label})\n");
     let rows = results.table(name);
+    if let Some(rows) = rows {
+        points_table(out, rows);
+    }
     match rows {
         Some(rows) => tables(out, rows, theirs),
         None => {
@@ -37,6 +40,42 @@ pub(super) fn section(
         &Path::new(name).join(search::files::ACCURACY_SVG),
         name,
     );
+}
+
+/// One row per point (lambda, with its other settings) when some point ran
+/// with several seeds: mean ± sample std of the validation accuracy over
+/// the finished trials, best mean first (the per-seed trials follow, and
+/// stay in the search folder's `table.csv` and `runs/`).
+fn points_table(out: &mut String, rows: &[TableRow]) {
+    let stats = search::lambda_stats(rows);
+    if stats
+        .iter()
+        .all(|s| s.n_done + s.n_pruned + s.n_diverged < 2)
+    {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "Per point, over its seeds (every point ran with the same seeds):\n\n| lambda | other settings | validation accuracy, mean ± std | finished | pruned | diverged |\n|---|---|---|---|---|---|"
+    );
+    for s in &stats {
+        let _ = writeln!(
+            out,
+            "| {:.6} | {} | {} ± {} | {} | {} | {} |",
+            s.lambda,
+            if s.settings.is_empty() {
+                "-"
+            } else {
+                &s.settings
+            },
+            fmt4(s.validation_accuracy_mean),
+            fmt4(s.validation_accuracy_std),
+            s.n_done,
+            s.n_pruned,
+            s.n_diverged
+        );
+    }
+    out.push('\n');
 }
 
 /// Our table beside the report's, rank by rank, and the two best.

@@ -22,8 +22,10 @@ fn table(dir: &Path, name: &str, rows: &[(f64, Option<f64>, Option<f64>)]) {
         .map(|(i, &(lambda, val, test))| {
             let trial = Trial {
                 trial: i,
+                point: i,
                 lambda,
                 seed: 10 + i as u64,
+                settings: String::new(),
             };
             let mut s = RunSummary::empty("t", RunState::Done, lambda, trial.seed, 10);
             if val.is_none() {
@@ -43,8 +45,10 @@ fn table(dir: &Path, name: &str, rows: &[(f64, Option<f64>, Option<f64>)]) {
 fn row(trial: usize, lambda: f64, seed: u64, val: f64) -> TableRow {
     let t = Trial {
         trial,
+        point: 0,
         lambda,
         seed,
+        settings: String::new(),
     };
     let mut s = RunSummary::empty("t", RunState::Done, lambda, seed, 10);
     s.validation_accuracy = Some(val);

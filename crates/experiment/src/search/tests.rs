@@ -324,3 +324,39 @@ fn collect_lists_the_unfinished_trials() {
     );
     assert_eq!(read_plan(dir.path()).unwrap(), plan);
 }
+
+#[test]
+fn trial_folders_from_other_data_are_refused_naming_the_folder_and_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = draw_plan(&[1e-4, 3e-2, 3e-3], 2, 3);
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../experiments/clr-1cycle.toml"),
+    )
+    .unwrap();
+    let mut config: crate::config::RunConfig =
+        crate::config::parse(&text, Path::new("x.toml")).unwrap();
+    config.provenance = Some(crate::config::Provenance {
+        git_revision: "abc".into(),
+        data_fingerprint: "f00d".into(),
+        data_dir: "/old/data".into(),
+        search: Some("s".into()),
+        trial: Some(2),
+    });
+    let run_dir = trial_dir(dir.path(), 2);
+    io::create_dir(&run_dir).unwrap();
+    io::write_toml(&run_dir.join(run::files::CONFIG), &config).unwrap();
+    // The same data: fine; a folder without a config (never started): fine.
+    check_data_fingerprint(dir.path(), &plan, "f00d").unwrap();
+    let err = check_data_fingerprint(dir.path(), &plan, "beef")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("trial-02")
+            && err.contains("f00d")
+            && err.contains("beef")
+            && err.contains("/old/data")
+            && err.contains("--results-dir")
+            && err.contains("delete"),
+        "{err}"
+    );
+}

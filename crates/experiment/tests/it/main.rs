@@ -44,7 +44,7 @@ fn search_config(name: &str, lambdas: LambdaGrid, seeds_per_lambda: usize) -> Se
     SearchConfig {
         name: name.into(),
         seed: 4,
-        seeds_per_lambda,
+        seeds_per_point: seeds_per_lambda,
         evaluate_test: seeds_per_lambda > 1,
         data: SplitSpec::HoldOut {
             n_validation: 100,
@@ -60,7 +60,9 @@ fn search_config(name: &str, lambdas: LambdaGrid, seeds_per_lambda: usize) -> Se
             label_smoothing: 0.0,
             augment: Augment::NONE,
         },
-        lambdas,
+        lambdas: Some(lambdas),
+        space: None,
+        pruning: None,
     }
 }
 
