@@ -195,3 +195,28 @@ pub fn error_text(error: &anyhow::Error) -> String {
 
 /// Shorthand for results of this crate.
 pub type Result<T, E = ExperimentError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_cause_is_printed_once() {
+        let os = std::io::Error::from(std::io::ErrorKind::NotFound);
+        let os_text = os.to_string();
+        let inner = ExperimentError::Io {
+            path: "results/x/summary.csv".into(),
+            source: os,
+        };
+        let error = anyhow::Error::new(inner).context("reading the search");
+        let text = error_text(&error);
+        assert_eq!(text.matches(&os_text).count(), 1, "{text}");
+        assert!(
+            text.starts_with("reading the search: results/x/summary.csv: "),
+            "{text}"
+        );
+        // Distinct causes are all kept.
+        let error = anyhow::anyhow!("inner").context("middle").context("outer");
+        assert_eq!(error_text(&error), "outer: middle: inner");
+    }
+}

@@ -295,3 +295,32 @@ fn ctrl_c_frees_the_claimed_trial_at_once() {
     assert!(claim_files(&dir).is_empty());
     assert!(!dir.join("runs/trial-00/summary.csv").exists());
 }
+
+/// What `cargo xtask ARGS` prints on stderr when it refuses them (a clap
+/// usage error: exit code 2).
+fn refused(args: &[&str]) -> String {
+    let out = xtask(args).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{args:?} was not refused");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn bad_jobs_seed_and_lambda_are_refused_naming_the_flag() {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let max = 4 * cores;
+    for bad in ["0", "100000", "-1", "two"] {
+        let m = refused(&["train", "x.toml", &format!("--jobs={bad}")]);
+        assert!(m.contains("--jobs must be a whole number from 1 to"), "{m}");
+        assert!(m.contains(&max.to_string()), "{m}");
+    }
+    refused(&["coarse-search", "--jobs", &(max + 1).to_string()]);
+    for bad in ["9223372036854775808", "-3"] {
+        let m = refused(&["train", "x.toml", &format!("--seed={bad}")]);
+        assert!(m.contains("--seed must be a whole number"), "{m}");
+        assert!(!m.contains("train.seed"), "{m}");
+    }
+    for bad in ["-0.1", "nan", "inf", "x"] {
+        let m = refused(&["final-train", &format!("--lambda={bad}")]);
+        assert!(m.contains("--lambda must be a finite number >= 0"), "{m}");
+    }
+}
