@@ -330,13 +330,13 @@ simd_body!(
 const BLOCKING_512: (usize, usize, usize) = (32 << 10, 64 << 10, 1 << 20);
 
 /// Cache blocking of the AVX2 kernels, tuned on Zen 3 (32 KiB L1d, 512 KiB
-/// L2, 32 MiB L3): a 24 KiB B micro-panel (`KC` = 384 f32) leaves L1 room
-/// for the streaming A micro-panel and the C tile; a 160 KiB A block
-/// (`MC` = 102 f32 rows: a 100-row mini-batch is one block) stays in L2; a
-/// 2 MiB B slice (`NC` = 1360 f32) lives in L3, so 1024-wide products pack
-/// A once. Measured against 32 KiB / 64 KiB / 1 MiB on 1024^3 (CPU time,
-/// same runs): ~1.15-1.3x matrixmultiply instead of ~1.0-1.15x.
-const BLOCKING_256: (usize, usize, usize) = (24 << 10, 160 << 10, 2 << 20);
+/// L2, 32 MiB L3): a 160 KiB A block (`MC` = 102 f32 rows: a 100-row
+/// mini-batch is one block) stays in L2; a 2 MiB B slice (`NC` = 1360 f32)
+/// lives in L3, so 1024-wide products pack A once. The B micro-panel stays
+/// at 32 KiB (`KC` = 512): `KC` sets where the k sum is split, so changing
+/// it would change the last bits of every trained network (a 24 KiB panel,
+/// `KC` = 384, measured no better beyond the noise of a loaded machine).
+const BLOCKING_256: (usize, usize, usize) = (32 << 10, 160 << 10, 2 << 20);
 
 /// AVX-512F kernels: 10 x 32 tiles for f32, 10 x 16 for f64 (20 accumulators).
 #[derive(Clone, Copy, Debug)]
