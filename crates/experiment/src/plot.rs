@@ -240,13 +240,7 @@ fn draw_curves<DB: DrawingBackend>(
         } else {
             SeriesLabelPosition::UpperRight
         };
-        chart
-            .configure_series_labels()
-            .position(corner)
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()
-            .map_err(|e| e.to_string())?;
+        draw_legend(&mut chart, corner)?;
     }
     let (_, eta_hi) = padded_range(eta_points.iter().map(|p| p.1));
     let mut chart = ChartBuilder::on(&panels[3])
@@ -269,14 +263,23 @@ fn draw_curves<DB: DrawingBackend>(
         .map_err(|e| e.to_string())?
         .label(eta_label)
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], ETA_COLOR.stroke_width(2)));
+    draw_legend(&mut chart, SeriesLabelPosition::UpperRight)?;
+    root.present().map_err(|e| e.to_string())
+}
+
+/// Draw the chart's legend in `corner`: the one legend style of every
+/// picture (a framed, slightly transparent white box).
+fn draw_legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    corner: SeriesLabelPosition,
+) -> std::result::Result<(), String> {
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
+        .position(corner)
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
         .draw()
-        .map_err(|e| e.to_string())?;
-    root.present().map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())
 }
 
 /// Draw validation accuracy against lambda (log axis) for the search table
@@ -401,13 +404,7 @@ fn draw_search<DB: DrawingBackend>(
                 .map_err(|e| e.to_string())?;
         }
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| e.to_string())?;
+    draw_legend(&mut chart, SeriesLabelPosition::UpperRight)?;
     root.present().map_err(|e| e.to_string())
 }
 

@@ -171,13 +171,7 @@ fn draw_points<DB: DrawingBackend>(
                 .label("pruned (where it stopped)")
                 .legend(|(x, y)| Cross::new((x + 10, y), 5, BLACK.stroke_width(2)));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()
-            .map_err(|e| e.to_string())?;
+        super::draw_legend(&mut chart, SeriesLabelPosition::UpperRight)?;
     }
     root.present().map_err(|e| e.to_string())
 }
