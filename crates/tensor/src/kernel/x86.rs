@@ -330,13 +330,17 @@ simd_body!(
 const BLOCKING_512: (usize, usize, usize) = (32 << 10, 64 << 10, 1 << 20);
 
 /// Cache blocking of the AVX2 kernels, tuned on Zen 3 (32 KiB L1d, 512 KiB
-/// L2, 32 MiB L3): a 160 KiB A block (`MC` = 102 f32 rows: a 100-row
-/// mini-batch is one block) stays in L2; a 2 MiB B slice (`NC` = 1360 f32)
-/// lives in L3, so 1024-wide products pack A once. The B micro-panel stays
-/// at 32 KiB (`KC` = 512): `KC` sets where the k sum is split, so changing
-/// it would change the last bits of every trained network (a 24 KiB panel,
-/// `KC` = 384, measured no better beyond the noise of a loaded machine).
-const BLOCKING_256: (usize, usize, usize) = (32 << 10, 160 << 10, 2 << 20);
+/// L2, 32 MiB L3): a 208 KiB A block (`MC` = 102 f32 rows at `KC` = 512:
+/// a 100-row mini-batch is one block, so each thread packs its B
+/// micro-panels right before use instead of writing a shared 2 MiB slice
+/// to L3 and reading it back) stays in L2; a 2 MiB B slice (`NC` = 1024
+/// f32) lives in L3, so 1024-wide products pack A once. The B micro-panel
+/// stays at 32 KiB (`KC` = 512): `KC` sets where the k sum is split, so
+/// changing it would change the last bits of every trained network (a
+/// 24 KiB panel, `KC` = 384, measured no better beyond the noise of a
+/// loaded machine). `MC` and `NC` only regroup the same tiles, so results
+/// do not depend on them.
+const BLOCKING_256: (usize, usize, usize) = (32 << 10, 208 << 10, 2 << 20);
 
 /// AVX-512F kernels: 10 x 32 tiles for f32, 10 x 16 for f64 (20 accumulators).
 #[derive(Clone, Copy, Debug)]
