@@ -699,6 +699,7 @@ impl<T: Element, K: MicroKernel<T>> Job<K, T> {
         let Blocking {
             kc, mc, a_outer, ..
         } = self.blk;
+        let mc = balanced_block(m, mc, mr);
         let [rsa, csa] = [a.strides()[0], a.strides()[1]];
         let [rsc, csc] = [c.strides()[0], c.strides()[1]];
         let c_ptr = c.as_mut_ptr();
@@ -838,6 +839,16 @@ impl<T: Element, K: MicroKernel<T>> Job<K, T> {
     }
 }
 
+/// The largest block of at most `max` rows (a multiple of `mr`) that cuts
+/// `m` rows into as few blocks as `max` does, as evenly as it can: 1024 rows
+/// as 10 x 96 + 64 rather than 10 x 102 + 4, whose 4-row block would pass
+/// over all of B for a third of a tile's work. Blocks only regroup the same
+/// tiles, so the result does not depend on them.
+fn balanced_block(m: usize, max: usize, mr: usize) -> usize {
+    let n_blocks = m.div_ceil(max.max(1));
+    m.div_ceil(n_blocks.max(1)).div_ceil(mr) * mr
+}
+
 /// Packs rows of `a` into `MR`-row panels, k-major (`rsa = 1, csa = MR`),
 /// zero-padding the last panel.
 fn pack_a<T: Element, K: MicroKernel<T>>(
@@ -886,6 +897,32 @@ fn pack_a<T: Element, K: MicroKernel<T>>(
                             *dst = x;
                         }
                     }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::balanced_block;
+
+    /// Balanced blocks are whole `MR` panels, no bigger than the cache
+    /// budget, as few as the budget needs, and never leave a sliver.
+    #[test]
+    fn balanced_blocks_keep_the_count_and_even_out_the_last_one() {
+        assert_eq!(balanced_block(1024, 102, 6), 96);
+        assert_eq!(balanced_block(100, 102, 6), 102);
+        for mr in [4, 6, 10] {
+            for max in (mr..200).step_by(mr) {
+                for m in 1..700 {
+                    let mc = balanced_block(m, max, mr);
+                    assert_eq!(mc % mr, 0, "m {m} max {max}");
+                    assert!(mc <= max, "m {m} max {max}: {mc}");
+                    assert_eq!(m.div_ceil(mc), m.div_ceil(max), "m {m} max {max}");
+                    let last = m - (m.div_ceil(mc) - 1) * mc;
+                    let plain_last = m - (m.div_ceil(max) - 1) * max;
+                    assert!(last >= plain_last.min(mc), "m {m} max {max}");
                 }
             }
         }
