@@ -5,9 +5,10 @@
 # then
 #   1. runs a small search as an array of 2 workers + a collect job and
 #      checks its table against a local `--jobs 1` run of the same search;
-#   2. runs a slower search, cancels one array task mid-trial (scancel) and
-#      checks that the other worker takes the trial over once its lease
-#      expires, and that the table is again the local one;
+#   2. runs a slower search, cancels one array task mid-trial (scancel sends
+#      SIGTERM: the task must free its claim and say so), checks that the
+#      other worker redoes the trial, and that the table is again the local
+#      one;
 # and stops the daemons it started, by pid, also on failure.
 # Needs root and apt-get (skips with a message otherwise). Data: a generated
 # data set in the CIFAR-10 layout (no download). `.ci/run` calls it.
@@ -210,8 +211,17 @@ scancel "${wid}_1"
 say "cancelled task ${wid}_1 during $trial"
 wait_gone "$wid"
 wait_gone "$cid"
-grep -h "taking over the claim of .*Slurm job ${wid}_1" "$work/slurm/slow/slurm/workers-${wid}_0.out"
-say "$trial taken over and redone; the array ended $(seconds_since "$t_cancel") s after the cancel (lease $lease s)"
+# scancel sends SIGTERM first: the worker frees its claim and says so, and
+# the other task claims the trial at once (no lease to wait for). Had it died
+# without the handler (SIGKILL), the other task would take the claim over
+# after the lease instead.
+grep -h "^interrupted:" "$work/slurm/slow/slurm/workers-${wid}_1.out"
+if grep -q "taking over the claim of .*Slurm job ${wid}_1" "$work/slurm/slow/slurm/workers-${wid}_0.out"; then
+    how="taken over after the lease"
+else
+    how="claimed at once (the cancelled task freed it on SIGTERM)"
+fi
+say "$trial $how and redone; the array ended $(seconds_since "$t_cancel") s after the cancel (lease $lease s)"
 [ -f "$runs/$trial/summary.csv" ]
 # The cancelled task fails `afterok`, so the collect job is cancelled with it
 # (--kill-on-invalid-dep=yes) rather than pending for ever; collect by hand.

@@ -268,32 +268,41 @@ fn a_worker_killed_mid_trial_has_its_trial_taken_over_after_the_lease() {
 }
 
 #[test]
-fn ctrl_c_frees_the_claimed_trial_at_once() {
-    let tmp = tempfile::tempdir().unwrap();
-    let config = write_config(tmp.path(), "interrupted", 1, 600);
-    let results = tmp.path().join("workers");
-    prepare(&config, &results);
-    let dir = results.join("interrupted");
-    let worker = spawn_worker(&dir, "600");
-    // Wait for a written claim (the worker is then training).
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !claim_files(&dir)
-        .iter()
-        .any(|c| std::fs::read_to_string(c).is_ok_and(|t| t.contains("\"pid\"")))
-    {
-        assert!(Instant::now() < deadline, "no claim within 60 s");
-        std::thread::sleep(Duration::from_millis(50));
+fn ctrl_c_or_sigterm_frees_the_claimed_trial_at_once() {
+    // SIGINT is Ctrl-C; SIGTERM is what `scancel` or a cluster ending a job sends.
+    for signal in ["INT", "TERM"] {
+        let tmp = tempfile::tempdir().unwrap();
+        let config = write_config(tmp.path(), "interrupted", 1, 600);
+        let results = tmp.path().join("workers");
+        prepare(&config, &results);
+        let dir = results.join("interrupted");
+        let worker = spawn_worker(&dir, "600");
+        // Wait for a written claim (the worker is then training).
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !claim_files(&dir)
+            .iter()
+            .any(|c| std::fs::read_to_string(c).is_ok_and(|t| t.contains("\"pid\"")))
+        {
+            assert!(
+                Instant::now() < deadline,
+                "SIG{signal}: no claim within 60 s"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &worker.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let out = worker.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(130), "SIG{signal}");
+        // No 600-second wait for the next worker: the claim is gone.
+        assert!(
+            claim_files(&dir).is_empty(),
+            "SIG{signal}: claim left behind"
+        );
+        assert!(!dir.join("runs/trial-00/summary.csv").exists());
     }
-    let status = Command::new("kill")
-        .args(["-INT", &worker.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let out = worker.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(130));
-    // No 600-second wait for the next worker: the claim is gone.
-    assert!(claim_files(&dir).is_empty());
-    assert!(!dir.join("runs/trial-00/summary.csv").exists());
 }
 
 /// What `cargo xtask ARGS` prints on stderr when it refuses them (a clap
