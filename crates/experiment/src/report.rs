@@ -147,11 +147,13 @@ impl<'a> Results<'a> {
         self.tables.get(name).map(Vec::as_slice)
     }
 
-    /// The best row's validation accuracy and lambda of the search `name`.
-    fn best(&self, name: &str) -> Option<(f64, f64)> {
+    /// The best point of the search `name`: the highest mean validation
+    /// accuracy over its seeds, as the search itself chooses (a fine search
+    /// centres on it), not the luckiest single trial.
+    fn best(&self, name: &str) -> Option<LambdaStats> {
         self.table(name)
-            .and_then(|r| r.first())
-            .and_then(|r| r.validation_accuracy.map(|a| (a, r.lambda)))
+            .and_then(|rows| search::lambda_stats(rows).into_iter().next())
+            .filter(|s| s.validation_accuracy_mean.is_some())
     }
 
     /// final-train's best lambda with its statistics over seeds.

@@ -31,8 +31,8 @@ pub(super) fn section(
             let _ = writeln!(out, "(not run)\n");
         }
     }
-    if let (Some(rows), Some((_, best_lambda))) = (rows, bracket_of.and_then(|b| results.best(b))) {
-        grid_note(out, rows, best_lambda);
+    if let (Some(rows), Some(best)) = (rows, bracket_of.and_then(|b| results.best(b))) {
+        grid_note(out, rows, best.lambda);
     }
     picture(
         out,

@@ -150,10 +150,10 @@ fn report_from_fake_results_has_every_number_difference_and_target() {
         "| 0.46 | 0.4612 | +0.0012 |",
         "| 0.47 | 0.4731 | +0.0031 |",
         // Coarse best against 0.5000 with its target; the diverged trial is a row.
-        "0.5102 (lambda 0.007200) | +0.0102 | >= 0.505 met",
+        "0.5102 (n = 1, lambda 0.007200) | +0.0102 | >= 0.505 met",
         "diverged",
         // Fine best 0.5170 vs 0.5162.
-        "0.5170 (lambda 0.006500) | +0.0008",
+        "0.5170 (n = 1, lambda 0.006500) | +0.0008",
         // Final: mean ± sample std over 3 seeds, against 0.5063 and the 0.515 target.
         "0.5190 ± 0.0040 (n = 3, lambda 0.006500) | +0.0127 | >= 0.515 met",
         // Stage times: training stages sum to 33 s, all stages to 53 s.
@@ -167,6 +167,30 @@ fn report_from_fake_results_has_every_number_difference_and_target() {
     ] {
         assert!(text.contains(needle), "REPORT.md lacks {needle:?}:\n{text}");
     }
+}
+
+#[test]
+fn summary_quotes_the_best_mean_over_seeds_not_the_luckiest_trial() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // lambda 0.001 has the best single trial (0.60) but the worse mean (0.50).
+    let mut rows = vec![
+        row(0, 0.001, 1, 0.60),
+        row(1, 0.001, 2, 0.40),
+        row(2, 0.002, 1, 0.55),
+        row(3, 0.002, 2, 0.53),
+    ];
+    sort_table(&mut rows);
+    io::write_csv(&d.join("coarse-search").join(search::files::TABLE), &rows).unwrap();
+    let text = std::fs::read_to_string(write_report(d).unwrap()).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("| coarse search (table 1)"))
+        .unwrap_or_else(|| panic!("no coarse-search summary row:\n{text}"));
+    assert!(
+        line.contains("| 0.5400 ± 0.0141 (n = 2, lambda 0.002000) | +0.0400 | >= 0.505 met |"),
+        "{line}"
+    );
 }
 
 #[test]
