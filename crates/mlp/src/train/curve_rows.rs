@@ -79,7 +79,7 @@ impl Visitor<'_> for RowsVisitor {
     type Value = CurveTrainRows;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("\"all\" or a positive number of training rows")
+        f.write_str("\"all\" or a positive number of training rows (curve_train_rows)")
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
