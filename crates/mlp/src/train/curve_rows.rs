@@ -53,15 +53,6 @@ impl CurveTrainRows {
     }
 }
 
-impl fmt::Display for CurveTrainRows {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            CurveTrainRows::All => f.write_str("all"),
-            CurveTrainRows::First(n) => write!(f, "{n}"),
-        }
-    }
-}
-
 impl Serialize for CurveTrainRows {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
