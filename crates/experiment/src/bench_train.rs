@@ -119,6 +119,7 @@ fn measure(settings: &Settings, train: &Split, n_hidden: usize) -> anyhow::Resul
                 n_steps: n_steps as u64,
             },
             records_per_cycle: 1,
+            curve_train_rows: mlp::train::CurveTrainRows::All,
             optimizer: mlp::optim::OptimizerSpec::Sgd,
             dropout: 0.0,
             label_smoothing: 0.0,

@@ -658,6 +658,133 @@ mod tests {
         );
     }
 
+    /// Every shipped `[train]` writes `curve_train_rows` out, and the configs
+    /// `reproduce` runs keep "all" (their curves stay as they were).
+    #[test]
+    fn shipped_configs_state_curve_train_rows_and_reproduce_keeps_all() {
+        use crate::records::stages::{Work, STAGES};
+        use mlp::train::CurveTrainRows;
+        let dir = experiments_dir();
+        let mut paths: Vec<PathBuf> = Vec::new();
+        for sub in [dir.clone(), dir.join("ablation")] {
+            for entry in std::fs::read_dir(sub).unwrap() {
+                let path = entry.unwrap().path();
+                if path.extension().and_then(|e| e.to_str()) == Some("toml") {
+                    paths.push(path);
+                }
+            }
+        }
+        let mut n_train = 0;
+        for path in &paths {
+            let text = std::fs::read_to_string(path).unwrap();
+            if !text.contains("\n[train]\n") {
+                continue;
+            }
+            n_train += 1;
+            let stated = text
+                .lines()
+                .filter(|l| l.starts_with("curve_train_rows = "))
+                .count();
+            assert_eq!(stated, 1, "{}", path.display());
+        }
+        assert_eq!(n_train, 13, "the eight experiments and five ablation steps");
+        let rows_of = |name: &str| -> CurveTrainRows {
+            let path = dir.join(format!("{name}.toml"));
+            let text = std::fs::read_to_string(&path).unwrap();
+            match parse::<RunConfig>(&text, &path) {
+                Ok(run) => run.train.settings.curve_train_rows,
+                Err(_) => {
+                    parse::<SearchConfig>(&text, &path)
+                        .unwrap()
+                        .train
+                        .curve_train_rows
+                }
+            }
+        };
+        let mut n_stages = 0;
+        for stage in STAGES {
+            let name = match stage.work {
+                Work::Train | Work::Search => stage.name,
+                Work::LrRangeTest { config } => config,
+                _ => continue,
+            };
+            n_stages += 1;
+            assert_eq!(rows_of(name), CurveTrainRows::All, "{name}");
+        }
+        assert_eq!(n_stages, 6);
+        for name in ["beyond", "beyond-search"] {
+            assert_eq!(rows_of(name), CurveTrainRows::First(5000), "{name}");
+        }
+    }
+
+    #[test]
+    fn bad_curve_train_rows_are_refused_naming_the_key() {
+        let run = clr_1cycle_text();
+        let search = coarse_text();
+        for text in [&run, &search] {
+            assert!(text.contains("curve_train_rows = \"all\""));
+        }
+        let with = |text: &str, value: &str| {
+            text.replace(
+                "curve_train_rows = \"all\"",
+                &format!("curve_train_rows = {value}"),
+            )
+        };
+        // Accepted: a positive count.
+        let c: RunConfig = parse(&with(&run, "5000"), Path::new("r.toml")).unwrap();
+        assert_eq!(
+            c.train.settings.curve_train_rows,
+            mlp::train::CurveTrainRows::First(5000)
+        );
+        let c: SearchConfig = parse(&with(&search, "1"), Path::new("s.toml")).unwrap();
+        assert_eq!(
+            c.train.curve_train_rows,
+            mlp::train::CurveTrainRows::First(1)
+        );
+        // 0: a value out of range, named.
+        for err in [
+            parse::<RunConfig>(&with(&run, "0"), Path::new("r.toml")).unwrap_err(),
+            parse::<SearchConfig>(&with(&search, "0"), Path::new("s.toml")).unwrap_err(),
+        ] {
+            match &err {
+                ConfigError::Invalid { key, message, .. } => {
+                    assert_eq!(key, "train.curve_train_rows");
+                    assert!(message.contains("\"all\""), "{message}");
+                }
+                other => panic!("expected an invalid value, got {other}"),
+            }
+        }
+        // Negative, another word, a float, a boolean: parse errors that name
+        // the key and say what is allowed.
+        for value in ["-5", "\"some\"", "1.5", "true"] {
+            for (text, file) in [(&run, "r.toml"), (&search, "s.toml")] {
+                let err = match file {
+                    "r.toml" => parse::<RunConfig>(&with(text, value), Path::new(file))
+                        .unwrap_err()
+                        .to_string(),
+                    _ => parse::<SearchConfig>(&with(text, value), Path::new(file))
+                        .unwrap_err()
+                        .to_string(),
+                };
+                assert!(
+                    err.contains("curve_train_rows") && err.contains(file),
+                    "{value}: {err}"
+                );
+                assert!(
+                    err.contains("\"all\" or a positive number of training rows"),
+                    "{value}: {err}"
+                );
+            }
+        }
+        // Absent (files written before the key existed): "all".
+        let old = run.replace("curve_train_rows = \"all\"\n", "");
+        let c: RunConfig = parse(&old, Path::new("old.toml")).unwrap();
+        assert_eq!(
+            c.train.settings.curve_train_rows,
+            mlp::train::CurveTrainRows::All
+        );
+    }
+
     #[test]
     fn resolved_config_round_trips_through_toml() {
         let mut c: RunConfig = parse(&clr_1cycle_text(), Path::new("x.toml")).unwrap();

@@ -278,6 +278,7 @@ mod tests {
                 n_steps: 40,
             },
             records_per_cycle: 3,
+            curve_train_rows: mlp::train::CurveTrainRows::All,
             optimizer: mlp::optim::OptimizerSpec::Sgd,
             dropout: 0.2,
             label_smoothing: 0.0,

@@ -220,8 +220,8 @@ fn draw_curves<DB: DrawingBackend>(
             .draw()
             .map_err(|e| e.to_string())?;
         for (label, get, color) in [
-            ("train", train, TRAIN_COLOR),
-            ("validation", validation, VALIDATION_COLOR),
+            (train_label(rows), train, TRAIN_COLOR),
+            ("validation".to_string(), validation, VALIDATION_COLOR),
         ] {
             chart
                 .draw_series(LineSeries::new(
@@ -265,6 +265,22 @@ fn draw_curves<DB: DrawingBackend>(
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], ETA_COLOR.stroke_width(2)));
     draw_legend(&mut chart, SeriesLabelPosition::UpperRight)?;
     root.present().map_err(|e| e.to_string())
+}
+
+/// The legend of the train curve: `train`, or, when the points before the
+/// last evaluated fewer training rows than the last (`curve_train_rows`),
+/// how many, e.g. `train (first 5000 rows before the end)`.
+fn train_label(rows: &[CurveRow]) -> String {
+    let whole = rows.last().and_then(|r| r.train_rows);
+    let fewer = rows
+        .iter()
+        .filter_map(|r| r.train_rows)
+        .filter(|&n| Some(n) != whole)
+        .min();
+    match fewer {
+        Some(n) => format!("train (first {n} rows before the end)"),
+        None => "train".to_string(),
+    }
 }
 
 /// Draw the chart's legend in `corner`: the one legend style of every
@@ -514,6 +530,7 @@ mod tests {
                 CurveRow {
                     step: i * 100,
                     eta: 1e-5 + (1.0 - (2.0 * t - 1.0).abs()) * 0.1,
+                    train_rows: Some(if i == 10 { 45000 } else { 5000 }),
                     train_cost: 2.3 - t,
                     train_loss: 2.2 - t,
                     train_accuracy: 0.1 + 0.5 * t,
@@ -633,7 +650,7 @@ mod tests {
             "cost",
             "loss",
             "accuracy",
-            "train",
+            "train (first 5000 rows before the end)",
             "validation",
             "eta",
             "update step",
@@ -654,6 +671,42 @@ mod tests {
                 "accuracy-vs-lambda.svg lacks {needle}"
             );
         }
+    }
+
+    /// A `curves.csv` written before the `train_rows` column existed is
+    /// still read and drawn (every point on the whole split: plain `train`).
+    #[test]
+    fn an_old_curves_csv_without_train_rows_is_drawn() {
+        let dir = tempfile::tempdir().unwrap();
+        let run_dir = dir.path().join("old");
+        std::fs::create_dir(&run_dir).unwrap();
+        std::fs::write(
+            run_dir.join(run::files::CURVES),
+            "step,eta,train_cost,train_loss,train_accuracy,validation_cost,validation_loss,\
+             validation_accuracy\n0,0.00001,2.4,2.3,0.1,2.4,2.3,0.1\n\
+             100,0.1,1.9,1.8,0.3,2.0,1.9,0.28\n",
+        )
+        .unwrap();
+        let rows: Vec<CurveRow> = io::read_csv(&run_dir.join(run::files::CURVES)).unwrap();
+        assert_eq!(rows.len(), 2);
+        assert!(rows.iter().all(|r| r.train_rows.is_none()));
+        assert_eq!(rows[1].train_accuracy, 0.3);
+        assert_eq!(train_label(&rows), "train");
+        let written = redraw(dir.path()).unwrap();
+        let svg = std::fs::read_to_string(run_dir.join(run::files::CURVES_SVG)).unwrap();
+        assert_eq!(written.len(), 2);
+        assert!(
+            svg.contains("\ntrain\n") && !svg.contains("rows before"),
+            "{svg}"
+        );
+        // Every point on the same rows: plain `train` too.
+        let mut same = curve_rows();
+        same.iter_mut().for_each(|r| r.train_rows = Some(45000));
+        assert_eq!(train_label(&same), "train");
+        assert_eq!(
+            train_label(&curve_rows()),
+            "train (first 5000 rows before the end)"
+        );
     }
 
     #[test]

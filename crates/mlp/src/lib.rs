@@ -294,4 +294,6 @@ pub(crate) fn from_f64<T: Element>(v: f64) -> T {
 }
 
 #[cfg(test)]
+mod curve_tests;
+#[cfg(test)]
 mod tests;

@@ -192,6 +192,7 @@ fn small_config(schedule: ScheduleSpec, lambda: f64) -> TrainConfig {
             batch_size: 16,
             schedule,
             records_per_cycle: 4,
+            curve_train_rows: train::CurveTrainRows::All,
             optimizer: OptimizerSpec::Sgd,
             dropout: 0.0,
             label_smoothing: 0.0,

@@ -9,6 +9,9 @@ use crate::optim::{Optimizer, OptimizerSpec};
 use crate::schedule::{Schedule, ScheduleSpec};
 use crate::{Evaluation, Mlp, StepOptions, Workspace};
 
+mod curve_rows;
+pub use curve_rows::CurveTrainRows;
+
 /// ChaCha stream used for the per-epoch shuffles (the initialisation uses another).
 pub(crate) const SHUFFLE_STREAM: u64 = 1;
 /// ChaCha stream of the augmentation draws.
@@ -44,6 +47,10 @@ pub struct TrainSettings {
     /// Learning-curve points per cycle (plus step 0 and the end); for a
     /// non-cyclic schedule, points over the whole run.
     pub records_per_cycle: u64,
+    /// Training rows the learning-curve points before the last one evaluate
+    /// (`"all"` when absent: every point evaluates the whole split).
+    #[serde(default)]
+    pub curve_train_rows: CurveTrainRows,
     /// The optimizer (`sgd` when absent: the report's setting).
     #[serde(default = "sgd")]
     pub optimizer: OptimizerSpec,
@@ -111,8 +118,12 @@ pub struct CurvePoint {
     pub step: u64,
     /// Learning rate at this step.
     pub eta: f64,
-    /// On the training split.
+    /// On the training split: its first [`CurvePoint::train_rows`] rows.
     pub train: Evaluation,
+    /// Training rows `train` was evaluated on: all of them at the last
+    /// point of a run, fewer before it when
+    /// [`TrainSettings::curve_train_rows`] says so.
+    pub train_rows: usize,
     /// On the validation split.
     pub validation: Evaluation,
 }
@@ -223,6 +234,12 @@ impl TrainSettings {
                 )
             },
         )?;
+        if let Some(message) = self.curve_train_rows.problem() {
+            return Err(InvalidSetting {
+                field: "curve_train_rows".into(),
+                message,
+            });
+        }
         self.schedule.validate().map_err(|e| InvalidSetting {
             field: format!("schedule.{}", e.field),
             message: e.message,
@@ -499,6 +516,13 @@ pub fn draw_dropout_mask<R: RngCore>(p: f64, rng: &mut R, mask: &mut ArrayViewMu
 /// Curves are recorded at [`record_steps`]; evaluations use the caller's
 /// rayon pool, the updates run in the calling thread. Results are
 /// bit-identical for the same data and config, whatever the thread count.
+/// Each point evaluates the whole validation split and, on the training
+/// split, the first [`CurveTrainRows::rows`] rows, except the last point of
+/// the run (its final step), which evaluates the whole training split. The
+/// evaluations read the model only: the weights and every random stream are
+/// the same whatever `curve_train_rows` says. A run stopped by its observer
+/// ends on a point before the last, so its training numbers are those of
+/// the first rows.
 ///
 /// Stops with [`TrainError::Diverged`] as soon as a mini-batch loss or a
 /// recorded cost is NaN or infinite.
@@ -514,14 +538,30 @@ pub fn train(
     let n_steps = schedule.n_steps();
     let records = record_steps(schedule.as_ref(), config.settings.records_per_cycle);
     let mut curve = Vec::with_capacity(records.len());
+    // The training rows of the points before the last (all of them unless
+    // `curve_train_rows` says fewer).
+    let n_head = config.settings.curve_train_rows.rows(train.len());
+    let head = curve_rows::Head::new(&train.features, n_head);
+    let head = head.features();
 
     let record =
         |model: &Mlp<f32>, step: u64, curve: &mut Vec<CurvePoint>, observer: &mut dyn Observer| {
             let eta = schedule.eta(step);
+            let (train_eval, train_rows) = if step == n_steps {
+                let all = model.evaluate_features(&train.features, train.labels, config.lambda);
+                (all, train.len())
+            } else {
+                let labels = &train.labels[..n_head];
+                (
+                    model.evaluate_features(&head, labels, config.lambda),
+                    n_head,
+                )
+            };
             let point = CurvePoint {
                 step,
                 eta,
-                train: model.evaluate_features(&train.features, train.labels, config.lambda),
+                train: train_eval,
+                train_rows,
                 validation: model.evaluate_features(
                     &validation.features,
                     validation.labels,

@@ -106,6 +106,7 @@ pub fn run(data: &cifar::Cifar10, config: &SanityConfig, results_dir: &Path) -> 
                 n_steps: args.epochs * steps_per_epoch,
             },
             records_per_cycle: args.epochs,
+            curve_train_rows: mlp::train::CurveTrainRows::All,
             optimizer: OptimizerSpec::Sgd,
             dropout: 0.0,
             label_smoothing: 0.0,

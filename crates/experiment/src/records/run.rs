@@ -28,7 +28,8 @@ pub enum RunState {
     /// Trained to the end.
     Done,
     /// Stopped early by a search's pruning; the numbers are those of its
-    /// last recorded point.
+    /// last recorded point (a point before the run's last, so its training
+    /// numbers are on the first `curve_train_rows` rows).
     Pruned,
     /// The cost became NaN or infinite; no numbers.
     Diverged,
@@ -128,7 +129,13 @@ pub struct CurveRow {
     pub step: u64,
     /// Learning rate at this step.
     pub eta: f64,
-    /// Cost on the training split.
+    /// Training rows the three train columns were evaluated on: the whole
+    /// split at a run's last point, the first `curve_train_rows` rows
+    /// before it. Empty in files written before the column existed (they
+    /// evaluated the whole split at every point).
+    #[serde(default)]
+    pub train_rows: Option<usize>,
+    /// Cost on the training split (its first `train_rows` rows).
     pub train_cost: f64,
     /// Loss on the training split.
     pub train_loss: f64,
@@ -147,6 +154,7 @@ impl From<&CurvePoint> for CurveRow {
         Self {
             step: p.step,
             eta: p.eta,
+            train_rows: Some(p.train_rows),
             train_cost: p.train.cost,
             train_loss: p.train.loss,
             train_accuracy: p.train.accuracy,

@@ -267,3 +267,33 @@ fn a_lambda_grid_space_gives_its_values_in_order() {
     assert_eq!(lambdas, vec![0.3, 0.1, 0.2]);
     assert!(points.iter().all(|p| p.settings.is_empty()));
 }
+
+/// `curve_train_rows` is a setting like the others: integers can be drawn
+/// when `[train]` holds an integer; 0 is refused naming the key; over
+/// `"all"` (a string) integers are refused as the wrong type.
+#[test]
+fn curve_train_rows_in_a_space() {
+    use mlp::train::CurveTrainRows;
+    let mut with_rows = template();
+    with_rows.curve_train_rows = CurveTrainRows::First(5000);
+    let grid = |values: &str| {
+        space(&format!(
+            "samples = 1\n[lambda]\nkind = \"grid\"\nvalues = [0.001]\n\
+             [curve_train_rows]\nkind = \"grid\"\nvalues = {values}\n"
+        ))
+    };
+    let parsed = validate(&grid("[1000, 45000]"), &with_rows).unwrap();
+    let points = draw_points(&parsed, 1, Path::new("/nonexistent"), &no_search).unwrap();
+    let rows: Vec<CurveTrainRows> = points
+        .iter()
+        .map(|p| apply(&with_rows, &p.settings).unwrap().curve_train_rows)
+        .collect();
+    assert_eq!(
+        rows,
+        [CurveTrainRows::First(1000), CurveTrainRows::First(45000)]
+    );
+    let e = validate(&grid("[0, 1000]"), &with_rows).unwrap_err();
+    assert_eq!(e.key, "space.curve_train_rows", "{}", e.message);
+    let e = validate(&grid("[1000]"), &template()).unwrap_err();
+    assert_eq!(e.key, "space.curve_train_rows", "{}", e.message);
+}

@@ -54,6 +54,7 @@ fn search_config(name: &str, lambdas: LambdaGrid, seeds_per_lambda: usize) -> Se
             n_hidden: 6,
             batch_size: 50,
             records_per_cycle: 2,
+            curve_train_rows: mlp::train::CurveTrainRows::All,
             schedule: schedule(0.05),
             optimizer: OptimizerSpec::Sgd,
             dropout: 0.0,
@@ -196,6 +197,7 @@ fn run_config(eta_max: f64) -> RunConfig {
                 batch_size: 40,
                 schedule: schedule(eta_max),
                 records_per_cycle: 3,
+                curve_train_rows: mlp::train::CurveTrainRows::All,
                 optimizer: OptimizerSpec::Sgd,
                 dropout: 0.0,
                 label_smoothing: 0.0,
@@ -246,6 +248,48 @@ fn a_single_run_writes_its_folder_and_the_resolved_config_reruns_identically() {
     assert!(!weights(dir.path()).is_empty());
     // Byte for byte: a checksum of the results means something.
     assert!(weights(dir.path()) == weights(dir2.path()));
+}
+
+/// `curve_train_rows = N`: the curve's train columns before the last point
+/// are on N rows (and say so), everything else is the same as with "all".
+#[test]
+fn a_run_with_curve_train_rows_changes_only_the_intermediate_train_points() {
+    let data = data();
+    let (dir_all, dir_sub) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let all = commands::train_config(run_config(0.05), &options(&data, dir_all.path(), 2)).unwrap();
+    let mut config = run_config(0.05);
+    config.train.settings.curve_train_rows = mlp::train::CurveTrainRows::First(100);
+    let sub = commands::train_config(config, &options(&data, dir_sub.path(), 1)).unwrap();
+    assert_eq!(RunSummaryNumbers::of(&sub), RunSummaryNumbers::of(&all));
+    let read = |d: &Path| -> Vec<run::CurveRow> {
+        io::read_csv(&d.join("tiny").join(run::files::CURVES)).unwrap()
+    };
+    let (curves_all, curves_sub) = (read(dir_all.path()), read(dir_sub.path()));
+    let rows: Vec<Option<usize>> = curves_sub.iter().map(|c| c.train_rows).collect();
+    assert_eq!(rows, [Some(100), Some(100), Some(100), Some(240)]);
+    assert!(curves_all.iter().all(|c| c.train_rows == Some(240)));
+    assert_eq!(curves_sub.last(), curves_all.last());
+    for (a, b) in curves_all.iter().zip(&curves_sub) {
+        assert_eq!(
+            (a.step, a.validation_cost, a.validation_accuracy),
+            (b.step, b.validation_cost, b.validation_accuracy)
+        );
+    }
+    assert_ne!(curves_sub[1].train_cost, curves_all[1].train_cost);
+    let model = |d: &Path| {
+        mlp::weights::load(&d.join("tiny/weights.safetensors"))
+            .unwrap()
+            .model
+    };
+    assert_eq!(model(dir_sub.path()), model(dir_all.path()));
+    // The resolved config says what was evaluated.
+    let resolved = std::fs::read_to_string(dir_sub.path().join("tiny/config.toml")).unwrap();
+    assert!(resolved.contains("curve_train_rows = 100"), "{resolved}");
+    let resolved = std::fs::read_to_string(dir_all.path().join("tiny/config.toml")).unwrap();
+    assert!(
+        resolved.contains("curve_train_rows = \"all\""),
+        "{resolved}"
+    );
 }
 
 /// An observer that stops the run (as a kill would) after `after` steps.
