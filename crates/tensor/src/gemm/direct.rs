@@ -115,7 +115,8 @@ pub(super) fn gemm_direct<T: Element, K: MicroKernel<T>>(
 
 /// Runs the product with the AVX2 small kernel when `K` is the AVX2 kernel
 /// and `T` is `f32`, in the orientation ([`Small::transposed`] or not) of
-/// lower [`Small::cost`]; returns `false` (touching nothing) otherwise.
+/// lower [`Small::cost`], unless its strides would alias in L1
+/// ([`Small::strides_fit`]); returns `false` (touching nothing) otherwise.
 #[cfg(target_arch = "x86_64")]
 fn small_f32<T: Element, K: MicroKernel<T>>(
     alpha: T,
@@ -157,6 +158,9 @@ fn small_f32<T: Element, K: MicroKernel<T>>(
     } else {
         job
     };
+    if !job.strides_fit() {
+        return false;
+    }
     // SAFETY: `T` is `f32` (the scalars downcast), so the pointers address
     // f32 views: A is m x k, B k x n, C m x n at their strides (the
     // transposed job addresses the same elements); a value of `Avx2`

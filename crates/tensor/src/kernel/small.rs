@@ -23,6 +23,9 @@
 
 use std::arch::x86_64::*;
 
+/// Strides (elements) from which the inner loops would alias in L1: see
+/// [`Small::strides_fit`].
+const FAR: usize = 512;
 /// Lanes of one f32 vector: rows of C per panel.
 const LANES: usize = 8;
 /// Most columns of C per block (one accumulator each; with the A column
@@ -88,6 +91,24 @@ impl Small {
         }
     }
 
+    /// Whether the kernel's inner loops stay clear of 4 KiB aliasing: the
+    /// strides it walks step by step (A's columns when read in place, B's
+    /// rows, and C across the block) are under [`FAR`] elements. Rows of a
+    /// 1024-wide f32 matrix are 4 KiB apart and all fall in one 8-way L1
+    /// set, so walking ten of them at once (the wide `G2 * W2`, `k = 10`,
+    /// `n = 1024`) misses on every step; the `6 x 16` tiles, which pack B
+    /// and store whole rows of C, are faster there.
+    pub(crate) fn strides_fit(&self) -> bool {
+        let near = |s: isize| s.unsigned_abs() < FAR;
+        let a_near = self.rsa != 1 || near(self.csa);
+        let c_near = if self.rsc == 1 {
+            near(self.csc)
+        } else {
+            near(self.rsc)
+        };
+        a_near && near(self.rsb) && c_near
+    }
+
     /// A rough cost in vector multiply-adds (each a half cycle on Zen 3):
     /// the padded multiply-adds, transposing A panels unless A's columns are
     /// contiguous (about three per panel step), and transposing the output
@@ -126,7 +147,9 @@ pub(crate) unsafe fn gemm_small_f32(job: &Small) -> bool {
 /// transposed into `panel`), then every block of columns of C.
 #[target_feature(enable = "avx2,fma")]
 unsafe fn run(job: &Small) {
-    let mut panel = [0.0f32; LANES * MAX_K];
+    // Written by `pack_panel` before any read (no zeroing: 4 KiB a call).
+    let mut panel = std::mem::MaybeUninit::<[f32; LANES * MAX_K]>::uninit();
+    let panel = panel.as_mut_ptr().cast::<f32>();
     let blocks = job.n.div_ceil(MAX_NB);
     // Balanced blocks (e.g. 50 = 5 x 10, not 4 x 12 + 2): every block
     // keeps enough independent accumulators to hide the FMA latency.
@@ -138,9 +161,11 @@ unsafe fn run(job: &Small) {
             (a_rows, job.csa)
         } else {
             // SAFETY: rows i0 .. i0 + rows of A are readable for k steps
-            // (caller's contract); the buffer holds 8 x MAX_K >= 8 x k.
-            unsafe { pack_panel(a_rows, job.rsa, job.csa, rows, job.k, &mut panel) };
-            (panel.as_ptr(), LANES as isize)
+            // (caller's contract); the buffer holds 8 x MAX_K >= 8 x k
+            // elements, all of which `pack_panel` writes before the block
+            // reads them.
+            unsafe { pack_panel(a_rows, job.rsa, job.csa, rows, job.k, panel) };
+            (panel.cast_const(), LANES as isize)
         };
         let mut j0 = 0;
         for q in 0..blocks {
@@ -294,7 +319,19 @@ unsafe fn store<const NB: usize>(acc: [__m256; NB], t: &Block) {
     // SAFETY (all three branches): only elements (r, j) with r < rows,
     // j < NB of the C block are read (when beta != 0) and written.
     unsafe {
-        if t.rsc == 1 {
+        if t.rsc == 1 && t.rows == LANES {
+            // Whole columns: constant-index loops only, so the
+            // accumulators never leave their registers.
+            for (j, acc) in acc.iter().enumerate() {
+                let cp = t.c.offset(j as isize * t.csc);
+                let y = _mm256_mul_ps(*acc, alpha);
+                if beta_is_zero {
+                    _mm256_storeu_ps(cp, y);
+                } else {
+                    _mm256_storeu_ps(cp, _mm256_fmadd_ps(_mm256_loadu_ps(cp), beta, y));
+                }
+            }
+        } else if t.rsc == 1 {
             for (j, acc) in acc.iter().enumerate() {
                 let cp = t.c.offset(j as isize * t.csc);
                 let mut y = _mm256_mul_ps(*acc, alpha);
@@ -348,17 +385,10 @@ unsafe fn store<const NB: usize>(acc: [__m256; NB], t: &Block) {
 ///
 /// # Safety
 /// AVX2 available; rows `0..rows` (`1..=8`) of A are readable for `k`
-/// steps; `dst.len() >= 8 * k`.
+/// steps; `dst` is writable for `8 * k` elements.
 #[target_feature(enable = "avx2")]
-unsafe fn pack_panel(
-    a: *const f32,
-    rsa: isize,
-    csa: isize,
-    rows: usize,
-    k: usize,
-    dst: &mut [f32],
-) {
-    debug_assert!((1..=LANES).contains(&rows) && dst.len() >= LANES * k);
+unsafe fn pack_panel(a: *const f32, rsa: isize, csa: isize, rows: usize, k: usize, dst: *mut f32) {
+    debug_assert!((1..=LANES).contains(&rows));
     let row: [*const f32; LANES] =
         std::array::from_fn(|r| a.wrapping_offset(r.min(rows - 1) as isize * rsa));
     let mut p0 = 0;
@@ -370,7 +400,7 @@ unsafe fn pack_panel(
                 let r = row.map(|rp| _mm256_loadu_ps(rp.add(p0)));
                 let cols = transpose_8x8(r);
                 for (q, v) in cols.iter().enumerate() {
-                    _mm256_storeu_ps(dst.as_mut_ptr().add((p0 + q) * LANES), *v);
+                    _mm256_storeu_ps(dst.add((p0 + q) * LANES), *v);
                 }
             }
             p0 += LANES;
@@ -378,8 +408,9 @@ unsafe fn pack_panel(
     }
     for p in p0..k {
         for (r, rp) in row.iter().enumerate() {
-            // SAFETY: (clamped) row r is readable at step p < k.
-            dst[p * LANES + r] = unsafe { *rp.offset(p as isize * csa) };
+            // SAFETY: (clamped) row r is readable at step p < k; element
+            // p * 8 + r < 8 * k of dst is writable.
+            unsafe { *dst.add(p * LANES + r) = *rp.offset(p as isize * csa) };
         }
     }
 }
