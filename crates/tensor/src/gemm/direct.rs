@@ -6,13 +6,15 @@
 //! each `MR`-row panel of A meets every B panel while it is in L1, one
 //! micro-kernel call per tile over the whole `k`.
 //!
-//! With the AVX2 kernel, f32 products skip the tiles: the small kernel
-//! (`kernel::small`) puts the vector lanes along the rows of C (or of
-//! `C^T`, whichever fills them better), reads B in place and packs nothing
-//! but, when A's columns are not contiguous, one 8-row panel of A at a time.
-//! Its per-element arithmetic is the tiles' (same `fma` chain over `p`
-//! ascending, same `alpha` and `beta` roundings), so results are the same
-//! bit for bit; it is about twice as fast on the second layer's shapes.
+//! With the AVX2 kernel, f32 products skip the tiles (see `kernel::small`):
+//! products with 9 or 10 columns and row-contiguous A (`H * W2^T`) run a
+//! ten-column kernel that reads A in place and wastes no lane; the others
+//! put the vector lanes along the rows of C (or of `C^T`, whichever fills
+//! them better), read B in place and pack nothing but, when A's columns are
+//! not contiguous, one 8-row panel of A at a time. Their per-element
+//! arithmetic is the tiles' (same `fma` chain over `p` ascending, same
+//! `alpha` and `beta` roundings), so results are the same bit for bit
+//! (`direct/tests.rs` checks it against a scalar `mul_add` reference).
 //!
 //! Whether a product takes this path depends only on its shape (never on
 //! the thread count), so results stay bit-identical for any number of
@@ -23,7 +25,7 @@ use ndarray::{s, ArrayView2, ArrayViewMut2};
 
 use super::{pack_a, pack_b_panels, with_scratch, Slot};
 #[cfg(target_arch = "x86_64")]
-use crate::kernel::small::{gemm_small_f32, Small};
+use crate::kernel::small::{gemm_small_f32, gemm_ten_f32, Small};
 #[cfg(target_arch = "x86_64")]
 use crate::kernel::x86::Avx2;
 use crate::kernel::{ALayout, MicroKernel, Tile};
@@ -113,8 +115,10 @@ pub(super) fn gemm_direct<T: Element, K: MicroKernel<T>>(
     });
 }
 
-/// Runs the product with the AVX2 small kernel when `K` is the AVX2 kernel
-/// and `T` is `f32`, in the orientation ([`Small::transposed`] or not) of
+/// Runs the product with the AVX2 small kernels when `K` is the AVX2 kernel
+/// and `T` is `f32`: the ten-column kernel ([`gemm_ten_f32`]) for 9 or 10
+/// columns and A without unit row stride, else the lanes-along-rows kernel
+/// in the orientation ([`Small::transposed`] or not) of
 /// lower [`Small::cost`], unless its strides would alias in L1
 /// ([`Small::strides_fit`]); returns `false` (touching nothing) otherwise.
 #[cfg(target_arch = "x86_64")]
@@ -152,6 +156,14 @@ fn small_f32<T: Element, K: MicroKernel<T>>(
         alpha,
         beta,
     };
+    // Ten classes with row-major A: no transposed A panels (about 1.1x
+    // faster than the lanes-along-rows kernel on `H * W2^T`).
+    if (9..=10).contains(&job.n) && job.rsa != 1 {
+        // SAFETY: as below (the same job).
+        if unsafe { gemm_ten_f32(&job) } {
+            return true;
+        }
+    }
     let flipped = job.transposed();
     let job = if flipped.cost() < job.cost() {
         flipped

@@ -15,6 +15,11 @@
 //! [`Small::transposed`]) to put the lanes along whichever side of C fills
 //! them better and has contiguous operands.
 //!
+//! Products with 9 or 10 columns whose A rows are contiguous (`H * W2^T`,
+//! ten classes) take [`gemm_ten_f32`] instead: lanes along C's columns with
+//! A read in place, and columns 8 and 9 of four rows sharing one vector,
+//! so no lane is wasted and nothing is transposed.
+//!
 //! Every element of C gets exactly the arithmetic of the micro-kernels:
 //! `acc = 0`, then `acc = fma(a[i, p], b[p, j], acc)` for `p` ascending,
 //! then `y = acc * alpha` and, when `beta != 0`, `y = fma(c, beta, y)`. The
@@ -489,5 +494,179 @@ unsafe fn store_n(p: *mut f32, n: usize, v: __m256) {
     }
     if n >= 1 {
         _mm_store_ss(p, part);
+    }
+}
+
+/// Widest B the ten-column kernel packs: `k` rows of [`TEN`] values.
+const TEN: usize = 10;
+
+/// Runs `job` (with `9 <= n <= 10`) with the ten-column kernel, which reads
+/// A in place: lanes run along C's columns for columns `0..8`, one vector
+/// per row of C, and columns 8 and 9 of four rows share one vector
+/// (`[c(0,8), c(0,9), c(1,8), ..., c(3,9)]`), fed by blends of the four
+/// rows' broadcasts. Every lane is used, and no A panel is transposed
+/// (`H * W2^T`: `n = 10` classes, A = H row-major). Returns `false`
+/// (touching nothing) when `n` is outside `9..=10`, `k` is 0 or above
+/// [`MAX_K`], or `m` is 0.
+///
+/// # Safety
+/// As for [`gemm_small_f32`].
+pub(crate) unsafe fn gemm_ten_f32(job: &Small) -> bool {
+    if !(9..=TEN).contains(&job.n) || job.k == 0 || job.k > MAX_K || job.m == 0 {
+        return false;
+    }
+    // SAFETY: forwarded contract; `n` and `k` fit the packed B buffer.
+    unsafe { run_ten(job) };
+    true
+}
+
+/// The ten-column kernel's panel loop (see [`gemm_ten_f32`]).
+#[target_feature(enable = "avx2,fma")]
+unsafe fn run_ten(job: &Small) {
+    let (k, n) = (job.k, job.n);
+    // B as k rows of 10 (column 9 zero when n = 9), written before read.
+    let mut packed = std::mem::MaybeUninit::<[f32; TEN * MAX_K]>::uninit();
+    let bp = packed.as_mut_ptr().cast::<f32>();
+    for p in 0..k {
+        for j in 0..TEN {
+            // SAFETY: B[p, j] is readable for p < k, j < n (caller's
+            // contract); element p * 10 + j < 10 * MAX_K of the buffer.
+            unsafe {
+                *bp.add(p * TEN + j) = if j < n {
+                    *job.b.offset(p as isize * job.rsb + j as isize * job.csb)
+                } else {
+                    0.0
+                };
+            }
+        }
+    }
+    for i0 in (0..job.m).step_by(LANES) {
+        let rows = LANES.min(job.m - i0);
+        // Rows past `rows` repeat the last one (computed, never stored).
+        let row: [*const f32; LANES] = std::array::from_fn(|r| {
+            job.a
+                .wrapping_offset((i0 + r.min(rows - 1)) as isize * job.rsa)
+        });
+        // SAFETY: the clamped rows of A are readable for k steps at csa;
+        // the packed B holds k rows of 10.
+        let (main, pairs) = unsafe { reduce_ten(&row, job.csa, bp, k) };
+        let c = job.c.wrapping_offset(i0 as isize * job.rsc);
+        // SAFETY: rows i0 .. i0 + rows and columns 0..n of C are inside C.
+        unsafe { store_ten(main, pairs, c, job, rows) };
+    }
+}
+
+/// The ten-column reduction of one 8-row panel: `main[r]` holds columns
+/// 0..8 of row `r`, `pairs[h]` columns 8 and 9 of rows `4h .. 4h + 4`.
+///
+/// # Safety
+/// Inlined only into a function with AVX2 and FMA; `row[r] + p * csa` is
+/// readable for `p < k`; `b` holds `k` rows of 10.
+#[inline(always)]
+unsafe fn reduce_ten(
+    row: &[*const f32; LANES],
+    csa: isize,
+    b: *const f32,
+    k: usize,
+) -> ([__m256; LANES], [__m256; 2]) {
+    // SAFETY: reads inside the contract; register-only otherwise.
+    unsafe {
+        let mut main = [_mm256_setzero_ps(); LANES];
+        let mut pairs = [_mm256_setzero_ps(); 2];
+        let mut off = 0isize;
+        let mut bp = b;
+        for _ in 0..k {
+            let bm = _mm256_loadu_ps(bp);
+            // [b8, b9] in every 64-bit lane.
+            let bt = _mm256_castpd_ps(_mm256_set1_pd(bp.add(8).cast::<f64>().read_unaligned()));
+            // Four rows at a time, so that at most 15 vectors are live:
+            // 10 accumulators, the two B vectors, and three broadcasts or
+            // blends.
+            for h in 0..2 {
+                let t0 = _mm256_set1_ps(*row[4 * h].offset(off));
+                let t1 = _mm256_set1_ps(*row[4 * h + 1].offset(off));
+                main[4 * h] = _mm256_fmadd_ps(t0, bm, main[4 * h]);
+                main[4 * h + 1] = _mm256_fmadd_ps(t1, bm, main[4 * h + 1]);
+                // [a0, a0, a1, a1, ...], then rows 2 and 3 in the upper half.
+                let lo = _mm256_blend_ps::<0xCC>(t0, t1);
+                let t2 = _mm256_set1_ps(*row[4 * h + 2].offset(off));
+                let t3 = _mm256_set1_ps(*row[4 * h + 3].offset(off));
+                main[4 * h + 2] = _mm256_fmadd_ps(t2, bm, main[4 * h + 2]);
+                main[4 * h + 3] = _mm256_fmadd_ps(t3, bm, main[4 * h + 3]);
+                let hi = _mm256_blend_ps::<0xCC>(t2, t3);
+                let av = _mm256_blend_ps::<0xF0>(lo, hi);
+                pairs[h] = _mm256_fmadd_ps(av, bt, pairs[h]);
+            }
+            off += csa;
+            bp = bp.add(TEN);
+        }
+        (main, pairs)
+    }
+}
+
+/// `C = alpha * acc + beta * C` for one ten-column panel: columns 0..8 with
+/// vectors when C's rows are contiguous (else element by element), columns
+/// 8.. element by element; the same two roundings either way.
+///
+/// # Safety
+/// Inlined only into a function with AVX2 and FMA; rows `0..rows` and
+/// columns `0..job.n` of C from `c` are writable (readable when
+/// `beta != 0`).
+#[inline(always)]
+unsafe fn store_ten(
+    main: [__m256; LANES],
+    pairs: [__m256; 2],
+    c: *mut f32,
+    job: &Small,
+    rows: usize,
+) {
+    let alpha = _mm256_set1_ps(job.alpha);
+    let beta_is_zero = job.beta == 0.0;
+    let beta = _mm256_set1_ps(job.beta);
+    let (rsc, csc) = (job.rsc, job.csc);
+    // SAFETY: only elements (r, j), r < rows, j < n, are read and written.
+    unsafe {
+        let mut y = [[0.0f32; LANES]; LANES];
+        for (r, acc) in main.iter().enumerate() {
+            let v = _mm256_mul_ps(*acc, alpha);
+            if csc == 1 && r < rows {
+                let cp = c.offset(r as isize * rsc);
+                let v = if beta_is_zero {
+                    v
+                } else {
+                    _mm256_fmadd_ps(_mm256_loadu_ps(cp), beta, v)
+                };
+                _mm256_storeu_ps(cp, v);
+            } else {
+                _mm256_storeu_ps(y[r].as_mut_ptr(), v);
+            }
+        }
+        if csc != 1 {
+            for (r, y) in y.iter().enumerate().take(rows) {
+                for (j, &v) in y.iter().enumerate() {
+                    let cp = c.offset(r as isize * rsc + j as isize * csc);
+                    *cp = if beta_is_zero {
+                        v
+                    } else {
+                        (*cp).mul_add(job.beta, v)
+                    };
+                }
+            }
+        }
+        let mut tail = [[0.0f32; LANES]; 2];
+        for (dst, acc) in tail.iter_mut().zip(pairs) {
+            _mm256_storeu_ps(dst.as_mut_ptr(), _mm256_mul_ps(acc, alpha));
+        }
+        for r in 0..rows {
+            for j in 8..job.n {
+                let v = tail[r / 4][2 * (r % 4) + (j - 8)];
+                let cp = c.offset(r as isize * rsc + j as isize * csc);
+                *cp = if beta_is_zero {
+                    v
+                } else {
+                    (*cp).mul_add(job.beta, v)
+                };
+            }
+        }
     }
 }
