@@ -524,16 +524,18 @@ pub(crate) unsafe fn gemm_ten_f32(job: &Small) -> bool {
 #[target_feature(enable = "avx2,fma")]
 unsafe fn run_ten(job: &Small) {
     let (k, n) = (job.k, job.n);
-    // B as k rows of 10 (column 9 zero when n = 9), written before read.
+    // B as k rows of 10 (column 9 zero when n = 9), written before read;
+    // column by column, which reads a transposed B (`W2^T`) contiguously.
     let mut packed = std::mem::MaybeUninit::<[f32; TEN * MAX_K]>::uninit();
     let bp = packed.as_mut_ptr().cast::<f32>();
-    for p in 0..k {
-        for j in 0..TEN {
+    for j in 0..TEN {
+        let col = job.b.wrapping_offset(j as isize * job.csb);
+        for p in 0..k {
             // SAFETY: B[p, j] is readable for p < k, j < n (caller's
             // contract); element p * 10 + j < 10 * MAX_K of the buffer.
             unsafe {
                 *bp.add(p * TEN + j) = if j < n {
-                    *job.b.offset(p as isize * job.rsb + j as isize * job.csb)
+                    *col.offset(p as isize * job.rsb)
                 } else {
                     0.0
                 };
