@@ -1,5 +1,6 @@
-//! The AVX2 small-product kernel of the direct path (f32): vector lanes run
-//! along the rows of C, one accumulator per column of C.
+//! The AVX2 small-product kernels of the direct path (f32). The general
+//! one runs its vector lanes along the rows of C, one accumulator per
+//! column of C; a ten-column one serves `H * W2^T` (see the end).
 //!
 //! The second layer's products are thin (`n = 10` columns, `k = 10..100`),
 //! so the `6 x 16` micro-tile, whose lanes run along C's columns, wastes six
