@@ -6,6 +6,16 @@
 //! each `MR`-row panel of A meets every B panel while it is in L1, one
 //! micro-kernel call per tile over the whole `k`.
 //!
+//! With the AVX2 kernel, f32 products skip the tiles (see `kernel::small`):
+//! products with 9 or 10 columns and row-contiguous A (`H * W2^T`) run a
+//! ten-column kernel that reads A in place and wastes no lane; the others
+//! put the vector lanes along the rows of C (or of `C^T`, whichever fills
+//! them better), read B in place and pack nothing but, when A's columns are
+//! not contiguous, one 8-row panel of A at a time. Their per-element
+//! arithmetic is the tiles' (same `fma` chain over `p` ascending, same
+//! `alpha` and `beta` roundings), so results are the same bit for bit
+//! (`direct/tests.rs` checks it against a scalar `mul_add` reference).
+//!
 //! Whether a product takes this path depends only on its shape (never on
 //! the thread count), so results stay bit-identical for any number of
 //! threads; they differ in the last bits from the blocked path (no `KC`
@@ -14,8 +24,15 @@
 use ndarray::{s, ArrayView2, ArrayViewMut2};
 
 use super::{pack_a, pack_b_panels, with_scratch, Slot};
+#[cfg(target_arch = "x86_64")]
+use crate::kernel::small::{gemm_small_f32, gemm_ten_f32, Small};
+#[cfg(target_arch = "x86_64")]
+use crate::kernel::x86::Avx2;
 use crate::kernel::{ALayout, MicroKernel, Tile};
 use crate::Element;
+
+#[cfg(test)]
+mod tests;
 
 /// Longest reduction the direct path takes (one micro-kernel call per tile).
 const DIRECT_MAX_K: usize = 128;
@@ -41,6 +58,10 @@ pub(super) fn gemm_direct<T: Element, K: MicroKernel<T>>(
     beta: T,
     c: &mut ArrayViewMut2<'_, T>,
 ) {
+    #[cfg(target_arch = "x86_64")]
+    if small_f32::<T, K>(alpha, a, b, beta, c) {
+        return;
+    }
     let (m, k) = a.dim();
     let n = b.ncols();
     let (mr, nr) = (K::MR, K::NR);
@@ -92,4 +113,70 @@ pub(super) fn gemm_direct<T: Element, K: MicroKernel<T>>(
             }
         }
     });
+}
+
+/// Runs the product with the AVX2 small kernels when `K` is the AVX2 kernel
+/// and `T` is `f32`: the ten-column kernel ([`gemm_ten_f32`]) for 9 or 10
+/// columns and A without unit row stride, else the lanes-along-rows kernel
+/// in the orientation ([`Small::transposed`] or not) of
+/// lower [`Small::cost`], unless its strides would alias in L1
+/// ([`Small::strides_fit`]); returns `false` (touching nothing) otherwise.
+#[cfg(target_arch = "x86_64")]
+fn small_f32<T: Element, K: MicroKernel<T>>(
+    alpha: T,
+    a: &ArrayView2<'_, T>,
+    b: &ArrayView2<'_, T>,
+    beta: T,
+    c: &mut ArrayViewMut2<'_, T>,
+) -> bool {
+    use std::any::{Any, TypeId};
+    if TypeId::of::<K>() != TypeId::of::<Avx2>() {
+        return false;
+    }
+    let (Some(&alpha), Some(&beta)) = (
+        (&alpha as &dyn Any).downcast_ref::<f32>(),
+        (&beta as &dyn Any).downcast_ref::<f32>(),
+    ) else {
+        return false;
+    };
+    let (m, k) = a.dim();
+    let job = Small {
+        m,
+        n: b.ncols(),
+        k,
+        a: a.as_ptr().cast(),
+        rsa: a.strides()[0],
+        csa: a.strides()[1],
+        b: b.as_ptr().cast(),
+        rsb: b.strides()[0],
+        csb: b.strides()[1],
+        c: c.as_mut_ptr().cast(),
+        rsc: c.strides()[0],
+        csc: c.strides()[1],
+        alpha,
+        beta,
+    };
+    // Ten classes with row-major A: no transposed A panels (about 1.1x
+    // faster than the lanes-along-rows kernel on `H * W2^T`).
+    if (9..=10).contains(&job.n) && job.rsa != 1 {
+        // SAFETY: as below (the same job).
+        if unsafe { gemm_ten_f32(&job) } {
+            return true;
+        }
+    }
+    let flipped = job.transposed();
+    let job = if flipped.cost() < job.cost() {
+        flipped
+    } else {
+        job
+    };
+    if !job.strides_fit() {
+        return false;
+    }
+    // SAFETY: `T` is `f32` (the scalars downcast), so the pointers address
+    // f32 views: A is m x k, B k x n, C m x n at their strides (the
+    // transposed job addresses the same elements); a value of `Avx2`
+    // exists only once `Kernel::check` found AVX2 and FMA; C is a unique
+    // borrow, so it aliases neither A nor B.
+    unsafe { gemm_small_f32(&job) }
 }

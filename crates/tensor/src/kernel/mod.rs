@@ -17,6 +17,8 @@ use std::sync::OnceLock;
 mod avx2;
 pub(crate) mod portable;
 #[cfg(target_arch = "x86_64")]
+pub(crate) mod small;
+#[cfg(target_arch = "x86_64")]
 pub(crate) mod x86;
 
 /// Which micro-kernel family runs the matrix multiply.
