@@ -14,7 +14,7 @@ use std::arch::x86_64::*;
 /// # Safety
 /// The CPU supports AVX; inline only into functions compiled with it.
 #[inline(always)]
-unsafe fn transpose_8x8(r: [__m256; 8]) -> [__m256; 8] {
+pub(super) unsafe fn transpose_8x8(r: [__m256; 8]) -> [__m256; 8] {
     // SAFETY: register-only AVX operations (caller's contract).
     unsafe {
         let t: [__m256; 8] = std::array::from_fn(|i| {

@@ -29,6 +29,9 @@
 
 use std::arch::x86_64::*;
 
+use super::avx2::transpose_8x8;
+use super::x86::{load_n_256_f32 as load_n, store_n_256_f32 as store_n};
+
 /// Strides (elements) from which the inner loops would alias in L1: see
 /// [`Small::strides_fit`].
 const FAR: usize = 512;
@@ -421,82 +424,6 @@ unsafe fn pack_panel(a: *const f32, rsa: isize, csa: isize, rows: usize, k: usiz
     }
 }
 
-/// `out[q][j] = r[j][q]`: transposes an 8 x 8 block of f32 held as 8
-/// vectors (unpack, in-lane shuffle, then 128-bit lane permutes). Only
-/// moves values.
-///
-/// # Safety
-/// Inlined only into functions with AVX.
-#[inline(always)]
-unsafe fn transpose_8x8(r: [__m256; 8]) -> [__m256; 8] {
-    let t: [__m256; 8] = std::array::from_fn(|i| {
-        let (x, y) = (r[i / 2 * 2], r[i / 2 * 2 + 1]);
-        if i % 2 == 0 {
-            _mm256_unpacklo_ps(x, y)
-        } else {
-            _mm256_unpackhi_ps(x, y)
-        }
-    });
-    let mut s = [_mm256_setzero_ps(); 8];
-    for h in 0..2 {
-        let b = 4 * h;
-        s[b] = _mm256_shuffle_ps::<0x44>(t[b], t[b + 2]);
-        s[b + 1] = _mm256_shuffle_ps::<0xEE>(t[b], t[b + 2]);
-        s[b + 2] = _mm256_shuffle_ps::<0x44>(t[b + 1], t[b + 3]);
-        s[b + 3] = _mm256_shuffle_ps::<0xEE>(t[b + 1], t[b + 3]);
-    }
-    let mut o = [_mm256_setzero_ps(); 8];
-    for q in 0..4 {
-        o[q] = _mm256_permute2f128_ps::<0x20>(s[q], s[4 + q]);
-        o[4 + q] = _mm256_permute2f128_ps::<0x31>(s[q], s[4 + q]);
-    }
-    o
-}
-
-/// Loads the first `n` (1..=8) lanes at `p`, zeroing the rest, reading
-/// nothing beyond them.
-///
-/// # Safety
-/// Inlined only into functions with AVX2; `p .. p + n` is readable.
-#[inline(always)]
-unsafe fn load_n(p: *const f32, n: usize) -> __m256 {
-    if n >= LANES {
-        return _mm256_loadu_ps(p);
-    }
-    let mask = _mm256_cmpgt_epi32(
-        _mm256_set1_epi32(n as i32),
-        _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
-    );
-    _mm256_maskload_ps(p, mask)
-}
-
-/// Stores the first `n` (1..=8) lanes at `p`, writing nothing beyond them,
-/// in 4-, 2- and 1-lane pieces (masked stores are slow on AMD Zen).
-///
-/// # Safety
-/// Inlined only into functions with AVX; `p .. p + n` is writable.
-#[inline(always)]
-unsafe fn store_n(p: *mut f32, n: usize, v: __m256) {
-    if n >= LANES {
-        _mm256_storeu_ps(p, v);
-        return;
-    }
-    let (mut p, mut n) = (p, n);
-    let mut part = _mm256_castps256_ps128(v);
-    if n >= 4 {
-        _mm_storeu_ps(p, part);
-        part = _mm256_extractf128_ps::<1>(v);
-        (p, n) = (p.add(4), n - 4);
-    }
-    if n >= 2 {
-        _mm_store_sd(p.cast(), _mm_castps_pd(part));
-        part = _mm_movehl_ps(part, part);
-        (p, n) = (p.add(2), n - 2);
-    }
-    if n >= 1 {
-        _mm_store_ss(p, part);
-    }
-}
 
 /// Widest B the ten-column kernel packs: `k` rows of [`TEN`] values.
 const TEN: usize = 10;

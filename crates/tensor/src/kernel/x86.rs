@@ -211,9 +211,13 @@ unsafe fn mask_256_64(n: usize) -> __m256i {
     _mm256_cmpgt_epi64(_mm256_set1_epi64x(n as i64), _mm256_setr_epi64x(0, 1, 2, 3))
 }
 
-/// Loads the first `n` (1..=8) lanes, zeroing the rest, reading nothing beyond.
+/// Loads the first `n` (1..=8) lanes, zeroing the rest, reading nothing
+/// beyond (a plain load for all 8).
 #[inline(always)]
 pub(super) unsafe fn load_n_256_f32(p: *const f32, n: usize) -> __m256 {
+    if n >= 8 {
+        return _mm256_loadu_ps(p);
+    }
     _mm256_maskload_ps(p, mask_256_32(n))
 }
 
@@ -223,7 +227,7 @@ pub(super) unsafe fn load_n_256_f32(p: *const f32, n: usize) -> __m256 {
 /// a `memcpy` call; edge tiles of thin products, like the second layer's
 /// 10 columns, make many).
 #[inline(always)]
-unsafe fn store_n_256_f32(p: *mut f32, n: usize, v: __m256) {
+pub(super) unsafe fn store_n_256_f32(p: *mut f32, n: usize, v: __m256) {
     if n >= 8 {
         _mm256_storeu_ps(p, v);
         return;
