@@ -7,7 +7,8 @@
 //! come from one rounding each in `f64`. Normalised values are computed in
 //! `f64` and rounded once to `T`; each output row depends only on its input
 //! row, so the result is bit-identical for any thread count. [`Normaliser`]
-//! is the same map applied one row at a time while data are read.
+//! is the same map applied while data are read, one row or one batch of
+//! rows at a time (same bits either way).
 
 use ndarray::Array2;
 use rayon::prelude::*;
