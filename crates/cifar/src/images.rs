@@ -52,6 +52,18 @@ impl ImageSet {
         self.normaliser.row_f32(self.pixels(i), dst);
     }
 
+    /// Images `indices` (any order, repeats allowed) z-scored into `dst`,
+    /// one row of 3072 after the other: the rows
+    /// [`ImageSet::normalise_into`] writes, bit for bit, filled by
+    /// [`Normaliser::rows_f32`] (cheaper per row for a batch or a block).
+    ///
+    /// **Panics** if an index is out of range or `dst` is not
+    /// `indices.len() * 3072` long.
+    pub fn normalise_rows_into(&self, indices: &[usize], dst: &mut [f32]) {
+        let srcs: Vec<&[u8]> = indices.iter().map(|&i| self.pixels(i)).collect();
+        self.normaliser.rows_f32(&srcs, dst);
+    }
+
     /// The map from raw bytes to features this split is read with.
     pub fn normaliser(&self) -> &Normaliser {
         &self.normaliser

@@ -15,7 +15,7 @@
 //!   portable seeded draw (ChaCha8, own bounded sampling);
 //! - `normalise`: exact per-feature statistics ([`FeatureStats`]) and the
 //!   z-scoring into `f32`/`f64`, on both cores, bit-identical for any thread count,
-//!   and the same map one row at a time ([`Normaliser`]);
+//!   and the same map one row or one batch at a time ([`Normaliser`]);
 //! - `images`: a split as references to the raw images ([`ImageSet`]);
 //! - [`stamp`] and `checksum`: the data dir's fingerprint ([`data_checksum`])
 //!   and the stamp `cargo xtask fetch-data` writes beside the files;

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use ndarray::Array2;
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sha2::{Digest, Sha256};
 
@@ -404,19 +404,7 @@ fn image_splits_normalise_rows_bit_for_bit_like_the_normalised_splits() {
 fn the_vectorised_row_matches_the_portable_loop_on_every_byte() {
     // Every byte value at every feature, against awkward statistics.
     let n = IMAGE_BYTES;
-    let stats = FeatureStats {
-        mean: (0..n).map(|j| (j as f64 * 0.618).fract()).collect(),
-        std: (0..n)
-            .map(|j| {
-                if j % 97 == 0 {
-                    0.0
-                } else {
-                    0.01 + (j as f64 * 0.37).fract()
-                }
-            })
-            .collect(),
-        n: 1,
-    };
+    let stats = awkward_stats(n);
     let normaliser = Normaliser::new(&stats);
     let (mut fast, mut portable) = (vec![0f32; n], vec![0f32; n]);
     for shift in 0..256 {
@@ -431,6 +419,86 @@ fn the_vectorised_row_matches_the_portable_loop_on_every_byte() {
         }
         let want = ((f64::from(src[j]) / 255.0 - stats.mean[j]) / stats.std[j]) as f32;
         assert!((fast[j] - want).abs() <= 1e-5 * want.abs().max(1.0));
+    }
+}
+
+/// Statistics with awkward values for `n` features (some std 0).
+fn awkward_stats(n: usize) -> FeatureStats {
+    FeatureStats {
+        mean: (0..n).map(|j| (j as f64 * 0.618).fract()).collect(),
+        std: (0..n)
+            .map(|j| {
+                if j % 97 == 0 {
+                    0.0
+                } else {
+                    0.01 + (j as f64 * 0.37).fract()
+                }
+            })
+            .collect(),
+        n: 1,
+    }
+}
+
+#[test]
+fn filling_many_rows_at_once_gives_the_per_row_bits() {
+    // Widths around the 512-feature chunk and the 8-lane step; row counts
+    // around the 16-row group (and none), from random, repeated rows.
+    let mut rng = ChaCha8Rng::seed_from_u64(31);
+    for n in [1, 7, 8, 511, 512, 513, 1030, IMAGE_BYTES] {
+        let normaliser = Normaliser::new(&awkward_stats(n));
+        let pool: Vec<Vec<u8>> = (0..40)
+            .map(|_| (0..n).map(|_| rng.random::<u8>()).collect())
+            .collect();
+        for rows in [0, 1, 15, 16, 17, 33, 100] {
+            let srcs: Vec<&[u8]> = (0..rows)
+                .map(|_| pool[rng.random_range(0..pool.len())].as_slice())
+                .collect();
+            let mut many = vec![f32::NAN; rows * n];
+            normaliser.rows_f32(&srcs, &mut many);
+            let mut one = vec![f32::NAN; n];
+            let mut portable = vec![f32::NAN; n];
+            for (r, src) in srcs.iter().enumerate() {
+                normaliser.row_f32(src, &mut one);
+                normaliser.row(src, &mut portable);
+                let got = &many[r * n..(r + 1) * n];
+                assert!(same_bits(got, &one), "n {n}, {rows} rows, row {r}");
+                assert!(same_bits(got, &portable), "n {n}, {rows} rows, row {r}");
+            }
+        }
+    }
+}
+
+#[test]
+#[should_panic(expected = "2 rows of 3072 features need 6144 values, the buffer holds 6143")]
+fn filling_rows_into_a_wrong_buffer_panics_with_the_sizes() {
+    let normaliser = Normaliser::new(&awkward_stats(IMAGE_BYTES));
+    let row = vec![0u8; IMAGE_BYTES];
+    normaliser.rows_f32(&[&row, &row], &mut vec![0.0; 2 * IMAGE_BYTES - 1]);
+}
+
+#[test]
+fn image_sets_fill_a_batch_like_row_after_row() {
+    let data = std::sync::Arc::new(Cifar10::synthetic(30, 25, 13));
+    let spec = SplitSpec::HoldOut {
+        n_validation: 40,
+        seed: 6,
+    };
+    let splits = data.image_splits(&spec).unwrap();
+    let set = &splits.train;
+    let mut rng = ChaCha8Rng::seed_from_u64(8);
+    // Unsorted with repeats, a full batch and a last short one.
+    for rows in [100, 10, 1] {
+        let mut indices: Vec<usize> = (0..rows).map(|_| rng.random_range(0..set.len())).collect();
+        indices[0] = set.len() - 1;
+        indices[rows / 2] = indices[0];
+        let mut batch = vec![f32::NAN; rows * IMAGE_BYTES];
+        set.normalise_rows_into(&indices, &mut batch);
+        let mut row = vec![f32::NAN; IMAGE_BYTES];
+        for (r, &i) in indices.iter().enumerate() {
+            set.normalise_into(i, &mut row);
+            let got = &batch[r * IMAGE_BYTES..(r + 1) * IMAGE_BYTES];
+            assert!(same_bits(got, &row), "{rows} rows, row {r} (image {i})");
+        }
     }
 }
 

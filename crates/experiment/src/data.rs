@@ -32,6 +32,9 @@ impl mlp::RowSource<f32> for Split {
     fn fill_row(&self, i: usize, dst: &mut [f32]) {
         self.0.normalise_into(i, dst);
     }
+    fn fill_rows(&self, indices: &[usize], dst: &mut [f32]) {
+        self.0.normalise_rows_into(indices, dst);
+    }
 }
 
 impl Split {
@@ -312,6 +315,85 @@ mod tests {
         );
         // The splits are cached and share the raw bytes: no copy per call.
         assert!(Arc::ptr_eq(&new, &source.splits(&spec).unwrap()));
+    }
+
+    /// A split read row by row: the default [`mlp::RowSource::fill_rows`].
+    struct PerRow<'a>(&'a Split);
+
+    impl mlp::RowSource<f32> for PerRow<'_> {
+        fn n_rows(&self) -> usize {
+            self.0.len()
+        }
+        fn n_features(&self) -> usize {
+            cifar::IMAGE_BYTES
+        }
+        fn fill_row(&self, i: usize, dst: &mut [f32]) {
+            self.0.normalise_into(i, dst);
+        }
+    }
+
+    /// [`as_data`] of the split under `rows`, read row by row.
+    fn row_by_row<'a>(rows: &'a PerRow<'a>) -> mlp::Data<'a> {
+        mlp::Data {
+            features: mlp::Features::Rows(rows),
+            ..as_data(rows.0)
+        }
+    }
+
+    #[test]
+    fn batch_filling_trains_the_same_weights_as_row_by_row_filling() {
+        // 1450 training images: batches of 64 with a last short one of 42,
+        // evaluation blocks of 1000 and 450.
+        let raw = Cifar10::synthetic(300, 1100, 5);
+        let spec = SplitSpec::HoldOut {
+            n_validation: 50,
+            seed: 3,
+        };
+        let splits = DataSource::from_memory(raw, "sha256:test")
+            .splits(&spec)
+            .unwrap();
+        let settings = mlp::train::TrainSettings {
+            n_hidden: 8,
+            batch_size: 64,
+            schedule: mlp::schedule::ScheduleSpec::Constant {
+                eta: 0.01,
+                n_steps: 50,
+            },
+            records_per_cycle: 3,
+            optimizer: mlp::optim::OptimizerSpec::Sgd,
+            dropout: 0.2,
+            label_smoothing: 0.0,
+            augment: mlp::data::Augment::NONE,
+        };
+        let config = settings.with(0.01, 9).validate().unwrap();
+        let (train_rows, validation_rows) = (PerRow(&splits.train), PerRow(&splits.validation));
+        let silent = &mut mlp::train::Silent;
+        let ours = mlp::train::train(
+            as_data(&splits.train),
+            as_data(&splits.validation),
+            &config,
+            silent,
+        )
+        .unwrap();
+        let want = mlp::train::train(
+            row_by_row(&train_rows),
+            row_by_row(&validation_rows),
+            &config,
+            silent,
+        )
+        .unwrap();
+        let bits = |m: &mlp::Mlp<f32>| {
+            let (w, b) = (m.w1.iter().chain(&m.w2), m.b1.iter().chain(&m.b2));
+            w.chain(b).map(|v| v.to_bits()).collect::<Vec<_>>()
+        };
+        assert_eq!(bits(&ours.model), bits(&want.model));
+        assert_eq!(ours.curve, want.curve);
+        let model = &ours.model;
+        let train = &splits.train;
+        assert_eq!(
+            model.evaluate_features(&mlp::Features::Rows(train), train.labels(), 0.01),
+            model.evaluate_features(&mlp::Features::Rows(&train_rows), train.labels(), 0.01)
+        );
     }
 
     #[test]
