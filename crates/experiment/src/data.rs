@@ -364,6 +364,7 @@ mod tests {
             dropout: 0.2,
             label_smoothing: 0.0,
             augment: mlp::data::Augment::NONE,
+            curve_train_rows: mlp::train::CurveTrainRows::All,
         };
         let config = settings.with(0.01, 9).validate().unwrap();
         let (train_rows, validation_rows) = (PerRow(&splits.train), PerRow(&splits.validation));

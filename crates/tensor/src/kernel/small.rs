@@ -424,7 +424,6 @@ unsafe fn pack_panel(a: *const f32, rsa: isize, csa: isize, rows: usize, k: usiz
     }
 }
 
-
 /// Widest B the ten-column kernel packs: `k` rows of [`TEN`] values.
 const TEN: usize = 10;
 
