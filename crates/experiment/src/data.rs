@@ -254,6 +254,35 @@ pub fn git_revision(repo_root: &Path) -> String {
 mod tests {
     use super::*;
 
+    use mlp::train::ValidTrainConfig;
+
+    /// The small network the bit-identity tests train (8 hidden units,
+    /// batches of 64, dropout 0.2, `n_steps` at eta 0.01, lambda 0.01):
+    /// every random draw and gathered value counts in its weights.
+    fn tiny_config(n_steps: u64, augment: mlp::data::Augment, seed: u64) -> ValidTrainConfig {
+        let settings = mlp::train::TrainSettings {
+            n_hidden: 8,
+            batch_size: 64,
+            schedule: mlp::schedule::ScheduleSpec::Constant { eta: 0.01, n_steps },
+            records_per_cycle: 3,
+            curve_train_rows: mlp::train::CurveTrainRows::All,
+            optimizer: mlp::optim::OptimizerSpec::Sgd,
+            dropout: 0.2,
+            label_smoothing: 0.0,
+            augment,
+        };
+        settings.with(0.01, seed).validate().unwrap()
+    }
+
+    /// Trains `config` on `train`, recording curves on `validation`.
+    fn train_on(
+        train: mlp::Data<'_>,
+        validation: mlp::Data<'_>,
+        config: &ValidTrainConfig,
+    ) -> mlp::train::Trained {
+        mlp::train::train(train, validation, config, &mut mlp::train::Silent).unwrap()
+    }
+
     #[test]
     fn training_and_evaluation_read_the_bytes_bit_for_bit_like_the_normalised_matrix() {
         // 1450 training and 1100 test images: two evaluation blocks each,
@@ -273,39 +302,17 @@ mod tests {
         );
         // Flip + translation and dropout: every draw and every gathered value
         // must be the same for the two paths to end with the same weights.
-        let settings = mlp::train::TrainSettings {
-            n_hidden: 8,
-            batch_size: 64,
-            schedule: mlp::schedule::ScheduleSpec::Constant {
-                eta: 0.01,
-                n_steps: 40,
-            },
-            records_per_cycle: 3,
-            curve_train_rows: mlp::train::CurveTrainRows::All,
-            optimizer: mlp::optim::OptimizerSpec::Sgd,
-            dropout: 0.2,
-            label_smoothing: 0.0,
-            augment: mlp::data::Augment {
-                flip: true,
-                translate: 3,
-            },
+        let augment = mlp::data::Augment {
+            flip: true,
+            translate: 3,
         };
-        let config = settings.with(0.01, 7).validate().unwrap();
-        let silent = &mut mlp::train::Silent;
-        let ours = mlp::train::train(
-            as_data(&new.train),
-            as_data(&new.validation),
-            &config,
-            silent,
-        )
-        .unwrap();
-        let want = mlp::train::train(
+        let config = tiny_config(40, augment, 7);
+        let ours = train_on(as_data(&new.train), as_data(&new.validation), &config);
+        let want = train_on(
             matrix_data(&old.train),
             matrix_data(&old.validation),
             &config,
-            silent,
-        )
-        .unwrap();
+        );
         assert_eq!(ours.model, want.model);
         assert_eq!(ours.curve, want.curve);
         let model = &ours.model;
@@ -352,37 +359,14 @@ mod tests {
         let splits = DataSource::from_memory(raw, "sha256:test")
             .splits(&spec)
             .unwrap();
-        let settings = mlp::train::TrainSettings {
-            n_hidden: 8,
-            batch_size: 64,
-            schedule: mlp::schedule::ScheduleSpec::Constant {
-                eta: 0.01,
-                n_steps: 50,
-            },
-            records_per_cycle: 3,
-            optimizer: mlp::optim::OptimizerSpec::Sgd,
-            dropout: 0.2,
-            label_smoothing: 0.0,
-            augment: mlp::data::Augment::NONE,
-            curve_train_rows: mlp::train::CurveTrainRows::All,
-        };
-        let config = settings.with(0.01, 9).validate().unwrap();
+        let config = tiny_config(50, mlp::data::Augment::NONE, 9);
         let (train_rows, validation_rows) = (PerRow(&splits.train), PerRow(&splits.validation));
-        let silent = &mut mlp::train::Silent;
-        let ours = mlp::train::train(
-            as_data(&splits.train),
-            as_data(&splits.validation),
-            &config,
-            silent,
-        )
-        .unwrap();
-        let want = mlp::train::train(
+        let ours = train_on(as_data(&splits.train), as_data(&splits.validation), &config);
+        let want = train_on(
             row_by_row(&train_rows),
             row_by_row(&validation_rows),
             &config,
-            silent,
-        )
-        .unwrap();
+        );
         let bits = |m: &mlp::Mlp<f32>| {
             let (w, b) = (m.w1.iter().chain(&m.w2), m.b1.iter().chain(&m.b2));
             w.chain(b).map(|v| v.to_bits()).collect::<Vec<_>>()

@@ -2,10 +2,11 @@
 //! evaluate the first N training rows, the last one all of them, and the
 //! training itself never changes.
 
-use ndarray::{s, Array2};
+use ndarray::s;
 
+use crate::data::tests::Copied;
 use crate::data::Augment;
-use crate::data::{Data, Features, RowSource};
+use crate::data::{Data, Features};
 use crate::optim::OptimizerSpec;
 use crate::schedule::ScheduleSpec;
 use crate::tests::{clustered, Set};
@@ -52,25 +53,10 @@ fn config(rows: CurveTrainRows) -> TrainConfig {
     }
 }
 
-/// A row source copying the rows of a matrix (what a CIFAR split is to training).
-struct Copied<'a>(&'a Array2<f32>);
-
-impl RowSource<f32> for Copied<'_> {
-    fn n_rows(&self) -> usize {
-        self.0.nrows()
-    }
-    fn n_features(&self) -> usize {
-        self.0.ncols()
-    }
-    fn fill_row(&self, i: usize, dst: &mut [f32]) {
-        dst.copy_from_slice(self.0.row(i).as_slice().unwrap());
-    }
-}
-
 /// Train on `train_set` as a matrix, or as a row source when `rows_source`.
 fn go(train_set: &Set, val_set: &Set, config: &TrainConfig, rows_source: bool) -> Trained {
     let valid = config.validate().unwrap();
-    let source = Copied(&train_set.images);
+    let source = Copied(train_set.images.clone());
     let mut data = train_set.data();
     if rows_source {
         data.features = Features::Rows(&source);

@@ -456,7 +456,7 @@ pub(crate) fn bounded<R: RngCore>(rng: &mut R, range: u64) -> u64 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use rand::SeedableRng;
 
@@ -574,8 +574,9 @@ mod tests {
         assert_eq!(plain, none);
     }
 
-    /// A row source that copies the rows of a matrix.
-    struct Copied(Array2<f32>);
+    /// A row source that copies the rows of a matrix (what a CIFAR split
+    /// is to training).
+    pub(crate) struct Copied(pub(crate) Array2<f32>);
 
     impl RowSource<f32> for Copied {
         fn n_rows(&self) -> usize {

@@ -349,21 +349,14 @@ mod tests {
             crate::config::parse::<GradcheckConfig>(&text, path).unwrap(),
             shipped()
         );
-        for (from, to, key) in [
+        let edits = [
             ("h = 1e-5", "h = 0.0", "h"),
             ("limit = 1e-6", "limit = -1.0", "limit"),
             ("n_hidden = 50", "n_hidden = 0", "n_hidden"),
             ("lambda = 0.01", "lambda = nan", "lambda"),
-        ] {
-            assert!(text.contains(from), "{from}");
-            let err = crate::config::parse::<GradcheckConfig>(&text.replace(from, to), path)
-                .unwrap_err()
-                .to_string();
-            assert!(err.contains(key), "{err}");
-        }
-        let err = crate::config::parse::<GradcheckConfig>(&format!("{text}\nsteps = 3\n"), path)
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("steps"), "{err}");
+        ];
+        super::super::assert_refused_naming_the_key::<GradcheckConfig>(
+            &text, path, &edits, "steps",
+        );
     }
 }

@@ -226,21 +226,12 @@ mod tests {
     fn bad_values_and_unknown_keys_are_refused_naming_the_key() {
         let text = std::fs::read_to_string(shipped_path()).unwrap();
         let path = Path::new("sanity.toml");
-        for (from, to, key) in [
+        let edits = [
             ("epochs = 200", "epochs = 0", "epochs"),
             ("batch_size = 10", "batch_size = 101", "batch_size"),
             ("eta = 0.02", "eta = -1.0", "eta"),
             ("n_hidden = 50", "n_hidden = 0", "n_hidden"),
-        ] {
-            assert!(text.contains(from), "{from}");
-            let err = crate::config::parse::<SanityConfig>(&text.replace(from, to), path)
-                .unwrap_err()
-                .to_string();
-            assert!(err.contains(key), "{err}");
-        }
-        let err = crate::config::parse::<SanityConfig>(&format!("{text}\nlambda = 0.1\n"), path)
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("lambda"), "{err}");
+        ];
+        super::super::assert_refused_naming_the_key::<SanityConfig>(&text, path, &edits, "lambda");
     }
 }

@@ -181,36 +181,31 @@ fn bad_spaces_are_refused_naming_the_key() {
         let err = validate(&space(&text), &template()).unwrap_err();
         assert_eq!(err.key, key, "{extra}: {}", err.message);
     }
-    let err = validate(
-        &space("samples = 1\n[dropout]\nkind = \"grid\"\nvalues = [0.1]\n"),
-        &template(),
-    )
-    .unwrap_err();
-    assert_eq!(err.key, "space.lambda", "{}", err.message);
-    let err = validate(
-        &space("samples = 3\n[lambda]\nkind = \"grid\"\nvalues = [0.1]\n"),
-        &template(),
-    )
-    .unwrap_err();
-    assert_eq!(err.key, "space.samples", "{}", err.message);
-    let err = validate(
-        &space("[lambda]\nkind = \"grid\"\nvalues = [0.1]\n"),
-        &template(),
-    )
-    .unwrap_err();
-    assert_eq!(err.key, "space.samples", "{}", err.message);
-    let err = validate(
-        &space("samples = 1\n[lambda]\nkind = \"grid\"\nvalues = [-0.1]\n"),
-        &template(),
-    )
-    .unwrap_err();
-    assert_eq!(err.key, "space.lambda", "{}", err.message);
-    let err = validate(
-        &space("samples = 1\n[lambda]\nkind = \"around_best_log\"\nsearch = \"c\"\nn = 5\nfactor = 0.5\n"),
-        &template(),
-    )
-    .unwrap_err();
-    assert_eq!(err.key, "space.lambda", "{}", err.message);
+    // Whole spaces: no lambda axis, samples with grids only or missing, a
+    // negative lambda, a factor below 1.
+    let spaces = [
+        (
+            "samples = 1\n[dropout]\nkind = \"grid\"\nvalues = [0.1]\n",
+            "space.lambda",
+        ),
+        (
+            "samples = 3\n[lambda]\nkind = \"grid\"\nvalues = [0.1]\n",
+            "space.samples",
+        ),
+        ("[lambda]\nkind = \"grid\"\nvalues = [0.1]\n", "space.samples"),
+        (
+            "samples = 1\n[lambda]\nkind = \"grid\"\nvalues = [-0.1]\n",
+            "space.lambda",
+        ),
+        (
+            "samples = 1\n[lambda]\nkind = \"around_best_log\"\nsearch = \"c\"\nn = 5\nfactor = 0.5\n",
+            "space.lambda",
+        ),
+    ];
+    for (text, key) in spaces {
+        let err = validate(&space(text), &template()).unwrap_err();
+        assert_eq!(err.key, key, "{text}: {}", err.message);
+    }
 }
 
 #[test]
