@@ -214,7 +214,7 @@ fn two_hand_started_workers_split_the_trials_and_give_the_local_table() {
 #[test]
 fn a_worker_killed_mid_trial_has_its_trial_taken_over_after_the_lease() {
     let tmp = tempfile::tempdir().unwrap();
-    let config = write_config(tmp.path(), "killed", 2, 600);
+    let config = write_config(tmp.path(), "killed", 2, 1500);
     local_run(&config, &tmp.path().join("local"), "2");
     let results = tmp.path().join("workers");
     prepare(&config, &results);
@@ -230,7 +230,9 @@ fn a_worker_killed_mid_trial_has_its_trial_taken_over_after_the_lease() {
         assert!(Instant::now() < deadline, "no claim within 60 s");
         std::thread::sleep(Duration::from_millis(50));
     };
-    std::thread::sleep(Duration::from_millis(500));
+    // A short pause puts the kill inside training; the trials are long enough
+    // (1500 steps per half cycle) that even a fast CPU is still training then.
+    std::thread::sleep(Duration::from_millis(100));
     victim.kill().unwrap(); // SIGKILL
     victim.wait().unwrap();
     let killed_at = Instant::now();
