@@ -56,7 +56,12 @@ enum Command {
 /// Runs the command; an error is printed as its chain of causes (no backtrace,
 /// even with `RUST_BACKTRACE` set: these are messages for users) with exit code 1.
 fn main() -> std::process::ExitCode {
-    match run(Cli::parse().command) {
+    let cli = Cli::parse();
+    // Work outside a command's own pool (loading, evaluation, gradcheck)
+    // runs on the global pool: one worker per core, pinned (see
+    // `tensor::pool`). Building it can only fail if it already exists.
+    let _ = tensor::pool::pool_builder(experiment::commands::all_cores()).build_global();
+    match run(cli.command) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {}", error_text(&error));

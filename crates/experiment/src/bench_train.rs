@@ -78,8 +78,7 @@ pub fn run(settings: &Settings) -> anyhow::Result<Vec<Measured>> {
     let mut out = Vec::new();
     for &n_hidden in &settings.widths {
         for &threads in &settings.threads {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
+            let pool = tensor::pool::pool_builder(threads)
                 .build()
                 .context("cannot build the rayon pool")?;
             let measured = pool.install(|| measure(settings, &splits.train, n_hidden))?;

@@ -93,8 +93,7 @@ fn provenance(opts: &Options<'_>) -> Result<Provenance> {
 }
 
 fn pool(jobs: usize) -> Result<rayon::ThreadPool> {
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(jobs.max(1))
+    tensor::pool::pool_builder(jobs)
         .build()
         .map_err(|e| ExperimentError::Threads(e.to_string()))
 }

@@ -101,8 +101,7 @@ where
     // the evaluation blocks of the trials still running (the last trials of
     // a search would otherwise leave a core idle). Results do not depend on
     // which thread computes a block.
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(jobs)
+    let pool = tensor::pool::pool_builder(jobs)
         .build()
         .map_err(|e| ExperimentError::Threads(e.to_string()))?;
     std::thread::scope(|scope| {

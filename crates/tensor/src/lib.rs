@@ -26,7 +26,8 @@
 //! blocks only (never by the reduction dimension), so every output element is
 //! computed by the same sequence of operations whatever the thread count, and
 //! results are bit-identical for 1 or N threads. Results do differ (in the
-//! last bits) between kernels.
+//! last bits) between kernels. [`pool::pool_builder`] builds pools whose
+//! workers keep a core each, so a split product really runs on two cores.
 //!
 //! Everything here is allocation-free in steady state: callers pass output
 //! buffers, and the GEMM packing buffers are per-thread and reused.
@@ -38,6 +39,7 @@ pub mod bench;
 mod gemm;
 mod kernel;
 mod ops;
+pub mod pool;
 pub mod reference;
 
 use ndarray::{ArrayView2, ArrayViewMut2, LinalgScalar};

@@ -151,8 +151,7 @@ pub fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> Result<Report, 
     std::env::set_var("MATMUL_NUM_THREADS", "1");
     let load_before = clock::load_average();
     let pool = |n: usize| {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(n)
+        crate::pool::pool_builder(n)
             .build()
             .map_err(|e| BenchError(format!("building a {n}-thread pool: {e}")))
     };
