@@ -57,10 +57,7 @@ fn best(flops: f64, threads: usize, mut f: impl FnMut()) -> (f64, f64) {
 fn run<T: Element>(args: &[usize]) {
     let (m, k, n, ta, tb) = (args[0], args[1], args[2], args[3] == 1, args[4] == 1);
     let threads = args.get(5).copied().unwrap_or(1);
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .unwrap();
+    let pool = tensor::pool::pool_builder(threads).build().unwrap();
     let fill = |r, c| {
         Array2::from_shape_fn((r, c), |(i, j)| {
             T::from(((i * 7 + j * 13) % 17) as f64 / 17.0 - 0.5).unwrap()

@@ -829,8 +829,12 @@ unsafe fn pack_bt_512_f64_inner(
     }
 }
 
-/// AVX-512 A packer for f32 (`MR <= 16`): one masked gather of the `rows`
-/// row values per reduction step.
+/// AVX-512 A packer for f32 (`MR <= 16`): for each block of 16 reduction
+/// steps, the `rows` rows are loaded as whole vectors, transposed 16 x 16
+/// in registers and stored `MR` lanes a step; the last `k % 16` steps take
+/// one masked gather each. (A gather a step cost 13% of a
+/// 10000x3072x1024 product's time on Zen 5; the transposes read each row
+/// as whole cache lines.)
 ///
 /// # Safety
 /// The contract of [`MicroKernel::pack_a_rows`].
@@ -850,13 +854,14 @@ unsafe fn pack_a_512_f32(
     }
     // SAFETY: the caller guarantees the features and the readable rows
     // (lanes >= rows are masked off); dst's length is checked.
-    unsafe { pack_a_512_f32_inner(src, k, rows, mr, dst.as_mut_ptr(), idx) };
+    unsafe { pack_a_512_f32_inner(src, rsa, k, rows, mr, dst.as_mut_ptr(), idx) };
     true
 }
 
 #[target_feature(enable = "avx512f")]
 unsafe fn pack_a_512_f32_inner(
     src: *const f32,
+    rsa: isize,
     k: usize,
     rows: usize,
     mr: usize,
@@ -868,7 +873,22 @@ unsafe fn pack_a_512_f32_inner(
     let load = lane_mask(rows);
     let store = lane_mask(mr);
     let zero = _mm512_setzero_ps();
-    for p in 0..k {
+    let k16 = k / 16 * 16;
+    for p in (0..k16).step_by(16) {
+        let mut r = [zero; 16];
+        for (i, v) in r.iter_mut().enumerate().take(rows) {
+            // SAFETY: row i < rows, elements p..p + 16 <= k.
+            *v = unsafe { _mm512_loadu_ps(src.offset(i as isize * rsa).add(p)) };
+        }
+        // SAFETY: this function is compiled with avx512f.
+        let o = unsafe { transpose_16x16(r) };
+        for (q, v) in o.iter().enumerate() {
+            // SAFETY: lanes < mr of row p + q < k of dst (k * mr elements);
+            // lanes >= rows hold the zero rows' zeros.
+            unsafe { _mm512_mask_storeu_ps(dst.add((p + q) * mr), store, *v) };
+        }
+    }
+    for p in k16..k {
         // SAFETY: enabled lanes read `src + r * rsa + p` with r < rows; the
         // store writes lanes < mr of row p of dst (k * mr elements).
         unsafe {
