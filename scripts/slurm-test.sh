@@ -190,7 +190,9 @@ done
 say "PASS: the array's table equals the local --jobs 1 table (timing column apart)"
 
 # 2. A worker cancelled mid-trial: its trial is taken over and redone.
-write_config slow 1500
+# 6000 steps: about 2 s a trial on a Zen 5 (1500 steps took 0.5 s there and
+# finished before a cancel 1 s after the claim).
+write_config slow 6000
 "$xtask" coarse-search --config "$work/slow.toml" --data-dir "$work/data" \
     --results-dir "$work/local" --jobs 2 >"$work/local-slow.log"
 lease=4
@@ -204,7 +206,7 @@ for _ in $(seq 1200); do
 done
 [ -n "$claim" ] || { say "task ${wid}_1 never claimed a trial"; exit 1; }
 trial="$(basename "$claim" | sed 's/\.claim\..*//')"
-sleep 1   # well inside the trial (seconds long)
+sleep 0.2   # well inside the trial (seconds long)
 [ ! -f "$runs/$trial/summary.csv" ] || { say "$trial finished before the cancel"; exit 1; }
 t_cancel="$(now)"
 scancel "${wid}_1"
