@@ -64,16 +64,21 @@ unsafe fn transpose_4x4(r: [__m256d; 4]) -> [__m256d; 4] {
     }
 }
 
-/// Reduction rows the f32 transposing packer reads from one half (8
-/// columns) of a panel before it turns to the other half. Columns a
-/// multiple of 4 KiB apart (a 3072-wide `W1`: 12 KiB) all fall in one L1
-/// set; reading all 16 at once evicts each line before its second half is
-/// used, so such a panel is read 8 columns at a time for 64 rows (2.2x
-/// slower packing measured otherwise, `6x3072x256` vs `6x3000x256`).
-/// Other strides read all 16 columns per 8 rows. Only the order of the
-/// copies changes, never a value.
-fn rows_per_half(csb: isize, size: usize) -> usize {
-    if (csb.unsigned_abs() * size).is_multiple_of(4096) {
+/// Whether columns `csb` elements of `size` bytes apart alias in L1: a
+/// multiple of 4 KiB apart (a 3072-wide `W1`: 12 KiB), all of a panel's
+/// columns fall in one L1 set, and reading them all at once evicts each
+/// line before its second half is used.
+pub(super) fn aliases_in_l1(csb: isize, size: usize) -> bool {
+    (csb.unsigned_abs() * size).is_multiple_of(4096)
+}
+
+/// Reduction rows the f32 transposing packer reads from one group of 8
+/// columns of a panel before it turns to the next group: 64 when the
+/// columns alias in L1 (2.2x slower packing measured otherwise on Zen 3,
+/// `6x3072x256` vs `6x3000x256`), else 8 (all columns per 8 rows). Only
+/// the order of the copies changes, never a value.
+fn rows_per_group(csb: isize, size: usize) -> usize {
+    if aliases_in_l1(csb, size) {
         64
     } else {
         8
@@ -93,46 +98,70 @@ pub(super) unsafe fn pack_bt_f32(
     width: usize,
     dst: &mut [f32],
 ) -> bool {
-    if dst.len() < k * 16 || width > 16 || width == 0 {
+    // SAFETY: forwarded contract.
+    unsafe { pack_bt_f32_panel::<16>(src, csb, k, width, dst) }
+}
+
+/// [`pack_bt_f32`] for panels of `NR` columns (a multiple of 8), read in
+/// groups of 8 columns: the AVX-512 kernels' 32-column panels use it when
+/// their columns alias in L1 (see [`aliases_in_l1`]).
+///
+/// # Safety
+/// The contract of [`super::MicroKernel::pack_b_transposed`] for an
+/// `NR`-column panel; the CPU supports AVX2.
+pub(super) unsafe fn pack_bt_f32_panel<const NR: usize>(
+    src: *const f32,
+    csb: isize,
+    k: usize,
+    width: usize,
+    dst: &mut [f32],
+) -> bool {
+    if dst.len() < k * NR || width > NR || width == 0 || !NR.is_multiple_of(8) {
         return false;
     }
     // SAFETY: the caller guarantees the features and that column j < width
     // is readable for k elements; dst's length is checked.
-    unsafe { pack_bt_f32_inner(src, csb, k, width, dst.as_mut_ptr()) };
+    unsafe { pack_bt_f32_inner::<NR>(src, csb, k, width, dst.as_mut_ptr()) };
     true
 }
 
 #[target_feature(enable = "avx2")]
-unsafe fn pack_bt_f32_inner(src: *const f32, csb: isize, k: usize, width: usize, dst: *mut f32) {
+unsafe fn pack_bt_f32_inner<const NR: usize>(
+    src: *const f32,
+    csb: isize,
+    k: usize,
+    width: usize,
+    dst: *mut f32,
+) {
     let k8 = k / 8 * 8;
     let zero = _mm256_setzero_ps();
-    let chunk = rows_per_half(csb, std::mem::size_of::<f32>());
+    let chunk = rows_per_group(csb, std::mem::size_of::<f32>());
     for p0 in (0..k8).step_by(chunk) {
-        for half in 0..2 {
-            let cols = width.saturating_sub(8 * half).min(8);
+        for group in 0..NR / 8 {
+            let cols = width.saturating_sub(8 * group).min(8);
             for p in (p0..k8.min(p0 + chunk)).step_by(8) {
                 let mut r = [zero; 8];
                 for (j, v) in r.iter_mut().enumerate().take(cols) {
-                    // SAFETY: column 8 * half + j < width, rows p..p + 8 <= k.
+                    // SAFETY: column 8 * group + j < width, rows p..p + 8 <= k.
                     *v = unsafe {
-                        _mm256_loadu_ps(src.offset((8 * half + j) as isize * csb).add(p))
+                        _mm256_loadu_ps(src.offset((8 * group + j) as isize * csb).add(p))
                     };
                 }
                 // SAFETY: this function is compiled with avx2.
                 let o = unsafe { transpose_8x8(r) };
                 for (q, v) in o.iter().enumerate() {
-                    // SAFETY: row p + q < k of dst (k * 16 elements), lanes 8 * half ..+8.
-                    unsafe { _mm256_storeu_ps(dst.add((p + q) * 16 + 8 * half), *v) };
+                    // SAFETY: row p + q < k of dst (k * NR elements), lanes 8 * group ..+8.
+                    unsafe { _mm256_storeu_ps(dst.add((p + q) * NR + 8 * group), *v) };
                 }
             }
         }
     }
     for p in k8..k {
-        for j in 0..16 {
+        for j in 0..NR {
             // SAFETY: j < width reads column j at row p < k; row p of dst
-            // is inside its k * 16 elements.
+            // is inside its k * NR elements.
             unsafe {
-                *dst.add(p * 16 + j) = if j < width {
+                *dst.add(p * NR + j) = if j < width {
                     *src.offset(j as isize * csb).add(p)
                 } else {
                     0.0
