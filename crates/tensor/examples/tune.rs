@@ -2,7 +2,8 @@
 //!
 //! `cargo run -p tensor --release --example tune -- M K N TA TB [threads]`
 //! (TA / TB = 1: pass that operand as a transposed view). Environment:
-//! `F64=1` for f64; `BLOCKED=1` times ours without the direct small-product
+//! `F64=1` for f64; `BETA=x` accumulates into C (`C = AB + x C`, as the
+//! weight gradients do with 0.999; default 0); `BLOCKED=1` times ours without the direct small-product
 //! path (`gemm_blocked_with_kernel`); `FIXED=calls` runs exactly that many products of ours
 //! (or of matrixmultiply with `MM=1`) and prints their flops, for
 //! `perf stat -e task-clock` (CPU time is robust on a busy machine);
@@ -70,20 +71,17 @@ fn run<T: Element>(args: &[usize]) {
     let mut c = Array2::<T>::zeros((m, n));
     let flops = 2.0 * (m * n * k) as f64;
     let blocked = std::env::var("BLOCKED").is_ok();
+    let beta = std::env::var("BETA")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .map_or(T::zero(), |b| T::from(b).unwrap());
     let ours = |c: &mut Array2<T>| {
         if blocked {
             let kernel = tensor::Kernel::detect();
-            tensor::gemm_blocked_with_kernel(
-                kernel,
-                T::one(),
-                &av,
-                &bv,
-                T::zero(),
-                &mut c.view_mut(),
-            )
-            .expect("detected kernel");
+            tensor::gemm_blocked_with_kernel(kernel, T::one(), &av, &bv, beta, &mut c.view_mut())
+                .expect("detected kernel");
         } else {
-            tensor::gemm(T::one(), &av, &bv, T::zero(), &mut c.view_mut());
+            tensor::gemm(T::one(), &av, &bv, beta, &mut c.view_mut());
         }
     };
     if let Some(calls) = std::env::var("FIXED")
@@ -94,7 +92,7 @@ fn run<T: Element>(args: &[usize]) {
         pool.install(|| {
             for _ in 0..calls {
                 if use_mm {
-                    ndarray::linalg::general_mat_mul(T::one(), &av, &bv, T::zero(), &mut c);
+                    ndarray::linalg::general_mat_mul(T::one(), &av, &bv, beta, &mut c);
                 } else {
                     ours(&mut c);
                 }
@@ -105,7 +103,7 @@ fn run<T: Element>(args: &[usize]) {
     }
     let ours = pool.install(|| best(flops, threads, || ours(&mut c)));
     let mm = best(flops, 1, || {
-        ndarray::linalg::general_mat_mul(T::one(), &av, &bv, T::zero(), &mut c)
+        ndarray::linalg::general_mat_mul(T::one(), &av, &bv, beta, &mut c)
     });
     let is_f64 = std::mem::size_of::<T>() == 8;
     let peak = tensor::measure_fma_peak(tensor::Kernel::detect(), is_f64, 0.2).unwrap_or(f64::NAN);
