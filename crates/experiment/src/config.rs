@@ -215,7 +215,7 @@ pub fn parse<T: DeserializeOwned + Validate>(text: &str, path: &Path) -> Result<
         let message = e.to_string().trim_end().to_string();
         ConfigError::Parse {
             path: path.to_path_buf(),
-            message: match key_of_bad_value(text, e.message()) {
+            message: match key_of_bad_value(text, e.message(), table_at(text, e.span())) {
                 Some(key) => format!("`{key}`: {}\n{message}", e.message()),
                 None => message,
             },
@@ -225,12 +225,21 @@ pub fn parse<T: DeserializeOwned + Validate>(text: &str, path: &Path) -> Result<
     Ok(config)
 }
 
+/// The name of the table whose header (`[train]`, `[train.schedule]`) an
+/// error's span covers, if it covers one.
+fn table_at(text: &str, span: Option<std::ops::Range<usize>>) -> Option<&str> {
+    let header = text.get(span?)?.trim();
+    let name = header.strip_prefix('[')?.split(']').next()?;
+    Some(name.trim_matches(|c: char| c == '[' || c.is_whitespace()))
+}
+
 /// The dotted key holding the value a serde error quotes (`integer `-5``,
-/// `string "fifty"`, ...), when exactly one key holds it. A run's `[train]`
-/// table is read through serde's `flatten`, which loses the key's position:
-/// the parser then points at the table, and this names the key.
-fn key_of_bad_value(text: &str, error: &str) -> Option<String> {
-    let table: toml::Table = text.parse().ok()?;
+/// `string "fifty"`, `boolean `true``, ...), when exactly one key holds it,
+/// or exactly one inside `table` (the table the parser points at). A run's
+/// `[train]` table is read through serde's `flatten`, which loses the key's
+/// position: the parser then points at the table, and this names the key.
+fn key_of_bad_value(text: &str, error: &str, table: Option<&str>) -> Option<String> {
+    let parsed: toml::Table = text.parse().ok()?;
     let quoted = |open: &str, close: char| -> Option<String> {
         let start = error.find(open)? + open.len();
         let end = start + error[start..].find(close)?;
@@ -248,7 +257,13 @@ fn key_of_bad_value(text: &str, error: &str) -> Option<String> {
         return None;
     };
     let mut found = Vec::new();
-    find_value(&table, "", &wanted, &mut found);
+    find_value(&parsed, "", &wanted, &mut found);
+    if found.len() > 1 {
+        if let Some(table) = table {
+            let prefix = format!("{table}.");
+            found.retain(|key| key.starts_with(&prefix));
+        }
+    }
     (found.len() == 1).then(|| found.remove(0))
 }
 
@@ -656,6 +671,25 @@ mod tests {
             err.contains("`train.schedule.n_s`") && err.contains("-5"),
             "{err}"
         );
+        // A value other keys also hold (`evaluate_test = true` beside a
+        // boolean where a count belongs) is named by the table the parser
+        // points at.
+        assert!(clr_1cycle_text().contains("evaluate_test = true"));
+        for (old, new, key) in [
+            ("n_hidden = 50", "n_hidden = true", "`train.n_hidden`"),
+            (
+                "curve_train_rows = \"all\"",
+                "curve_train_rows = true",
+                "`train.curve_train_rows`",
+            ),
+        ] {
+            assert!(clr_1cycle_text().contains(old), "{old}");
+            let text = clr_1cycle_text().replace(old, new);
+            let err = parse::<RunConfig>(&text, Path::new("exp.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key), "{err}");
+        }
     }
 
     /// Every shipped `[train]` writes `curve_train_rows` out, and the configs
