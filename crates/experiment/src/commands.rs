@@ -116,7 +116,8 @@ pub fn train_config(mut config: RunConfig, opts: &Options<'_>) -> Result<RunSumm
     config.provenance = Some(provenance(opts)?);
     let dir = opts.results_dir.join(&config.name);
     let mut progress =
-        RunProgress::new(&config.name, run::n_steps(&config.train.settings.schedule));
+        RunProgress::new(&config.name, run::n_steps(&config.train.settings.schedule))
+            .with_train_rows(splits.train.len());
     let result = pool(opts.jobs)?.install(|| run::execute(&splits, &config, &dir, &mut progress));
     progress.finish();
     let summary = result?;

@@ -18,6 +18,9 @@ pub struct RunProgress {
     name: String,
     bar: Option<ProgressBar>,
     last: String,
+    /// Rows of the training split, when known: points evaluated on fewer
+    /// (`curve_train_rows`) say so.
+    train_rows: Option<usize>,
 }
 
 impl RunProgress {
@@ -40,7 +43,43 @@ impl RunProgress {
             name: name.to_string(),
             bar,
             last: String::new(),
+            train_rows: None,
         }
+    }
+
+    /// The same display, told that the training split has `total` rows, so
+    /// that a point whose training figures are on its first rows only
+    /// (`curve_train_rows`) says how many.
+    pub fn with_train_rows(mut self, total: usize) -> Self {
+        self.train_rows = Some(total);
+        self
+    }
+
+    /// `train`, or `train (first N of T rows)` for a point evaluated on a
+    /// head of the training split.
+    fn train_label(&self, point: &CurvePoint) -> String {
+        match self.train_rows {
+            Some(total) if point.train_rows < total => {
+                format!("train (first {} of {total} rows)", point.train_rows)
+            }
+            _ => "train".to_string(),
+        }
+    }
+
+    /// The line printed for a recorded point off a terminal.
+    fn plain_line(&self, point: &CurvePoint, n_steps: u64) -> String {
+        format!(
+            "{}: step {}/{} eta {:.3e} {} cost {:.4} acc {:.4} | val cost {:.4} acc {:.4}",
+            self.name,
+            point.step,
+            n_steps,
+            point.eta,
+            self.train_label(point),
+            point.train.cost,
+            point.train.accuracy,
+            point.validation.cost,
+            point.validation.accuracy
+        )
     }
 
     /// Remove the bar (the caller prints the summary).
@@ -62,23 +101,14 @@ impl Observer for RunProgress {
     }
 
     fn on_record(&mut self, point: &CurvePoint, n_steps: u64) {
+        let train = self.train_label(point);
         self.last = format!(
-            " cost train {:.4} val {:.4}",
+            " cost {train} {:.4} val {:.4}",
             point.train.cost, point.validation.cost
         );
         match &self.bar {
             Some(bar) => bar.set_message(format!("eta {:.2e}{}", point.eta, self.last)),
-            None => println!(
-                "{}: step {}/{} eta {:.3e} train cost {:.4} acc {:.4} | val cost {:.4} acc {:.4}",
-                self.name,
-                point.step,
-                n_steps,
-                point.eta,
-                point.train.cost,
-                point.train.accuracy,
-                point.validation.cost,
-                point.validation.accuracy
-            ),
+            None => println!("{}", self.plain_line(point, n_steps)),
         }
     }
 }
@@ -142,5 +172,47 @@ impl SearchProgress {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mlp::Evaluation;
+
+    fn point(train_rows: usize) -> CurvePoint {
+        let e = Evaluation {
+            cost: 1.5,
+            loss: 1.25,
+            accuracy: 0.5,
+        };
+        CurvePoint {
+            step: 10,
+            eta: 0.01,
+            train: e,
+            train_rows,
+            validation: e,
+        }
+    }
+
+    #[test]
+    fn a_point_on_a_head_of_the_training_split_says_how_many_rows() {
+        let progress = RunProgress::new("run", 100).with_train_rows(45000);
+        let head = progress.plain_line(&point(5000), 100);
+        assert!(
+            head.contains("train (first 5000 of 45000 rows) cost 1.5000 acc 0.5000"),
+            "{head}"
+        );
+        let all = progress.plain_line(&point(45000), 100);
+        assert!(
+            all.contains(" train cost 1.5000") && !all.contains("first"),
+            "{all}"
+        );
+        // Not told the split's size: plain `train`, as before.
+        let unknown = RunProgress::new("run", 100).plain_line(&point(5000), 100);
+        assert!(
+            unknown.contains(" train cost") && !unknown.contains("first"),
+            "{unknown}"
+        );
     }
 }
