@@ -81,7 +81,10 @@ pub fn run(settings: &Settings) -> anyhow::Result<Vec<Measured>> {
             let pool = tensor::pool::pool_builder(threads)
                 .build()
                 .context("cannot build the rayon pool")?;
-            let measured = pool.install(|| measure(settings, &splits.train, n_hidden))?;
+            // As `cargo xtask train` runs one training: small products split.
+            let measured = pool.install(|| {
+                tensor::with_small_products_split(|| measure(settings, &splits.train, n_hidden))
+            })?;
             out.push(Measured {
                 threads,
                 ..measured

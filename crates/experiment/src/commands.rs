@@ -118,7 +118,10 @@ pub fn train_config(mut config: RunConfig, opts: &Options<'_>) -> Result<RunSumm
     let mut progress =
         RunProgress::new(&config.name, run::n_steps(&config.train.settings.schedule))
             .with_train_rows(splits.train.len());
-    let result = pool(opts.jobs)?.install(|| run::execute(&splits, &config, &dir, &mut progress));
+    // The pool runs this training alone: its step's products split too.
+    let result = pool(opts.jobs)?.install(|| {
+        tensor::with_small_products_split(|| run::execute(&splits, &config, &dir, &mut progress))
+    });
     progress.finish();
     let summary = result?;
     run::write_summary(&dir, &summary)?;

@@ -44,6 +44,7 @@ pub mod reference;
 
 use ndarray::{ArrayView2, ArrayViewMut2, LinalgScalar};
 
+pub use gemm::with_small_products_split;
 pub use kernel::{available_kernels, measure_fma_peak, Kernel, KernelError, ALL_KERNELS};
 pub use ops::{
     add_bias, add_bias_relu, argmax_rows, column_sums, relu_backward, softmax_cross_entropy,
