@@ -85,26 +85,12 @@ fn rows_per_group(csb: isize, size: usize) -> usize {
     }
 }
 
-/// AVX2 transposing packer for f32 panels of 16 columns (see
-/// [`super::MicroKernel::pack_b_transposed`]): 8 x 8 in-register transposes
-/// for each block of 8 reduction rows, scalar code for the last `k % 8`.
-///
-/// # Safety
-/// The contract of [`super::MicroKernel::pack_b_transposed`].
-pub(super) unsafe fn pack_bt_f32(
-    src: *const f32,
-    csb: isize,
-    k: usize,
-    width: usize,
-    dst: &mut [f32],
-) -> bool {
-    // SAFETY: forwarded contract.
-    unsafe { pack_bt_f32_panel::<16>(src, csb, k, width, dst) }
-}
-
-/// [`pack_bt_f32`] for panels of `NR` columns (a multiple of 8), read in
-/// groups of 8 columns: the AVX-512 kernels' 32-column panels use it when
-/// their columns alias in L1 (see [`aliases_in_l1`]).
+/// AVX2 transposing packer for f32 panels of `NR` columns, a multiple of
+/// 8 (see [`super::MicroKernel::pack_b_transposed`]): 8 x 8 in-register
+/// transposes for each group of 8 columns and block of 8 reduction rows,
+/// scalar code for the last `k % 8`. The AVX2 kernels' 16-column panels
+/// use it, and the AVX-512 kernels' 32-column ones when their columns
+/// alias in L1 (see [`aliases_in_l1`]).
 ///
 /// # Safety
 /// The contract of [`super::MicroKernel::pack_b_transposed`] for an
@@ -186,7 +172,7 @@ pub(super) unsafe fn pack_bt_f64(
     if dst.len() < k * 8 || width > 8 || width == 0 {
         return false;
     }
-    // SAFETY: as for `pack_bt_f32`.
+    // SAFETY: as for `pack_bt_f32_panel`.
     unsafe { pack_bt_f64_inner(src, csb, k, width, dst.as_mut_ptr()) };
     true
 }

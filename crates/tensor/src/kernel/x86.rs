@@ -508,7 +508,7 @@ wrappers!(
     8,
     avx2_f32_rows,
     avx2_f32_cols,
-    avx2::pack_bt_f32,
+    avx2::pack_bt_f32_panel::<16>,
     avx2::pack_a_f32,
     avx2::pack_rows_f32,
     (0, 0),
