@@ -81,7 +81,13 @@ impl Kernel {
         match self {
             Kernel::Portable => true,
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx512 => std::arch::is_x86_feature_detected!("avx512f"),
+            // Every AVX-512 CPU also has AVX2 and FMA; the AVX-512 kernels
+            // call AVX2 packers (aliased transposed panels), so say so.
+            Kernel::Avx512 => {
+                std::arch::is_x86_feature_detected!("avx512f")
+                    && std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
+            }
             #[cfg(target_arch = "x86_64")]
             Kernel::Avx2 => {
                 std::arch::is_x86_feature_detected!("avx2")

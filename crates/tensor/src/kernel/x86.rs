@@ -734,8 +734,9 @@ unsafe fn pack_bt_512_f32(
     }
     if avx2::aliases_in_l1(csb, std::mem::size_of::<f32>()) {
         // Sixteen columns in one L1 set overflow its ways (8 on Zen 4);
-        // the AVX2 packer reads 8 at a time (an AVX-512 CPU has AVX2).
-        // SAFETY: forwarded contract.
+        // the AVX2 packer reads 8 at a time.
+        // SAFETY: forwarded contract; `Kernel::Avx512` is available only
+        // with AVX2 too (`Kernel::is_available`).
         return unsafe { avx2::pack_bt_f32_panel::<32>(src, csb, k, width, dst) };
     }
     // SAFETY: the caller guarantees the features and the readable source
