@@ -22,11 +22,18 @@ pub struct Args {
     /// Only shapes whose name contains this text (e.g. `forward`).
     #[arg(long)]
     pub only: Option<String>,
+    /// Also time OpenBLAS from this shared library, in the same round
+    /// robin: Debian's `/usr/lib/x86_64-linux-gnu/libopenblas.so.0`
+    /// (`apt-get install libopenblas0`) or NumPy's
+    /// `numpy.libs/libscipy_openblas64_*.so` (`pip install numpy`).
+    #[arg(long, value_name = "LIBRARY")]
+    pub openblas: Option<PathBuf>,
 }
 
 /// Run the command: the table to stdout, the CSV atomically to `<results>/bench/kernels.csv`.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let options = Options::new(args.samples, args.sample_ms, args.kernel, args.only);
+    let options = Options::new(args.samples, args.sample_ms, args.kernel, args.only)
+        .with_openblas(args.openblas);
     let report = bench::run(&options, &mut |line| eprintln!("{line}"))?;
     print!("{}", report.table());
     let path = super::paths::results_dir(args.results_dir).join("bench/kernels.csv");

@@ -12,12 +12,16 @@
 //! in the same run, so "% of peak" stays meaningful under load.
 
 mod clock;
+mod openblas;
 mod shapes;
 mod table;
 mod timing;
 
+use std::path::PathBuf;
+
 use ndarray::{Array2, ArrayView2};
 
+pub use openblas::OpenBlas;
 pub use shapes::{Shape, SHAPES};
 
 use crate::{Element, Kernel};
@@ -34,6 +38,8 @@ pub struct Options {
     pub kernel: Option<Kernel>,
     /// Only shapes whose name contains this text.
     pub only: Option<String>,
+    /// An OpenBLAS shared library to time beside ours (see [`OpenBlas`]).
+    pub openblas: Option<PathBuf>,
 }
 
 impl Options {
@@ -49,6 +55,15 @@ impl Options {
             sample_ms,
             kernel,
             only,
+            openblas: None,
+        }
+    }
+
+    /// The same options, also timing the OpenBLAS at `path`.
+    pub fn with_openblas(self, path: Option<PathBuf>) -> Options {
+        Options {
+            openblas: path,
+            ..self
         }
     }
 }
@@ -109,6 +124,12 @@ pub struct Row {
     /// Ours on 1 thread without the direct small-product path (NaN at and
     /// above [`SMALL_FLOPS`], where the paths are the same).
     pub blocked_1t: Rate,
+    /// OpenBLAS on 1 thread (NaN without `--openblas`).
+    pub openblas_1t: Rate,
+    /// OpenBLAS on 2 of its own threads; by wall time only (its CPU
+    /// figure is NaN: OpenBLAS itself decides how many threads a product
+    /// gets, so CPU seconds cannot be turned into a per-core rate).
+    pub openblas_2t: Rate,
 }
 
 /// Everything one run measured.
@@ -120,6 +141,8 @@ pub struct Report {
     pub load: (String, String),
     /// The kernel timed as "ours".
     pub kernel: Kernel,
+    /// The OpenBLAS timed beside ours, if any: its identity and path.
+    pub openblas: Option<String>,
     /// Samples per figure.
     pub samples: usize,
     /// FMA peak for f32 and f64.
@@ -156,6 +179,18 @@ pub fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> Result<Report, 
             .map_err(|e| BenchError(format!("building a {n}-thread pool: {e}")))
     };
     let pools = [pool(1)?, pool(2)?];
+    let openblas = options
+        .openblas
+        .as_deref()
+        .map(OpenBlas::load)
+        .transpose()?;
+    if let Some(ob) = &openblas {
+        progress(&format!(
+            "timing {} from {} too",
+            ob.identity,
+            ob.path.display()
+        ));
+    }
     progress(&format!(
         "measuring the FMA peak ({} vectors) ...",
         kernel.name()
@@ -169,9 +204,9 @@ pub fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> Result<Report, 
     for shape in SHAPES.iter().filter(|s| s.name.contains(only)) {
         for is_f64 in [false, true] {
             let row = if is_f64 {
-                bench_shape::<f64>(options, kernel, &pools, shape, "f64")?
+                bench_shape::<f64>(options, kernel, &pools, openblas.as_ref(), shape, "f64")?
             } else {
-                bench_shape::<f32>(options, kernel, &pools, shape, "f32")?
+                bench_shape::<f32>(options, kernel, &pools, openblas.as_ref(), shape, "f32")?
             };
             progress(&table::format_row(&row, &peaks));
             rows.push(row);
@@ -181,6 +216,7 @@ pub fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> Result<Report, 
         cpu_model: clock::cpu_model(),
         load: (load_before, clock::load_average()),
         kernel,
+        openblas: openblas.map(|ob| format!("{} from {}", ob.identity, ob.path.display())),
         samples: options.samples,
         peaks,
         rows,
@@ -204,6 +240,7 @@ fn bench_shape<T: Element>(
     options: &Options,
     kernel: Kernel,
     pools: &[rayon::ThreadPool; 2],
+    openblas: Option<&OpenBlas>,
     shape: &Shape,
     dtype: &'static str,
 ) -> Result<Row, BenchError> {
@@ -238,12 +275,19 @@ fn bench_shape<T: Element>(
     let mut c = Array2::<T>::zeros((m, n));
     crate::gemm_with_kernel(kernel, T::one(), &a, &b, T::zero(), &mut c.view_mut())
         .map_err(|e| BenchError(e.to_string()))?;
-    check_close(&c.view(), &c_mm.view(), k).map_err(|e| {
+    let disagrees = |who: &str, e: String| {
         BenchError(format!(
-            "{} {dtype}: ours disagrees with matrixmultiply: {e}",
+            "{} {dtype}: {who} disagrees with matrixmultiply: {e}",
             shape.name
         ))
-    })?;
+    };
+    check_close(&c.view(), &c_mm.view(), k).map_err(|e| disagrees("ours", e))?;
+    if let Some(ob) = openblas {
+        let mut c_ob = Array2::<T>::zeros((m, n));
+        ob.set_threads(1);
+        ob.gemm(T::one(), &a, &b, T::zero(), &mut c_ob.view_mut())?;
+        check_close(&c_ob.view(), &c_mm.view(), k).map_err(|e| disagrees("OpenBLAS", e))?;
+    }
 
     let ours = |pool: &rayon::ThreadPool, c: &mut Array2<T>, reps: usize, direct: bool| {
         pool.install(|| {
@@ -258,7 +302,8 @@ fn bench_shape<T: Element>(
             }
         })
     };
-    let (mut c1, mut c2, mut c3) = (c.clone(), c.clone(), c);
+    let (mut c1, mut c2, mut c3) = (c.clone(), c.clone(), c.clone());
+    let (mut c4, mut c5) = (c.clone(), c);
     let mut ours_1t = |reps| ours(&pools[0], &mut c1, reps, true);
     let mut ours_2t = |reps| ours(&pools[1], &mut c2, reps, true);
     let small = flops < SMALL_FLOPS;
@@ -273,6 +318,17 @@ fn bench_shape<T: Element>(
             std::hint::black_box(a.dot(&b));
         }
     };
+    let ob = |threads: usize, c: &mut Array2<T>, reps| {
+        if let Some(ob) = openblas {
+            ob.set_threads(threads);
+            for _ in 0..reps {
+                ob.gemm(T::one(), &a, &b, beta, &mut c.view_mut())
+                    .expect("checked above");
+            }
+        }
+    };
+    let mut ob_1t = |reps| ob(1, &mut c4, reps);
+    let mut ob_2t = |reps| ob(2, &mut c5, reps);
     // The threads ours really uses in the 2-thread pool (small products stay on one).
     let threads_2t = pools[1].install(|| crate::gemm::threads_for(m, k, n));
     let mut contenders = vec![
@@ -283,6 +339,10 @@ fn bench_shape<T: Element>(
     ];
     if small {
         contenders.push(Contender::new(1, &mut blocked_1t));
+    }
+    if openblas.is_some() {
+        contenders.push(Contender::new(1, &mut ob_1t));
+        contenders.push(Contender::new(2, &mut ob_2t));
     }
     let samples = if flops > BIG_FLOPS {
         options.samples.min(BIG_SAMPLES)
@@ -295,6 +355,14 @@ fn bench_shape<T: Element>(
         options.sample_ms as f64 / 1e3,
         &mut contenders,
     );
+    let mut rest = rates[4..].iter().copied();
+    let mut next = |present: bool| present.then(|| rest.next()).flatten().unwrap_or(Rate::NAN);
+    let blocked_1t = next(small);
+    let openblas_1t = next(openblas.is_some());
+    let openblas_2t = Rate {
+        cpu: f64::NAN,
+        ..next(openblas.is_some())
+    };
     Ok(Row {
         shape: *shape,
         dtype,
@@ -302,7 +370,9 @@ fn bench_shape<T: Element>(
         ours_2t: rates[1],
         matrixmultiply: rates[2],
         ndarray_dot: rates[3],
-        blocked_1t: rates.get(4).copied().unwrap_or(Rate::NAN),
+        blocked_1t,
+        openblas_1t,
+        openblas_2t,
     })
 }
 
@@ -363,11 +433,14 @@ mod tests {
             matrixmultiply: rate,
             ndarray_dot: rate,
             blocked_1t: Rate::NAN,
+            openblas_1t: Rate::NAN,
+            openblas_2t: Rate::NAN,
         };
         let report = Report {
             cpu_model: "Some CPU, 2 cores".into(),
             load: ("1".into(), "2".into()),
             kernel: Kernel::Portable,
+            openblas: None,
             samples: 3,
             peaks: [peak, peak],
             rows: vec![row("f32"), row("f64")],
@@ -385,5 +458,36 @@ mod tests {
         );
         let table = report.table();
         assert!(table.contains("Some CPU, 2 cores") && table.contains("wgrad G^T*X"));
+        assert!(!table.contains("ours/ob"), "no OpenBLAS columns without it");
+
+        // With OpenBLAS: its identity in the header and the CSV, its
+        // columns in the table, and the CSV still rectangular.
+        let ob_rate = Rate {
+            wall: 4.0,
+            cpu: 8.0,
+        };
+        let report = Report {
+            openblas: Some("OpenBLAS 0.3.31, (core Zen)".into()),
+            rows: vec![Row {
+                openblas_1t: ob_rate,
+                openblas_2t: ob_rate,
+                ..row("f32")
+            }],
+            ..report
+        };
+        let csv = report.csv();
+        let lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(lines[0].split(',').count(), fields);
+        assert_eq!(lines[1].split(',').count(), fields, "{csv}");
+        assert!(lines[1].contains(",OpenBLAS 0.3.31  (core Zen),"), "{csv}");
+        let table = report.table();
+        assert!(
+            table.contains("OpenBLAS: OpenBLAS 0.3.31, (core Zen)"),
+            "{table}"
+        );
+        // ours/ob = 2.0 / 8.0 by CPU time on 1 thread.
+        let row = table.lines().last().unwrap();
+        assert!(row.contains(" 0.25 "), "{table}");
+        assert!(table.lines().any(|l| l.contains("ours/ob")), "{table}");
     }
 }

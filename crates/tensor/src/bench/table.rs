@@ -4,22 +4,50 @@ use std::fmt::Write as _;
 
 use super::{Peak, Rate, Report, Row, BIG_FLOPS, BIG_SAMPLES, SMALL_FLOPS};
 
-/// The column header of [`format_row`].
-fn header() -> String {
-    format!(
+/// The column header of [`format_row`] (with the OpenBLAS columns when
+/// `openblas`).
+fn header(openblas: bool) -> String {
+    let ob = if openblas {
+        format!(
+            " | {:>6} {:>6} | {:>6} | {:>7} {:>7} {:>6} {:>6}",
+            "ob1t", "ob2t", "ob1t", "ours/ob", "2t:o/ob", "obpk1t", "obpk2t"
+        )
+    } else {
+        String::new()
+    };
+    let ours = format!(
         "{:<21} {:>5} {:>5} {:>5} {:<4} | {:>6} {:>6} {:>6} {:>6} {:>6} | {:>6} {:>6} {:>6} {:>6} | {:>7} {:>5} {:>5} {:>5} {:>7}",
         "shape", "m", "k", "n", "type",
         "1t", "2t", "mm", "dot", "blk1t",
         "1t", "2t", "mm", "blk1t",
         "ours/mm", "2t/1t", "pk1t", "pk2t", "dir/blk"
-    )
+    );
+    ours + &ob
 }
 
-/// One row: wall-time GFLOP/s, CPU-time GFLOP/s, then the ratios.
+/// One row: wall-time GFLOP/s, CPU-time GFLOP/s, then the ratios; then,
+/// if OpenBLAS was timed, its wall-time and CPU-time GFLOP/s, ours over
+/// OpenBLAS on 1 thread (CPU time) and on 2 (wall time), and its share of
+/// the peak.
 pub(super) fn format_row(r: &Row, peaks: &[Peak; 2]) -> String {
     let peak = peaks[usize::from(r.dtype == "f64")];
     let s = r.shape;
-    format!(
+    let (ob1, ob2) = (r.openblas_1t, r.openblas_2t);
+    let ob = if ob1.wall.is_nan() {
+        String::new()
+    } else {
+        format!(
+            " | {:>6.1} {:>6.1} | {:>6.1} | {:>7.2} {:>7.2} {:>5.0}% {:>5.0}%",
+            ob1.wall,
+            ob2.wall,
+            ob1.cpu,
+            r.ours_1t.cpu / ob1.cpu,
+            r.ours_2t.wall / ob2.wall,
+            100.0 * ob1.cpu / peak.one.cpu,
+            100.0 * ob2.wall / peak.two.wall,
+        )
+    };
+    let ours = format!(
         "{:<21} {:>5} {:>5} {:>5} {:<4} | {:>6.1} {:>6.1} {:>6.1} {:>6.1} {:>6.1} | {:>6.1} {:>6.1} {:>6.1} {:>6.1} | {:>7.2} {:>5.2} {:>4.0}% {:>4.0}% {:>7.2}",
         s.name, s.m, s.k, s.n, r.dtype,
         r.ours_1t.wall, r.ours_2t.wall, r.matrixmultiply.wall, r.ndarray_dot.wall, r.blocked_1t.wall,
@@ -29,7 +57,8 @@ pub(super) fn format_row(r: &Row, peaks: &[Peak; 2]) -> String {
         100.0 * r.ours_1t.cpu / peak.one.cpu,
         100.0 * r.ours_2t.cpu / peak.two.cpu,
         r.ours_1t.cpu / r.blocked_1t.cpu,
-    )
+    );
+    ours + &ob
 }
 
 fn peak_line(name: &str, p: &Peak) -> String {
@@ -52,6 +81,14 @@ impl Report {
             self.load.0,
             self.load.1
         );
+        if let Some(ob) = &self.openblas {
+            let _ = writeln!(
+                out,
+                "OpenBLAS: {ob}; ob1t / ob2t = OpenBLAS on 1 / 2 of its threads, \
+                 ours/ob by CPU time (1 thread), 2t:o/ob = ours 2t over ob2t by wall time, \
+                 obpk1t by CPU time, obpk2t by wall time (vs the FMA peak)"
+            );
+        }
         let _ = writeln!(
             out,
             "FMA peak GFLOP/s by wall / CPU time: {}; {}",
@@ -72,7 +109,7 @@ impl Report {
             "{:<45}| {:^38} | {:^31} |",
             "", "wall-time GFLOP/s", "CPU-time GFLOP/s"
         );
-        let _ = writeln!(out, "{}", header());
+        let _ = writeln!(out, "{}", header(self.openblas.is_some()));
         for row in &self.rows {
             let _ = writeln!(out, "{}", format_row(row, &self.peaks));
         }
@@ -82,9 +119,9 @@ impl Report {
     /// Every figure as CSV (one line per row, peaks repeated per row).
     pub fn csv(&self) -> String {
         let mut out = String::from(
-            "shape,m,k,n,beta,dtype,kernel,cpu_model,\
-             ours_1t_wall,ours_2t_wall,mm_wall,dot_wall,blocked_1t_wall,\
-             ours_1t_cpu,ours_2t_cpu,mm_cpu,dot_cpu,blocked_1t_cpu,\
+            "shape,m,k,n,beta,dtype,kernel,cpu_model,openblas,\
+             ours_1t_wall,ours_2t_wall,mm_wall,dot_wall,blocked_1t_wall,openblas_1t_wall,openblas_2t_wall,\
+             ours_1t_cpu,ours_2t_cpu,mm_cpu,dot_cpu,blocked_1t_cpu,openblas_1t_cpu,openblas_2t_cpu,\
              peak_1t_wall,peak_2t_wall,peak_1t_cpu,peak_2t_cpu\n",
         );
         let rate = |r: Rate| format!("{:.2},", r.wall);
@@ -93,7 +130,7 @@ impl Report {
             let s = r.shape;
             let _ = write!(
                 out,
-                "{},{},{},{},{},{},{},{},",
+                "{},{},{},{},{},{},{},{},{},",
                 s.name,
                 s.m,
                 s.k,
@@ -101,7 +138,8 @@ impl Report {
                 s.beta,
                 r.dtype,
                 self.kernel.name(),
-                self.cpu_model.replace(',', " ")
+                self.cpu_model.replace(',', " "),
+                self.openblas.as_deref().unwrap_or("").replace(',', " ")
             );
             let all = [
                 r.ours_1t,
@@ -109,6 +147,8 @@ impl Report {
                 r.matrixmultiply,
                 r.ndarray_dot,
                 r.blocked_1t,
+                r.openblas_1t,
+                r.openblas_2t,
             ];
             for x in all {
                 out.push_str(&rate(x));
