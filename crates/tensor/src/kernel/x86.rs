@@ -355,6 +355,29 @@ const BLOCKING_256: (usize, usize, usize) = (32 << 10, 208 << 10, 2 << 20);
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Avx512;
 
+/// Whether this CPU runs AVX-512 on 256-bit halves: an AMD family 0x19
+/// CPU with AVX-512, i.e. a Zen 4 (Zen 3, the same family, has none). There
+/// a 512-bit FMA costs two 256-bit ones, so wide tiles buy no throughput,
+/// and f32 products on the direct path run faster on the AVX2 small kernels
+/// (`kernel::small`), which waste fewer lanes and pack less: the layer-2
+/// weight gradient 1.55x (see `gemm::direct`). Zen 5 and Xeons have full
+/// 512-bit FMA units and keep the AVX-512 tiles.
+pub(crate) fn avx512_on_256_bit_halves() -> bool {
+    static HALVES: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *HALVES.get_or_init(|| {
+        let vendor = __cpuid(0);
+        let amd = [vendor.ebx, vendor.edx, vendor.ecx] == [0x6874_7541, 0x6974_6e65, 0x444d_4163];
+        let eax = __cpuid(1).eax;
+        let base = (eax >> 8) & 0xf;
+        let family = if base == 0xf {
+            base + ((eax >> 20) & 0xff)
+        } else {
+            base
+        };
+        amd && family == 0x19 && std::arch::is_x86_feature_detected!("avx512f")
+    })
+}
+
 /// AVX2 + FMA kernels: 6 x 16 tiles for f32, 6 x 8 for f64 (12 accumulators).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Avx2;

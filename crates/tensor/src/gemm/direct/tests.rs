@@ -12,6 +12,8 @@ use ndarray::{s, Array2, ArrayView2, ArrayViewMut2};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use crate::kernel::x86::{Avx2, Avx512};
+use crate::kernel::MicroKernel;
 use crate::{gemm_with_kernel, Element, Kernel};
 
 /// The FMA-based kernels this CPU can run.
@@ -142,7 +144,10 @@ fn check<T: Fma>(
     (la, lb, lc): (Layout, Layout, Layout),
     (alpha, beta): (f64, f64),
     rng: &mut ChaCha8Rng,
-) {
+) where
+    Avx512: MicroKernel<T>,
+    Avx2: MicroKernel<T>,
+{
     let (alpha, beta) = (T::from(alpha).unwrap(), T::from(beta).unwrap());
     let a_store = storage::<T>(m, k, la, rng);
     let b_store = storage::<T>(k, n, lb, rng);
@@ -155,19 +160,60 @@ fn check<T: Fma>(
     let mut want = c0.clone();
     reference(alpha, &a, &b, beta, &mut view_mut(&mut want, lc));
     for kernel in fma_kernels() {
-        let mut got = c0.clone();
-        gemm_with_kernel(kernel, alpha, &a, &b, beta, &mut view_mut(&mut got, lc)).unwrap();
-        let (got, want) = (view(&got, lc), view(&want, lc));
-        for ((i, j), w) in want.indexed_iter() {
-            let g = got[[i, j]];
-            assert!(
-                g.bits() == w.bits(),
-                "{kernel:?} {}: {m}x{k}x{n} layouts {la:?} {lb:?} {lc:?}, alpha {alpha:?}, \
-                 beta {beta:?}: C[{i}, {j}] = {g:?}, reference {w:?}",
-                std::any::type_name::<T>(),
-            );
+        // As dispatched, then on the kernel's own tiles when the product is
+        // direct: the CPU picks tiles or small kernels for f32, so both
+        // must give the reference's bits.
+        for tiles in [false, true] {
+            let mut got = c0.clone();
+            let mut c = view_mut(&mut got, lc);
+            if !tiles {
+                gemm_with_kernel(kernel, alpha, &a, &b, beta, &mut c).unwrap();
+            } else if !run_tiles(kernel, alpha, &a, &b, beta, &mut c) {
+                continue;
+            }
+            let (got, want) = (view(&got, lc), view(&want, lc));
+            for ((i, j), w) in want.indexed_iter() {
+                let g = got[[i, j]];
+                assert!(
+                    g.bits() == w.bits(),
+                    "{kernel:?} (tiles only: {tiles}) {}: {m}x{k}x{n} layouts {la:?} {lb:?} \
+                     {lc:?}, alpha {alpha:?}, beta {beta:?}: C[{i}, {j}] = {g:?}, reference {w:?}",
+                    std::any::type_name::<T>(),
+                );
+            }
         }
     }
+}
+
+/// The direct path on `kernel`'s register tiles (never the small kernels),
+/// if the product is direct; `false` (C untouched) if not.
+fn run_tiles<T: Element>(
+    kernel: Kernel,
+    alpha: T,
+    a: &ArrayView2<'_, T>,
+    b: &ArrayView2<'_, T>,
+    beta: T,
+    c: &mut ArrayViewMut2<'_, T>,
+) -> bool
+where
+    Avx512: MicroKernel<T>,
+    Avx2: MicroKernel<T>,
+{
+    let (m, k) = a.dim();
+    let n = b.ncols();
+    if m == 0 || n == 0 || k == 0 || alpha == T::zero() || !kernel.is_available() {
+        return false;
+    }
+    match kernel {
+        Kernel::Avx512 if super::eligible::<T, Avx512>(m, k, n) => {
+            super::gemm_tiles(Avx512, alpha, a, b, beta, c)
+        }
+        Kernel::Avx2 if super::eligible::<T, Avx2>(m, k, n) => {
+            super::gemm_tiles(Avx2, alpha, a, b, beta, c)
+        }
+        _ => return false,
+    }
+    true
 }
 
 #[test]
