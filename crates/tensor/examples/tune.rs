@@ -65,7 +65,22 @@ fn run<T: Element>(args: &[usize]) {
         })
     };
     let a_s = if ta { fill(k, m) } else { fill(m, k) };
-    let b_s = if tb { fill(n, k) } else { fill(k, n) };
+    // `PAD=p`: B's rows are p elements longer than its columns (a view of a
+    // wider array), e.g. to time a transposed W1 whose rows do not alias in L1.
+    let pad = std::env::var("PAD")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(0);
+    let b_s = if tb {
+        fill(n, k + pad)
+    } else {
+        fill(k, n + pad)
+    };
+    let b_s = if tb {
+        b_s.slice_move(ndarray::s![.., ..k])
+    } else {
+        b_s.slice_move(ndarray::s![.., ..n])
+    };
     let av = if ta { a_s.t() } else { a_s.view() };
     let bv = if tb { b_s.t() } else { b_s.view() };
     let mut c = Array2::<T>::zeros((m, n));
