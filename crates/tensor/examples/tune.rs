@@ -7,6 +7,7 @@
 //! path (`gemm_blocked_with_kernel`); `FIXED=calls` runs exactly that many products of ours
 //! (or of matrixmultiply with `MM=1`) and prints their flops, for
 //! `perf stat -e task-clock` (CPU time is robust on a busy machine);
+//! `PAD=p` / `CPAD=p` give B / C rows p elements longer than they are wide;
 //! `PEAK=seconds` (no other arguments needed) prints the wall-clock 1-thread
 //! f32 FMA peak only. Prints the best wall-clock GFLOP/s and the median
 //! GFLOP/s by CPU time (coarse: see `cpu_seconds`) of ours and matrixmultiply.
@@ -83,7 +84,12 @@ fn run<T: Element>(args: &[usize]) {
     };
     let av = if ta { a_s.t() } else { a_s.view() };
     let bv = if tb { b_s.t() } else { b_s.view() };
-    let mut c = Array2::<T>::zeros((m, n));
+    // `CPAD=p`: C's rows are p elements longer than its columns.
+    let cpad = std::env::var("CPAD")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(0);
+    let mut c = Array2::<T>::zeros((m, n + cpad)).slice_move(ndarray::s![.., ..n]);
     let flops = 2.0 * (m * n * k) as f64;
     let blocked = std::env::var("BLOCKED").is_ok();
     let beta = std::env::var("BETA")
