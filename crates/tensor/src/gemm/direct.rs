@@ -27,7 +27,7 @@ use ndarray::{s, ArrayView2, ArrayViewMut2};
 
 use super::{pack_a, pack_b_panels, with_scratch, Slot};
 #[cfg(target_arch = "x86_64")]
-use crate::kernel::small::{gemm_small_f32, gemm_ten_f32, Small};
+use crate::kernel::small::{gemm_small_f32, gemm_small_f32_vl, gemm_ten_f32, Small};
 #[cfg(target_arch = "x86_64")]
 use crate::kernel::x86::{avx512_on_256_bit_halves, Avx2, Avx512};
 use crate::kernel::{ALayout, MicroKernel, Tile};
@@ -195,7 +195,15 @@ fn small_f32<T: Element, K: MicroKernel<T>>(
     // SAFETY: `T` is `f32` (the scalars downcast), so the pointers address
     // f32 views: A is m x k, B k x n, C m x n at their strides (the
     // transposed job addresses the same elements); a value of `Avx2`
-    // exists only once `Kernel::check` found AVX2 and FMA; C is a unique
+    // exists only once `Kernel::check` found AVX2 and FMA, one of
+    // `Avx512` only with AVX-512F, AVX2 and FMA, and
+    // `avx512_on_256_bit_halves` found AVX-512VL too; C is a unique
     // borrow, so it aliases neither A nor B.
-    unsafe { gemm_small_f32(&job) }
+    unsafe {
+        if half_width_avx512 {
+            gemm_small_f32_vl(&job)
+        } else {
+            gemm_small_f32(&job)
+        }
+    }
 }

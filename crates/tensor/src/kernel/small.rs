@@ -152,10 +152,53 @@ pub(crate) unsafe fn gemm_small_f32(job: &Small) -> bool {
     true
 }
 
-/// The panel loop: for each 8-row panel, its A columns (in place or
-/// transposed into `panel`), then every block of columns of C.
+/// [`gemm_small_f32`] with 32 vector registers (AVX-512VL): two in-place
+/// 8-row panels share each broadcast of B, so a step costs 2 loads and NB
+/// broadcasts for 2 x NB multiply-adds instead of 1 + NB for NB. Same
+/// arithmetic per element, so the same bits.
+///
+/// # Safety
+/// As for [`gemm_small_f32`], and the CPU supports AVX-512F and AVX-512VL.
+pub(crate) unsafe fn gemm_small_f32_vl(job: &Small) -> bool {
+    if job.k == 0 || job.k > MAX_K || job.m == 0 || job.n == 0 {
+        return false;
+    }
+    // SAFETY: forwarded contract; `k` is within the panel buffer.
+    unsafe { run_vl(job) };
+    true
+}
+
+/// The panel loop with 16 registers: one 8-row panel at a time.
+///
+/// # Safety
+/// As for [`gemm_small_f32`], with `1 <= k <= MAX_K`.
 #[target_feature(enable = "avx2,fma")]
 unsafe fn run(job: &Small) {
+    // SAFETY: forwarded contract; this function has the features.
+    unsafe { run_body::<false>(job) }
+}
+
+/// The panel loop with 32 registers: pairs of in-place panels.
+///
+/// # Safety
+/// As for [`gemm_small_f32_vl`], with `1 <= k <= MAX_K`.
+#[target_feature(enable = "avx2,fma,avx512f,avx512vl")]
+unsafe fn run_vl(job: &Small) {
+    // SAFETY: forwarded contract; this function has the features.
+    unsafe { run_body::<true>(job) }
+}
+
+/// The panel loop: for each 8-row panel (or, with `PAIRS`, each two
+/// consecutive full panels of an A with contiguous columns), its A
+/// columns (in place or transposed into `panel`), then every block of
+/// columns of C.
+///
+/// # Safety
+/// As for [`gemm_small_f32`] with `1 <= k <= MAX_K`; inlined only into a
+/// function with AVX2 and FMA, and with AVX-512VL when `PAIRS` (the
+/// paired blocks need more than 16 registers).
+#[inline(always)]
+unsafe fn run_body<const PAIRS: bool>(job: &Small) {
     // Written by `pack_panel` before any read (no zeroing: 4 KiB a call).
     let mut panel = std::mem::MaybeUninit::<[f32; LANES * MAX_K]>::uninit();
     let panel = panel.as_mut_ptr().cast::<f32>();
@@ -163,7 +206,9 @@ unsafe fn run(job: &Small) {
     // Balanced blocks (e.g. 50 = 5 x 10, not 4 x 12 + 2): every block
     // keeps enough independent accumulators to hide the FMA latency.
     let (base, extra) = (job.n / blocks, job.n % blocks);
-    for i0 in (0..job.m).step_by(LANES) {
+    let mut i0 = 0;
+    while i0 < job.m {
+        let pair = PAIRS && job.rsa == 1 && i0 + 2 * LANES <= job.m;
         let rows = LANES.min(job.m - i0);
         let a_rows = job.a.wrapping_offset(i0 as isize * job.rsa);
         let (ap, astride) = if job.rsa == 1 && rows == LANES {
@@ -171,9 +216,15 @@ unsafe fn run(job: &Small) {
         } else {
             // SAFETY: rows i0 .. i0 + rows of A are readable for k steps
             // (caller's contract); the buffer holds 8 x MAX_K >= 8 x k
-            // elements, all of which `pack_panel` writes before the block
-            // reads them.
-            unsafe { pack_panel(a_rows, job.rsa, job.csa, rows, job.k, panel) };
+            // elements, all of which the packers write before the block
+            // reads them; `PAIRS` is only instantiated with AVX-512VL.
+            unsafe {
+                if PAIRS && job.rsa == 1 {
+                    pack_partial_panel_vl(a_rows, job.csa, rows, job.k, panel)
+                } else {
+                    pack_panel(a_rows, job.rsa, job.csa, rows, job.k, panel)
+                }
+            };
             (panel.cast_const(), LANES as isize)
         };
         let mut j0 = 0;
@@ -196,18 +247,28 @@ unsafe fn run(job: &Small) {
                 beta: job.beta,
             };
             // SAFETY: the block's A panel holds 8 readable lanes for k steps
-            // (in place: rows == 8; else the buffer); B columns j0 .. j0 + nb
-            // and C rows i0 .. i0 + rows, columns j0 .. j0 + nb are inside
-            // the operands (caller's contract); this function has the
-            // features.
-            unsafe { block_dispatch(nb, &blk) };
+            // (in place: rows == 8; else the buffer), and a pair's second
+            // panel 8 more at `a + 8` (in place, rsa == 1, rows i0 + 8 ..
+            // i0 + 16 <= m); B columns j0 .. j0 + nb and C rows i0 .. i0 +
+            // rows (a pair: i0 + 16), columns j0 .. j0 + nb are inside the
+            // operands (caller's contract); this function has the features
+            // (AVX-512VL for pairs).
+            unsafe {
+                if pair {
+                    block_dispatch::<2>(nb, &blk)
+                } else {
+                    block_dispatch::<1>(nb, &blk)
+                }
+            };
             j0 += nb;
         }
+        i0 += if pair { 2 * LANES } else { LANES };
     }
 }
 
 /// One block of columns of one panel, as raw parts (see [`Small`]); `a`
 /// is the panel's first column, 8 contiguous lanes per step at `astride`.
+#[derive(Clone, Copy)]
 struct Block {
     k: usize,
     a: *const f32,
@@ -224,18 +285,30 @@ struct Block {
     beta: f32,
 }
 
+impl Block {
+    /// The block of the `q`-th panel after this one (8 rows down C and A;
+    /// A must have contiguous columns, `rsa == 1`, read in place).
+    fn panel(&self, q: usize) -> Block {
+        Block {
+            a: self.a.wrapping_add(q * LANES),
+            c: self.c.wrapping_offset((q * LANES) as isize * self.rsc),
+            ..*self
+        }
+    }
+}
+
 /// Calls [`block`] with the constant block width `nb` (1..=[`MAX_NB`]):
 /// the accumulators only stay in registers when every index is constant.
 ///
 /// # Safety
 /// As for [`block`]; `1 <= nb <= MAX_NB`.
 #[inline(always)]
-unsafe fn block_dispatch(nb: usize, t: &Block) {
+unsafe fn block_dispatch<const P: usize>(nb: usize, t: &Block) {
     macro_rules! arms {
         ($($w:literal)*) => {
             match nb {
                 // SAFETY (every arm): forwarded contract of `block`.
-                $($w => unsafe { block::<$w>(t) },)*
+                $($w => unsafe { block::<$w, P>(t) },)*
                 _ => unreachable!("block width {nb} outside 1..={MAX_NB}"),
             }
         };
@@ -243,25 +316,30 @@ unsafe fn block_dispatch(nb: usize, t: &Block) {
     arms!(1 2 3 4 5 6 7 8 9 10 11 12)
 }
 
-/// Computes and stores one `rows x NB` block of C.
+/// Computes and stores one `rows x NB` block of C for each of `P`
+/// consecutive panels (`P = 2`: two full ones, see [`Block::panel`]).
 ///
 /// # Safety
-/// Inlined only into a function with AVX2 and FMA; `t.a + p * astride`
-/// holds 8 readable f32 for `p < k`; `B[p, j]` for `p < k, j < NB` is
-/// readable; the `rows x NB` C block is writable (readable when
-/// `beta != 0`).
+/// Inlined only into a function with AVX2 and FMA (and AVX-512VL when
+/// `P = 2`); `t.a + q * 8 + p * astride` holds 8 readable f32 for
+/// `p < k`, `q < P`; `B[p, j]` for `p < k, j < NB` is readable; the C
+/// block (`rows x NB`, or `8 P x NB` when `P > 1`) is writable (readable
+/// when `beta != 0`).
 #[inline(always)]
-unsafe fn block<const NB: usize>(t: &Block) {
+unsafe fn block<const NB: usize, const P: usize>(t: &Block) {
     // SAFETY: the reads are those of the contract; register-only otherwise.
     let acc = unsafe {
         if t.csb == 1 {
-            reduce_rows::<NB>(t)
+            reduce_rows::<NB, P>(t)
         } else {
-            reduce_cols::<NB>(t)
+            reduce_cols::<NB, P>(t)
         }
     };
-    // SAFETY: the C block of the contract.
-    unsafe { store::<NB>(acc, t) };
+    let panels: [[__m256; NB]; P] = std::array::from_fn(|q| std::array::from_fn(|j| acc[j][q]));
+    for (q, panel) in panels.into_iter().enumerate() {
+        // SAFETY: panel q's C block of the contract.
+        unsafe { store::<NB>(panel, &t.panel(q)) };
+    }
 }
 
 /// The reduction when B's rows are contiguous (`csb == 1`): the broadcasts
@@ -270,15 +348,18 @@ unsafe fn block<const NB: usize>(t: &Block) {
 /// # Safety
 /// As for [`block`].
 #[inline(always)]
-unsafe fn reduce_rows<const NB: usize>(t: &Block) -> [__m256; NB] {
+unsafe fn reduce_rows<const NB: usize, const P: usize>(t: &Block) -> [[__m256; P]; NB] {
     // SAFETY: in bounds by the contract of `block`; AVX2 + FMA available.
     unsafe {
-        let mut acc = [_mm256_setzero_ps(); NB];
+        let mut acc = [[_mm256_setzero_ps(); P]; NB];
         let (mut ap, mut bp) = (t.a, t.b);
         for _ in 0..t.k {
-            let av = _mm256_loadu_ps(ap);
+            let av: [__m256; P] = std::array::from_fn(|q| _mm256_loadu_ps(ap.add(q * LANES)));
             for (j, acc) in acc.iter_mut().enumerate() {
-                *acc = _mm256_fmadd_ps(av, _mm256_set1_ps(*bp.add(j)), *acc);
+                let bv = _mm256_set1_ps(*bp.add(j));
+                for (acc, a) in acc.iter_mut().zip(av) {
+                    *acc = _mm256_fmadd_ps(a, bv, *acc);
+                }
             }
             ap = ap.offset(t.astride);
             bp = bp.offset(t.rsb);
@@ -293,18 +374,21 @@ unsafe fn reduce_rows<const NB: usize>(t: &Block) -> [__m256; NB] {
 /// # Safety
 /// As for [`block`].
 #[inline(always)]
-unsafe fn reduce_cols<const NB: usize>(t: &Block) -> [__m256; NB] {
+unsafe fn reduce_cols<const NB: usize, const P: usize>(t: &Block) -> [[__m256; P]; NB] {
     // SAFETY: in bounds by the contract of `block`; AVX2 + FMA available.
     unsafe {
-        let mut acc = [_mm256_setzero_ps(); NB];
+        let mut acc = [[_mm256_setzero_ps(); P]; NB];
         let cols: [*const f32; NB] =
             std::array::from_fn(|j| t.b.wrapping_offset(j as isize * t.csb));
         let mut ap = t.a;
         let mut off = 0isize;
         for _ in 0..t.k {
-            let av = _mm256_loadu_ps(ap);
+            let av: [__m256; P] = std::array::from_fn(|q| _mm256_loadu_ps(ap.add(q * LANES)));
             for (acc, col) in acc.iter_mut().zip(cols) {
-                *acc = _mm256_fmadd_ps(av, _mm256_set1_ps(*col.offset(off)), *acc);
+                let bv = _mm256_set1_ps(*col.offset(off));
+                for (acc, a) in acc.iter_mut().zip(av) {
+                    *acc = _mm256_fmadd_ps(a, bv, *acc);
+                }
             }
             ap = ap.offset(t.astride);
             off += t.rsb;
@@ -420,6 +504,29 @@ unsafe fn pack_panel(a: *const f32, rsa: isize, csa: isize, rows: usize, k: usiz
             // SAFETY: (clamped) row r is readable at step p < k; element
             // p * 8 + r < 8 * k of dst is writable.
             unsafe { *dst.add(p * LANES + r) = *rp.offset(p as isize * csa) };
+        }
+    }
+}
+
+/// Copies the last, partial panel (`rows < 8`) of an A with contiguous
+/// columns (`rsa == 1`) into the k-major panel `dst[p * 8 + r] = A[r, p]`
+/// with one masked load per step; lanes `rows..8` are zero (computed,
+/// never stored). [`pack_panel`] would take 8 scalar copies a step here.
+///
+/// # Safety
+/// AVX-512F and AVX-512VL available; `a + r + p * csa` is readable for
+/// `r < rows` (`1..=8`), `p < k`; `dst` is writable for `8 * k` elements.
+#[target_feature(enable = "avx2,avx512f,avx512vl")]
+unsafe fn pack_partial_panel_vl(a: *const f32, csa: isize, rows: usize, k: usize, dst: *mut f32) {
+    debug_assert!((1..=LANES).contains(&rows));
+    let mask = ((1u16 << rows) - 1) as u8;
+    for p in 0..k {
+        // SAFETY: the masked load reads only lanes r < rows of column p
+        // (masked-off lanes do not fault); dst[p * 8 .. p * 8 + 8] is
+        // inside its 8 * k elements.
+        unsafe {
+            let v = _mm256_maskz_loadu_ps(mask, a.wrapping_offset(p as isize * csa));
+            _mm256_storeu_ps(dst.add(p * LANES), v);
         }
     }
 }

@@ -356,12 +356,12 @@ const BLOCKING_256: (usize, usize, usize) = (32 << 10, 208 << 10, 2 << 20);
 pub(crate) struct Avx512;
 
 /// Whether this CPU runs AVX-512 on 256-bit halves: an AMD family 0x19
-/// CPU with AVX-512, i.e. a Zen 4 (Zen 3, the same family, has none). There
-/// a 512-bit FMA costs two 256-bit ones, so wide tiles buy no throughput,
-/// and f32 products on the direct path run faster on the AVX2 small kernels
-/// (`kernel::small`), which waste fewer lanes and pack less: the layer-2
-/// weight gradient 1.55x (see `gemm::direct`). Zen 5 and Xeons have full
-/// 512-bit FMA units and keep the AVX-512 tiles.
+/// CPU with AVX-512F and VL, i.e. a Zen 4 (Zen 3, the same family, has
+/// none). There a 512-bit FMA costs two 256-bit ones, so wide tiles buy no
+/// throughput, and f32 products on the direct path run faster on the small
+/// kernels (`kernel::small`, with AVX-512VL's 32 registers), which waste
+/// fewer lanes and pack less (see `gemm::direct`). Zen 5 and Xeons have
+/// full 512-bit FMA units and keep the AVX-512 tiles.
 pub(crate) fn avx512_on_256_bit_halves() -> bool {
     static HALVES: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *HALVES.get_or_init(|| {
@@ -374,7 +374,9 @@ pub(crate) fn avx512_on_256_bit_halves() -> bool {
         } else {
             base
         };
-        amd && family == 0x19 && std::arch::is_x86_feature_detected!("avx512f")
+        amd && family == 0x19
+            && std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512vl")
     })
 }
 
