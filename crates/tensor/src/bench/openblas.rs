@@ -101,10 +101,15 @@ fn string_from(handle: *mut c_void, name: &str) -> Option<String> {
 }
 
 impl OpenBlas {
-    /// Loads OpenBLAS from `path`. Its idle threads are told to sleep at
-    /// once (`OPENBLAS_THREAD_TIMEOUT=4`, set before loading unless the user
-    /// set it), so they burn no CPU time that the process clock would count
-    /// against the next contender.
+    /// Loads OpenBLAS from `path`. Its idle threads are told to spin for
+    /// at most 2^20 cycles (about 0.3 ms) before they sleep
+    /// (`OPENBLAS_THREAD_TIMEOUT=20`, set before loading unless the user
+    /// set it): awake through a sample's back-to-back calls, asleep well
+    /// within the pause between contenders, so they burn no CPU time the
+    /// process clock would charge to the next one. (The default, 2^28
+    /// cycles, halved ours by CPU time after OpenBLAS's samples; 4, the
+    /// least, made each 2-thread call wait for a sleeping thread's wake-up:
+    /// 0.4 GFLOP/s on the wide hidden gradient.)
     pub fn load(path: &Path) -> Result<OpenBlas, BenchError> {
         let fail = |why: String| {
             BenchError(format!(
@@ -118,7 +123,7 @@ impl OpenBlas {
             return Err(fail("no such file".into()));
         }
         if std::env::var_os("OPENBLAS_THREAD_TIMEOUT").is_none() {
-            std::env::set_var("OPENBLAS_THREAD_TIMEOUT", "4");
+            std::env::set_var("OPENBLAS_THREAD_TIMEOUT", "20");
         }
         let handle = open(path).map_err(fail)?;
         let find = |names: [&str; 2]| names.into_iter().find_map(|n| symbol(handle, n));
