@@ -12,6 +12,11 @@
 //! any strides); A is read in place when its columns are contiguous, else
 //! the panel's `8 x k` values are transposed once into a stack buffer.
 //!
+//! With AVX-512VL's 32 registers ([`gemm_small_f32_vl`], used on a CPU
+//! that runs AVX-512 on 256-bit halves), two in-place panels (16 rows)
+//! share each broadcast of B, and a last, partial panel is copied with one
+//! masked load a step.
+//!
 //! The caller may hand in the transposed problem (`C^T = B^T A^T`, see
 //! [`Small::transposed`]) to put the lanes along whichever side of C fills
 //! them better and has contiguous operands.
@@ -38,7 +43,8 @@ const FAR: usize = 512;
 /// Lanes of one f32 vector: rows of C per panel.
 const LANES: usize = 8;
 /// Most columns of C per block (one accumulator each; with the A column
-/// and a broadcast this leaves two of the sixteen registers spare).
+/// and a broadcast this leaves two of the sixteen registers spare; paired
+/// panels take 24 accumulators, 2 A columns and a broadcast of 32).
 pub(crate) const MAX_NB: usize = 12;
 /// Longest reduction the kernel takes (sets the stack buffer of a
 /// transposed A panel: `8 x 128` f32, 4 KiB).
