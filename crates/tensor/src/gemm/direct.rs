@@ -7,8 +7,9 @@
 //! micro-kernel call per tile over the whole `k`.
 //!
 //! With the AVX2 kernel, and with the AVX-512 one on a CPU that runs it on
-//! 256-bit halves (a Zen 4, where they measured up to 1.55x faster than the
-//! 10 x 32 tiles), f32 products skip the tiles (see `kernel::small`):
+//! 256-bit halves (a Zen 4, where with AVX-512VL's registers they measured
+//! up to 1.9x the 10 x 32 tiles), f32 products skip the tiles (see
+//! `kernel::small`):
 //! products with 9 or 10 columns and row-contiguous A (`H * W2^T`) run a
 //! ten-column kernel that reads A in place and wastes no lane; the others
 //! put the vector lanes along the rows of C (or of `C^T`, whichever fills
@@ -130,9 +131,10 @@ pub(super) fn gemm_tiles<T: Element, K: MicroKernel<T>>(
     });
 }
 
-/// Runs the product with the AVX2 small kernels when `K` is the AVX2 kernel
-/// (or the AVX-512 one on 256-bit halves, see
-/// [`avx512_on_256_bit_halves`]) and `T` is `f32`: the ten-column kernel ([`gemm_ten_f32`]) for 9 or 10
+/// Runs the product with the small kernels when `K` is the AVX2 kernel (or
+/// the AVX-512 one on 256-bit halves, see [`avx512_on_256_bit_halves`]:
+/// then with 32 registers) and `T` is `f32`: the ten-column kernel
+/// ([`gemm_ten_f32`]) for 9 or 10
 /// columns and A without unit row stride, else the lanes-along-rows kernel
 /// in the orientation ([`Small::transposed`] or not) of
 /// lower [`Small::cost`], unless its strides would alias in L1
