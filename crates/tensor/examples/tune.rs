@@ -56,6 +56,11 @@ fn best(flops: f64, threads: usize, mut f: impl FnMut()) -> (f64, f64) {
     (wall[14], cpu[7])
 }
 
+/// The environment variable `name` parsed as a `V`, if set and valid.
+fn env<V: std::str::FromStr>(name: &str) -> Option<V> {
+    std::env::var(name).ok()?.parse().ok()
+}
+
 fn run<T: Element>(args: &[usize]) {
     let (m, k, n, ta, tb) = (args[0], args[1], args[2], args[3] == 1, args[4] == 1);
     let threads = args.get(5).copied().unwrap_or(1);
@@ -68,34 +73,17 @@ fn run<T: Element>(args: &[usize]) {
     let a_s = if ta { fill(k, m) } else { fill(m, k) };
     // `PAD=p`: B's rows are p elements longer than its columns (a view of a
     // wider array), e.g. to time a transposed W1 whose rows do not alias in L1.
-    let pad = std::env::var("PAD")
-        .ok()
-        .and_then(|v| v.parse::<usize>().ok())
-        .unwrap_or(0);
-    let b_s = if tb {
-        fill(n, k + pad)
-    } else {
-        fill(k, n + pad)
-    };
-    let b_s = if tb {
-        b_s.slice_move(ndarray::s![.., ..k])
-    } else {
-        b_s.slice_move(ndarray::s![.., ..n])
-    };
+    let pad = env::<usize>("PAD").unwrap_or(0);
+    let padded = |r, c| fill(r, c + pad).slice_move(ndarray::s![.., ..c]);
+    let b_s = if tb { padded(n, k) } else { padded(k, n) };
     let av = if ta { a_s.t() } else { a_s.view() };
     let bv = if tb { b_s.t() } else { b_s.view() };
     // `CPAD=p`: C's rows are p elements longer than its columns.
-    let cpad = std::env::var("CPAD")
-        .ok()
-        .and_then(|v| v.parse::<usize>().ok())
-        .unwrap_or(0);
+    let cpad = env::<usize>("CPAD").unwrap_or(0);
     let mut c = Array2::<T>::zeros((m, n + cpad)).slice_move(ndarray::s![.., ..n]);
     let flops = 2.0 * (m * n * k) as f64;
     let blocked = std::env::var("BLOCKED").is_ok();
-    let beta = std::env::var("BETA")
-        .ok()
-        .and_then(|v| v.parse::<f64>().ok())
-        .map_or(T::zero(), |b| T::from(b).unwrap());
+    let beta = env::<f64>("BETA").map_or(T::zero(), |b| T::from(b).unwrap());
     let ours = |c: &mut Array2<T>| {
         if blocked {
             let kernel = tensor::Kernel::detect();
@@ -105,10 +93,7 @@ fn run<T: Element>(args: &[usize]) {
             tensor::gemm(T::one(), &av, &bv, beta, &mut c.view_mut());
         }
     };
-    if let Some(calls) = std::env::var("FIXED")
-        .ok()
-        .and_then(|v| v.parse::<usize>().ok())
-    {
+    if let Some(calls) = env::<usize>("FIXED") {
         let use_mm = std::env::var("MM").is_ok();
         pool.install(|| {
             for _ in 0..calls {
