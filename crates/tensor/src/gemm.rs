@@ -908,11 +908,16 @@ fn pack_a<T: Element, K: MicroKernel<T>>(
         if rows.nrows() < mr {
             panel.fill(T::zero());
         }
-        if rows.strides()[0] == 1 && rows.nrows() == mr {
-            // Column-contiguous A: each k step is MR contiguous values.
-            for (dst, col) in panel.chunks_exact_mut(mr).zip(rows.columns()) {
-                for (d, &x) in dst.iter_mut().zip(col.iter()) {
-                    *d = x;
+        let col_slices = rows.nrows() == K::MR && mr == K::MR && rows.strides()[0] == 1;
+        if col_slices {
+            // Column-contiguous A (the wide weight gradient's `G1^T`): each
+            // k step is MR contiguous values, copied as one fixed-size
+            // block (`K::MR` is a constant here, so no `memcpy` call).
+            for (dst, col) in panel.chunks_exact_mut(K::MR).zip(rows.columns()) {
+                if let Some(src) = col.to_slice() {
+                    dst.copy_from_slice(&src[..K::MR]);
+                } else {
+                    dst.iter_mut().zip(col.iter()).for_each(|(d, &x)| *d = x);
                 }
             }
         } else {
