@@ -35,7 +35,7 @@ use ndarray::{s, ArrayView2, ArrayViewMut2, Axis};
 
 mod direct;
 
-use crate::kernel::{portable::Portable, ALayout, DotTile, Kernel, MicroKernel, Tile};
+use crate::kernel::{portable::Portable, ALayout, Ahead, DotTile, Kernel, MicroKernel, Tile};
 use crate::Element;
 
 /// Below this many flops (`2 m n k`) a product runs on the calling thread
@@ -637,6 +637,43 @@ impl<'a, T: Element> BPanels<'a, T> {
         }
     }
 
+    /// Where panels `q0..q1`'s reduction rows `p0..p0 + kb` come from in
+    /// the operand, as lines to prefetch before they are packed (only for a
+    /// local B, with unit stride along either axis).
+    fn source(&self, (q0, q1): (usize, usize), p0: usize, kb: usize) -> Ahead<T> {
+        let n = self.b.ncols();
+        let j0 = q0 * self.nr;
+        if !self.local || j0 >= n || kb == 0 {
+            return Ahead::NONE;
+        }
+        let width = (q1 * self.nr).min(n) - j0;
+        let [rsb, csb] = [self.b.strides()[0], self.b.strides()[1]];
+        let base = self
+            .b
+            .as_ptr()
+            .wrapping_offset(p0 as isize * rsb + j0 as isize * csb);
+        // Runs of `len` contiguous elements; one extra line for a run
+        // that does not start on a line boundary.
+        let lines = |len: usize| (len * std::mem::size_of::<T>()).div_ceil(64) + 1;
+        if csb == 1 {
+            Ahead {
+                base,
+                rows: kb,
+                stride: rsb,
+                lines: lines(width),
+            }
+        } else if rsb == 1 {
+            Ahead {
+                base,
+                rows: width,
+                stride: csb,
+                lines: lines(kb),
+            }
+        } else {
+            Ahead::NONE
+        }
+    }
+
     /// The panels from `q0` on (a column range starting on a panel boundary).
     fn starting_at(&self, q0: usize) -> BPanels<'a, T> {
         let j0 = (q0 * self.nr).min(self.b.ncols());
@@ -799,40 +836,43 @@ impl<T: Element, K: MicroKernel<T>> Job<K, T> {
                             c_ptr
                                 .wrapping_offset((ic + i0) as isize * rsc + (q * nr) as isize * csc)
                         };
-                        let tile =
-                            |i0: usize, q: usize, b_panel: &[T], next: Option<(usize, usize)>| {
-                                let (a_ptr, layout, rsa, csa) = a_panel(i0);
-                                let j0 = q * nr;
-                                let c_next =
-                                    next.map_or(std::ptr::null(), |(i, q)| c_at(i, q).cast_const());
-                                let tile = Tile {
-                                    k: kb,
-                                    a: a_ptr,
-                                    rsa,
-                                    csa,
-                                    b: b_panel.as_ptr(),
-                                    rsb: nr as isize,
-                                    c: c_ptr.wrapping_offset(
-                                        (ic + i0) as isize * rsc + j0 as isize * csc,
-                                    ),
-                                    rsc,
-                                    csc,
-                                    c_next,
-                                    m_eff: mr.min(mb - i0),
-                                    n_eff: nr.min(n - j0),
-                                    alpha: self.alpha,
-                                    beta,
-                                };
-                                debug_assert!(b_panel.len() >= kb * nr);
-                                // SAFETY: the tile lies inside C (i0 < mb, j0 < n,
-                                // m_eff / n_eff clipped); A rows ic + i0 .. + m_eff
-                                // cover kb steps from pc in place, or the packed
-                                // panel is padded to MR rows; the B micro-panel
-                                // holds kb rows of NR (padded); the kernel was
-                                // checked available by `gemm_with_kernel`; C is a
-                                // unique borrow, so it aliases neither A nor B.
-                                unsafe { self.kernel.tile(layout, &tile) };
+                        let tile = |i0: usize,
+                                    q: usize,
+                                    b_panel: &[T],
+                                    next: Option<(usize, usize)>,
+                                    ahead: Ahead<T>| {
+                            let (a_ptr, layout, rsa, csa) = a_panel(i0);
+                            let j0 = q * nr;
+                            let c_next =
+                                next.map_or(std::ptr::null(), |(i, q)| c_at(i, q).cast_const());
+                            let tile = Tile {
+                                k: kb,
+                                a: a_ptr,
+                                rsa,
+                                csa,
+                                b: b_panel.as_ptr(),
+                                rsb: nr as isize,
+                                c: c_ptr
+                                    .wrapping_offset((ic + i0) as isize * rsc + j0 as isize * csc),
+                                rsc,
+                                csc,
+                                c_next,
+                                ahead,
+                                m_eff: mr.min(mb - i0),
+                                n_eff: nr.min(n - j0),
+                                alpha: self.alpha,
+                                beta,
                             };
+                            debug_assert!(b_panel.len() >= kb * nr);
+                            // SAFETY: the tile lies inside C (i0 < mb, j0 < n,
+                            // m_eff / n_eff clipped); A rows ic + i0 .. + m_eff
+                            // cover kb steps from pc in place, or the packed
+                            // panel is padded to MR rows; the B micro-panel
+                            // holds kb rows of NR (padded); the kernel was
+                            // checked available by `gemm_with_kernel`; C is a
+                            // unique borrow, so it aliases neither A nor B.
+                            unsafe { self.kernel.tile(layout, &tile) };
+                        };
                         if a_outer {
                             let panels =
                                 b.micro_panels(self.kernel, (0, n_panels), (pc, kb), b_scratch);
@@ -843,20 +883,31 @@ impl<T: Element, K: MicroKernel<T>> Job<K, T> {
                                     } else {
                                         (i0 + mr < mb).then_some((i0 + mr, 0))
                                     };
-                                    tile(i0, q, panels.get(q), next);
+                                    // No prefetch ahead: a thin B's next KC
+                                    // block is small and usually in L2 (the
+                                    // thin forward measured no better with it).
+                                    tile(i0, q, panels.get(q), next, Ahead::NONE);
                                 }
                             }
                         } else {
+                            let tiles = mb.div_ceil(mr);
                             for q in 0..n_panels {
                                 let panels =
                                     b.micro_panels(self.kernel, (q, q + 1), (pc, kb), b_scratch);
-                                for i0 in (0..mb).step_by(mr) {
+                                // The panel packed next: the next one of this
+                                // KC block, else the first of the next block.
+                                let ahead = if q + 1 < n_panels {
+                                    b.source((q + 1, q + 2), pc, kb)
+                                } else {
+                                    b.source((0, 1), pc + kb, kc.min(k - pc - kb))
+                                };
+                                for (t, i0) in (0..mb).step_by(mr).enumerate() {
                                     let next = if i0 + mr < mb {
                                         Some((i0 + mr, q))
                                     } else {
                                         (q + 1 < n_panels).then_some((0, q + 1))
                                     };
-                                    tile(i0, q, panels.get(q), next);
+                                    tile(i0, q, panels.get(q), next, ahead.part(t, tiles));
                                 }
                             }
                         }
@@ -941,7 +992,71 @@ fn pack_a<T: Element, K: MicroKernel<T>>(
 
 #[cfg(test)]
 mod tests {
-    use super::{balanced_block, threads_for, with_small_products_split};
+    use super::{balanced_block, threads_for, with_small_products_split, BPanels};
+    use crate::kernel::Ahead;
+    use ndarray::{s, Array2};
+
+    /// Whether the byte address of `x` falls in one of `ahead`'s lines.
+    fn prefetched(ahead: &Ahead<f32>, x: *const f32) -> bool {
+        let line = |p: *const f32| p as usize / 64;
+        (0..ahead.rows).any(|r| {
+            let run = ahead.base.wrapping_offset(r as isize * ahead.stride);
+            (line(run)..line(run) + ahead.lines).contains(&line(x))
+        })
+    }
+
+    /// The lines a local B panel's tiles prefetch ahead cover every element
+    /// the packer then reads, for `W1^T` (the wide forward's transposed
+    /// view) and a row-major B, split over any number of tiles; a B with
+    /// no unit stride, or a shared (already packed) one, prefetches nothing.
+    #[test]
+    fn prefetch_ahead_covers_the_next_panels_source() {
+        let w1 = Array2::<f32>::zeros((70, 300));
+        let row_major = Array2::<f32>::zeros((300, 70));
+        let nr = 32;
+        for (name, b) in [("W1^T", w1.t()), ("row-major", row_major.view())] {
+            let panels = BPanels {
+                b,
+                packed: &[],
+                local: true,
+                nr,
+            };
+            for (q, p0, kb) in [(0, 0, 300), (1, 17, 100), (2, 256, 44)] {
+                let ahead = panels.source((q, q + 1), p0, kb);
+                let width = nr.min(70 - q * nr);
+                for parts in [1, 3, 10] {
+                    let split: Vec<_> = (0..parts).map(|i| ahead.part(i, parts)).collect();
+                    assert_eq!(split.iter().map(|a| a.rows).sum::<usize>(), ahead.rows);
+                    for p in p0..p0 + kb {
+                        for j in q * nr..q * nr + width {
+                            let x: *const f32 = &b[[p, j]];
+                            assert!(
+                                split.iter().any(|a| prefetched(a, x)),
+                                "{name}: panel {q}, rows {p0}+{kb}, {parts} tiles: B[{p}, {j}] missed"
+                            );
+                        }
+                    }
+                }
+                // No more than one spare line per run.
+                let needed = if name == "W1^T" { kb } else { width } * 4;
+                assert!(ahead.lines <= needed.div_ceil(64) + 1, "{name}: {ahead:?}");
+            }
+        }
+        let strided = row_major.slice(s![..;2, ..;2]);
+        let shared = BPanels {
+            b: strided,
+            packed: &[],
+            local: true,
+            nr,
+        };
+        assert_eq!(shared.source((0, 1), 0, 10).rows, 0);
+        let shared = BPanels {
+            local: false,
+            b: row_major.view(),
+            ..shared
+        };
+        assert_eq!(shared.source((0, 1), 0, 10).rows, 0);
+    }
 
     /// The training step's product splits only inside the scope, on the
     /// thread that set it, and the threshold comes back after a panic.

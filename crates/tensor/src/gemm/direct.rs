@@ -31,7 +31,7 @@ use super::{pack_a, pack_b_panels, with_scratch, Slot};
 use crate::kernel::small::{gemm_small_f32, gemm_small_f32_vl, gemm_ten_f32, Small};
 #[cfg(target_arch = "x86_64")]
 use crate::kernel::x86::{avx512_on_256_bit_halves, Avx2, Avx512};
-use crate::kernel::{ALayout, MicroKernel, Tile};
+use crate::kernel::{ALayout, Ahead, MicroKernel, Tile};
 use crate::Element;
 
 #[cfg(all(test, target_arch = "x86_64"))]
@@ -113,6 +113,7 @@ pub(super) fn gemm_tiles<T: Element, K: MicroKernel<T>>(
                     rsc,
                     csc,
                     c_next: std::ptr::null(),
+                    ahead: Ahead::NONE,
                     m_eff: rows,
                     n_eff: nr.min(n - j0),
                     alpha,
