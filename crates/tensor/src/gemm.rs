@@ -891,6 +891,7 @@ impl<T: Element, K: MicroKernel<T>> Job<K, T> {
                             }
                         } else {
                             let tiles = mb.div_ceil(mr);
+
                             for q in 0..n_panels {
                                 let panels =
                                     b.micro_panels(self.kernel, (q, q + 1), (pc, kb), b_scratch);
@@ -907,7 +908,18 @@ impl<T: Element, K: MicroKernel<T>> Job<K, T> {
                                     } else {
                                         (q + 1 < n_panels).then_some((0, q + 1))
                                     };
-                                    tile(i0, q, panels.get(q), next, ahead.part(t, tiles));
+                                    if b.local || !K::AHEAD {
+                                        tile(i0, q, panels.get(q), next, ahead.part(t, tiles));
+                                    } else {
+                                        // B is packed already: prefetch the
+                                        // next tile's C instead, spread over
+                                        // this tile (not in one burst at its
+                                        // start: its rows alias in L1).
+                                        let c_next = next.map_or(Ahead::NONE, |(i, q)| {
+                                            c_tile_lines(c_at(i, q), mr.min(mb - i), nr, [rsc, csc])
+                                        });
+                                        tile(i0, q, panels.get(q), None, c_next);
+                                    }
                                 }
                             }
                         }
@@ -918,6 +930,21 @@ impl<T: Element, K: MicroKernel<T>> Job<K, T> {
                 }
             }
         });
+    }
+}
+
+/// The lines of a C tile (`rows x nr` at `c`, strides `[rsc, csc]`) as a
+/// region to prefetch ahead; none unless C's rows are contiguous.
+fn c_tile_lines<T>(c: *mut T, rows: usize, nr: usize, [rsc, csc]: [isize; 2]) -> Ahead<T> {
+    if csc != 1 {
+        return Ahead::NONE;
+    }
+    Ahead {
+        base: c.cast_const(),
+        rows,
+        stride: rsc,
+        // One extra line for a row that does not start on a line boundary.
+        lines: (nr * std::mem::size_of::<T>()).div_ceil(64) + 1,
     }
 }
 
@@ -1009,8 +1036,9 @@ mod tests {
     /// the packer then reads, for `W1^T` (the wide forward's transposed
     /// view) and a row-major B, split over any number of tiles; a B with
     /// no unit stride, or a shared (already packed) one, prefetches nothing.
+    /// With a shared B, the lines of the next C tile cover all of it.
     #[test]
-    fn prefetch_ahead_covers_the_next_panels_source() {
+    fn prefetch_ahead_covers_what_is_read_next() {
         let w1 = Array2::<f32>::zeros((70, 300));
         let row_major = Array2::<f32>::zeros((300, 70));
         let nr = 32;
@@ -1042,6 +1070,23 @@ mod tests {
                 assert!(ahead.lines <= needed.div_ceil(64) + 1, "{name}: {ahead:?}");
             }
         }
+        // The next C tile, prefetched while B is shared: every element of
+        // its rows (a tile at any column offset of a row-major C).
+        let mut c = Array2::<f32>::zeros((40, 77));
+        let rsc = c.strides()[0];
+        for (i0, j0) in [(0, 0), (10, 32), (30, 45)] {
+            let tile = super::c_tile_lines(&mut c[[i0, j0]], 10, nr, [rsc, 1]);
+            for i in i0..i0 + 10 {
+                for j in j0..(j0 + nr).min(77) {
+                    assert!(prefetched(&tile, &c[[i, j]]), "C[{i}, {j}] missed");
+                }
+            }
+        }
+        let c_t = c.t();
+        assert_eq!(
+            super::c_tile_lines(c_t.as_ptr().cast_mut(), 10, nr, [1, rsc]).rows,
+            0
+        );
         let strided = row_major.slice(s![..;2, ..;2]);
         let shared = BPanels {
             b: strided,

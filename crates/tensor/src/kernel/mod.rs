@@ -183,9 +183,10 @@ pub(crate) struct Tile<T> {
     /// kernel prefetches while it computes this one; null for none. Only
     /// prefetched, never dereferenced, so any address is allowed.
     pub c_next: *const T,
-    /// Source lines of the B micro-panel the caller packs after this
-    /// tile's panel, which the kernel prefetches into L2 a few at a time
-    /// while it computes (see [`Ahead`]); [`Ahead::NONE`] for none.
+    /// Lines the caller reads after this tile (the source of the B
+    /// micro-panel it packs next, or the next C tile), which the kernel
+    /// prefetches into L2 a few at a time while it computes, if
+    /// [`MicroKernel::AHEAD`] (see [`Ahead`]); [`Ahead::NONE`] for none.
     pub ahead: Ahead<T>,
     /// Valid rows of the tile (`1..=MR`); rows beyond are computed but not stored.
     pub m_eff: usize,
@@ -204,8 +205,12 @@ pub(crate) struct Tile<T> {
 /// product's time on a Zen 4 while the memory system idled during the
 /// tiles. The tiles of one panel now spread the next panel's lines among
 /// them, so the packer finds them in L2: 6-7% (perf samples), and the
-/// wide forward went from 72.0 to 81.4 GFLOP/s. Only prefetched, never
-/// dereferenced, so any address is allowed.
+/// wide forward went from 72.0 to 81.4 GFLOP/s. With a shared, packed B
+/// (the wide weight gradient, 1024³) the tiles prefetch the next C tile
+/// this way instead of in one burst at its start, whose ten rows (12 KiB
+/// apart in `dW1`) fall in one 8-way L1 set: the wide weight gradient went
+/// from 71-76 to 79-84 GFLOP/s. Only prefetched, never dereferenced, so
+/// any address is allowed.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Ahead<T> {
     /// First line of the first run.
@@ -299,6 +304,11 @@ pub(crate) trait MicroKernel<T>: Copy + Send + Sync + 'static {
     const A_BLOCK_BYTES: usize = 64 << 10;
     /// Bytes of the shared `KC x NC` slice of packed B (sets `NC`).
     const B_BLOCK_BYTES: usize = 1 << 20;
+    /// Whether [`MicroKernel::tile`] prefetches [`Tile::ahead`] (spread
+    /// over its reduction). The AVX-512 kernels do; in the AVX2 ones (16
+    /// registers) the extra loop state cost 10-20% on a Zen 4 even with
+    /// nothing to prefetch, so they keep only the burst of `c_next`.
+    const AHEAD: bool = false;
 
     /// Lanes of one vector: the narrow edge tile is `MR x LANES`.
     const LANES: usize = Self::NR;

@@ -15,20 +15,21 @@ const C_PREFETCH: bool = true;
 /// Reduction steps per trip of the micro-kernel loop.
 const UNROLL: usize = 4;
 
-/// Defines `$name::<MR, NV, ROWS>`: an `MR x (NV * lanes)` register tile;
-/// `$ahead`: whether it prefetches [`Tile::ahead`] (the AVX-512 bodies
-/// only: in the AVX2 ones, with 16 registers, the extra loop state cost
-/// 10-20% on a Zen 4 even with nothing to prefetch).
+/// Defines `$name::<MR, NV, ROWS, AHEAD>`: an `MR x (NV * lanes)` register
+/// tile; `AHEAD`: whether it prefetches [`Tile::ahead`] (see
+/// [`MicroKernel::AHEAD`]).
 macro_rules! simd_body {
-    ($name:ident, $t:ty, $lanes:expr, $ahead:literal, $zero:ident, $set1:ident, $load:ident,
-     $store:ident, $fmadd:ident, $mul:ident, $load_n:ident, $store_n:ident) => {
+    ($name:ident, $t:ty, $lanes:expr, $zero:ident, $set1:ident, $load:ident, $store:ident,
+     $fmadd:ident, $mul:ident, $load_n:ident, $store_n:ident) => {
         /// The SIMD micro-kernel body for one vector type (see [`MicroKernel::tile`]).
         ///
         /// # Safety
         /// The contract of [`MicroKernel::tile`], and it must be inlined into a
         /// function compiled with the matching target features.
         #[inline(always)]
-        unsafe fn $name<const MR: usize, const NV: usize, const ROWS: bool>(t: &Tile<$t>) {
+        unsafe fn $name<const MR: usize, const NV: usize, const ROWS: bool, const AHEAD: bool>(
+            t: &Tile<$t>,
+        ) {
             let mut acc = [[$zero(); NV]; MR];
             // Row pointers for the `Rows` layout; rows past `m_eff` repeat the
             // last valid row so no read leaves A.
@@ -89,7 +90,7 @@ macro_rules! simd_body {
             // Unrolled by UNROLL to thin out the loop overhead; each trip
             // also prefetches its share of `t.ahead`'s lines into L2
             // (`pf_per_trip`: the lines spread evenly over the tile).
-            let ahead = if $ahead { t.ahead } else { Ahead::NONE };
+            let ahead = if AHEAD { t.ahead } else { Ahead::NONE };
             let mut pf_left = ahead.rows * ahead.lines;
             let pf_per_trip = pf_left.div_ceil((t.k / UNROLL).max(1));
             let (mut pf_run, mut pf_line) = (ahead.base as *const i8, 0);
@@ -298,7 +299,6 @@ simd_body!(
     body_512_f32,
     f32,
     16,
-    true,
     _mm512_setzero_ps,
     _mm512_set1_ps,
     _mm512_loadu_ps,
@@ -312,7 +312,6 @@ simd_body!(
     body_512_f64,
     f64,
     8,
-    true,
     _mm512_setzero_pd,
     _mm512_set1_pd,
     _mm512_loadu_pd,
@@ -326,7 +325,6 @@ simd_body!(
     body_256_f32,
     f32,
     8,
-    false,
     _mm256_setzero_ps,
     _mm256_set1_ps,
     _mm256_loadu_ps,
@@ -340,7 +338,6 @@ simd_body!(
     body_256_f64,
     f64,
     4,
-    false,
     _mm256_setzero_pd,
     _mm256_set1_pd,
     _mm256_loadu_pd,
@@ -410,19 +407,19 @@ pub(crate) struct Avx2;
 /// Defines the `#[target_feature]` wrappers and the `MicroKernel` impl.
 macro_rules! wrappers {
     ($kernel:ident, $t:ty, $features:literal, $body:ident, $mr:literal, $nv:literal, $lanes:literal,
-     $rows:ident, $cols:ident, $pack:path, $pack_a:path, $pack_rows:path,
+     $ahead:literal, $rows:ident, $cols:ident, $pack:path, $pack_a:path, $pack_rows:path,
      $dot:expr, $dot_fn:ident, $blocking:expr) => {
         #[target_feature(enable = $features)]
         unsafe fn $rows(t: &Tile<$t>) {
             // SAFETY: forwarded contract of `MicroKernel::tile`; this function
             // carries the target features the body needs.
-            unsafe { $body::<$mr, $nv, true>(t) }
+            unsafe { $body::<$mr, $nv, true, $ahead>(t) }
         }
 
         #[target_feature(enable = $features)]
         unsafe fn $cols(t: &Tile<$t>) {
             // SAFETY: as above.
-            unsafe { $body::<$mr, $nv, false>(t) }
+            unsafe { $body::<$mr, $nv, false, $ahead>(t) }
         }
 
         impl MicroKernel<$t> for $kernel {
@@ -430,6 +427,7 @@ macro_rules! wrappers {
             const NR: usize = $nv * $lanes;
             const LANES: usize = $lanes;
             const DOT: (usize, usize) = $dot;
+            const AHEAD: bool = $ahead;
             const KC_BYTES: usize = $blocking.0;
             const A_BLOCK_BYTES: usize = $blocking.1;
             const B_BLOCK_BYTES: usize = $blocking.2;
@@ -486,14 +484,14 @@ macro_rules! wrappers {
                 unsafe fn narrow_rows(t: &Tile<$t>) {
                     // SAFETY: as for the full tile; the body reads only the
                     // first vector of each B row.
-                    unsafe { $body::<$mr, 1, true>(t) }
+                    unsafe { $body::<$mr, 1, true, $ahead>(t) }
                 }
 
                 /// [`ALayout::Cols`] version of `narrow_rows`.
                 #[target_feature(enable = $features)]
                 unsafe fn narrow_cols(t: &Tile<$t>) {
                     // SAFETY: as above.
-                    unsafe { $body::<$mr, 1, false>(t) }
+                    unsafe { $body::<$mr, 1, false, $ahead>(t) }
                 }
 
                 let narrow = $nv > 1 && t.n_eff <= $lanes;
@@ -520,6 +518,7 @@ wrappers!(
     10,
     2,
     16,
+    true,
     avx512_f32_rows,
     avx512_f32_cols,
     pack_bt_512_f32,
@@ -537,6 +536,7 @@ wrappers!(
     10,
     2,
     8,
+    true,
     avx512_f64_rows,
     avx512_f64_cols,
     pack_bt_512_f64,
@@ -554,6 +554,7 @@ wrappers!(
     6,
     2,
     8,
+    false,
     avx2_f32_rows,
     avx2_f32_cols,
     avx2::pack_bt_f32_panel::<16>,
@@ -571,6 +572,7 @@ wrappers!(
     6,
     2,
     4,
+    false,
     avx2_f64_rows,
     avx2_f64_cols,
     avx2::pack_bt_f64,
