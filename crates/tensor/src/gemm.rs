@@ -647,31 +647,7 @@ impl<'a, T: Element> BPanels<'a, T> {
             return Ahead::NONE;
         }
         let width = (q1 * self.nr).min(n) - j0;
-        let [rsb, csb] = [self.b.strides()[0], self.b.strides()[1]];
-        let base = self
-            .b
-            .as_ptr()
-            .wrapping_offset(p0 as isize * rsb + j0 as isize * csb);
-        // Runs of `len` contiguous elements; one extra line for a run
-        // that does not start on a line boundary.
-        let lines = |len: usize| (len * std::mem::size_of::<T>()).div_ceil(64) + 1;
-        if csb == 1 {
-            Ahead {
-                base,
-                rows: kb,
-                stride: rsb,
-                lines: lines(width),
-            }
-        } else if rsb == 1 {
-            Ahead {
-                base,
-                rows: width,
-                stride: csb,
-                lines: lines(kb),
-            }
-        } else {
-            Ahead::NONE
-        }
+        block_lines(&self.b, p0..p0 + kb, j0..j0 + width)
     }
 
     /// The panels from `q0` on (a column range starting on a panel boundary).
@@ -840,7 +816,7 @@ impl<T: Element, K: MicroKernel<T>> Job<K, T> {
                                     q: usize,
                                     b_panel: &[T],
                                     next: Option<(usize, usize)>,
-                                    ahead: Ahead<T>| {
+                                    ahead: [Ahead<T>; 2]| {
                             let (a_ptr, layout, rsa, csa) = a_panel(i0);
                             let j0 = q * nr;
                             let c_next =
@@ -886,11 +862,14 @@ impl<T: Element, K: MicroKernel<T>> Job<K, T> {
                                     // No prefetch ahead: a thin B's next KC
                                     // block is small and usually in L2 (the
                                     // thin forward measured no better with it).
-                                    tile(i0, q, panels.get(q), next, Ahead::NONE);
+                                    tile(i0, q, panels.get(q), next, [Ahead::NONE; 2]);
                                 }
                             }
                         } else {
                             let tiles = mb.div_ceil(mr);
+                            // The next `ic` block of A (packed after this one).
+                            let next_rows = ic + mb..(ic + mb + mc).min(m);
+                            let a_next = block_lines(&a, next_rows, pc..pc + kb);
 
                             for q in 0..n_panels {
                                 let panels =
@@ -909,16 +888,20 @@ impl<T: Element, K: MicroKernel<T>> Job<K, T> {
                                         (q + 1 < n_panels).then_some((0, q + 1))
                                     };
                                     if b.local || !K::AHEAD {
-                                        tile(i0, q, panels.get(q), next, ahead.part(t, tiles));
+                                        let ahead = [ahead.part(t, tiles), Ahead::NONE];
+                                        tile(i0, q, panels.get(q), next, ahead);
                                     } else {
                                         // B is packed already: prefetch the
                                         // next tile's C instead, spread over
                                         // this tile (not in one burst at its
-                                        // start: its rows alias in L1).
+                                        // start: its rows alias in L1), and
+                                        // this tile's share of the next A
+                                        // block, which is packed next.
                                         let c_next = next.map_or(Ahead::NONE, |(i, q)| {
                                             c_tile_lines(c_at(i, q), mr.min(mb - i), nr, [rsc, csc])
                                         });
-                                        tile(i0, q, panels.get(q), None, c_next);
+                                        let a_next = a_next.part(q * tiles + t, n_panels * tiles);
+                                        tile(i0, q, panels.get(q), None, [c_next, a_next]);
                                     }
                                 }
                             }
@@ -930,6 +913,43 @@ impl<T: Element, K: MicroKernel<T>> Job<K, T> {
                 }
             }
         });
+    }
+}
+
+/// The lines of block `rows x cols` of `x` as a region to prefetch ahead:
+/// one run per row when rows are contiguous, else one per column when
+/// columns are; none for a view with neither unit stride.
+fn block_lines<T>(
+    x: &ArrayView2<'_, T>,
+    rows: std::ops::Range<usize>,
+    cols: std::ops::Range<usize>,
+) -> Ahead<T> {
+    if rows.is_empty() || cols.is_empty() {
+        return Ahead::NONE;
+    }
+    let [rs, cs] = [x.strides()[0], x.strides()[1]];
+    let base = x
+        .as_ptr()
+        .wrapping_offset(rows.start as isize * rs + cols.start as isize * cs);
+    // Runs of `len` contiguous elements; one extra line for a run that
+    // does not start on a line boundary.
+    let lines = |len: usize| (len * std::mem::size_of::<T>()).div_ceil(64) + 1;
+    if cs == 1 {
+        Ahead {
+            base,
+            rows: rows.len(),
+            stride: rs,
+            lines: lines(cols.len()),
+        }
+    } else if rs == 1 {
+        Ahead {
+            base,
+            rows: cols.len(),
+            stride: cs,
+            lines: lines(rows.len()),
+        }
+    } else {
+        Ahead::NONE
     }
 }
 

@@ -113,7 +113,7 @@ pub(super) fn gemm_tiles<T: Element, K: MicroKernel<T>>(
                     rsc,
                     csc,
                     c_next: std::ptr::null(),
-                    ahead: Ahead::NONE,
+                    ahead: [Ahead::NONE; 2],
                     m_eff: rows,
                     n_eff: nr.min(n - j0),
                     alpha,

@@ -89,23 +89,28 @@ macro_rules! simd_body {
             }
             // Unrolled by UNROLL to thin out the loop overhead; each trip
             // also prefetches its share of `t.ahead`'s lines into L2
-            // (`pf_per_trip`: the lines spread evenly over the tile).
-            let ahead = if AHEAD { t.ahead } else { Ahead::NONE };
-            let mut pf_left = ahead.rows * ahead.lines;
+            // (`pf_per_trip`: the lines spread evenly over the tile), the
+            // first region's, then the second's.
+            let [mut ahead, mut then] = if AHEAD { t.ahead } else { [Ahead::NONE; 2] };
+            let mut pf_left = ahead.rows * ahead.lines + then.rows * then.lines;
             let pf_per_trip = pf_left.div_ceil((t.k / UNROLL).max(1));
-            let (mut pf_run, mut pf_line) = (ahead.base as *const i8, 0);
+            let mut pf_line = 0;
             let mut p = 0;
             while p + UNROLL <= t.k {
                 for u in 0..UNROLL {
                     step!(p + u);
                 }
                 for _ in 0..pf_per_trip.min(pf_left) {
-                    _mm_prefetch::<_MM_HINT_T1>(pf_run.wrapping_add(pf_line * 64));
+                    if ahead.rows == 0 {
+                        (ahead, then) = (then, Ahead::NONE);
+                    }
+                    let run = ahead.base as *const i8;
+                    _mm_prefetch::<_MM_HINT_T1>(run.wrapping_add(pf_line * 64));
                     pf_line += 1;
                     if pf_line == ahead.lines {
                         pf_line = 0;
-                        pf_run = pf_run
-                            .wrapping_offset(ahead.stride * std::mem::size_of::<$t>() as isize);
+                        ahead.base = ahead.base.wrapping_offset(ahead.stride);
+                        ahead.rows -= 1;
                     }
                     pf_left -= 1;
                 }
