@@ -898,7 +898,8 @@ impl<T: Element, K: MicroKernel<T>> Job<K, T> {
                                         // this tile's share of the next A
                                         // block, which is packed next.
                                         let c_next = next.map_or(Ahead::NONE, |(i, q)| {
-                                            c_tile_lines(c_at(i, q), mr.min(mb - i), nr, [rsc, csc])
+                                            let dims = [mr.min(mb - i), nr.min(n - q * nr)];
+                                            lines_at(c_at(i, q).cast_const(), dims, [rsc, csc])
                                         });
                                         let a_next = a_next.part(q * tiles + t, n_panels * tiles);
                                         tile(i0, q, panels.get(q), None, [c_next, a_next]);
@@ -916,55 +917,40 @@ impl<T: Element, K: MicroKernel<T>> Job<K, T> {
     }
 }
 
-/// The lines of block `rows x cols` of `x` as a region to prefetch ahead:
-/// one run per row when rows are contiguous, else one per column when
-/// columns are; none for a view with neither unit stride.
+/// The lines of block `rows x cols` of `x` as a region to prefetch ahead
+/// (see [`lines_at`]).
 fn block_lines<T>(
     x: &ArrayView2<'_, T>,
     rows: std::ops::Range<usize>,
     cols: std::ops::Range<usize>,
 ) -> Ahead<T> {
-    if rows.is_empty() || cols.is_empty() {
-        return Ahead::NONE;
-    }
     let [rs, cs] = [x.strides()[0], x.strides()[1]];
-    let base = x
+    let origin = x
         .as_ptr()
         .wrapping_offset(rows.start as isize * rs + cols.start as isize * cs);
+    lines_at(origin, [rows.len(), cols.len()], [rs, cs])
+}
+
+/// The lines of a `rows x cols` block at `origin` (strides `[rs, cs]`) as a
+/// region to prefetch ahead: one run per row when rows are contiguous,
+/// else one per column when columns are; none for an empty block or one
+/// with neither unit stride. Computed from raw parts, so it also serves C,
+/// which the tiles are writing through a raw pointer.
+fn lines_at<T>(origin: *const T, [rows, cols]: [usize; 2], [rs, cs]: [isize; 2]) -> Ahead<T> {
     // Runs of `len` contiguous elements; one extra line for a run that
     // does not start on a line boundary.
     let lines = |len: usize| (len * std::mem::size_of::<T>()).div_ceil(64) + 1;
-    if cs == 1 {
-        Ahead {
-            base,
-            rows: rows.len(),
-            stride: rs,
-            lines: lines(cols.len()),
-        }
-    } else if rs == 1 {
-        Ahead {
-            base,
-            rows: cols.len(),
-            stride: cs,
-            lines: lines(rows.len()),
-        }
-    } else {
-        Ahead::NONE
-    }
-}
-
-/// The lines of a C tile (`rows x nr` at `c`, strides `[rsc, csc]`) as a
-/// region to prefetch ahead; none unless C's rows are contiguous.
-fn c_tile_lines<T>(c: *mut T, rows: usize, nr: usize, [rsc, csc]: [isize; 2]) -> Ahead<T> {
-    if csc != 1 {
-        return Ahead::NONE;
-    }
+    let (runs, stride, len) = match (cs, rs) {
+        _ if rows == 0 || cols == 0 => return Ahead::NONE,
+        (1, _) => (rows, rs, cols),
+        (_, 1) => (cols, cs, rows),
+        _ => return Ahead::NONE,
+    };
     Ahead {
-        base: c.cast_const(),
-        rows,
-        stride: rsc,
-        // One extra line for a row that does not start on a line boundary.
-        lines: (nr * std::mem::size_of::<T>()).div_ceil(64) + 1,
+        base: origin,
+        rows: runs,
+        stride,
+        lines: lines(len),
     }
 }
 
@@ -1091,22 +1077,21 @@ mod tests {
             }
         }
         // The next C tile, prefetched while B is shared: every element of
-        // its rows (a tile at any column offset of a row-major C).
-        let mut c = Array2::<f32>::zeros((40, 77));
-        let rsc = c.strides()[0];
-        for (i0, j0) in [(0, 0), (10, 32), (30, 45)] {
-            let tile = super::c_tile_lines(&mut c[[i0, j0]], 10, nr, [rsc, 1]);
-            for i in i0..i0 + 10 {
-                for j in j0..(j0 + nr).min(77) {
-                    assert!(prefetched(&tile, &c[[i, j]]), "C[{i}, {j}] missed");
+        // it, at any offset of a row-major or column-major C.
+        let c_store = Array2::<f32>::zeros((77, 77));
+        for c in [c_store.view(), c_store.t()] {
+            for (i0, j0) in [(0, 0), (10, 32), (30, 45)] {
+                let width = nr.min(77 - j0);
+                let origin: *const f32 = &c[[i0, j0]];
+                let strides = [c.strides()[0], c.strides()[1]];
+                let tile = super::lines_at(origin, [10, width], strides);
+                for i in i0..i0 + 10 {
+                    for j in j0..j0 + width {
+                        assert!(prefetched(&tile, &c[[i, j]]), "C[{i}, {j}] missed");
+                    }
                 }
             }
         }
-        let c_t = c.t();
-        assert_eq!(
-            super::c_tile_lines(c_t.as_ptr().cast_mut(), 10, nr, [1, rsc]).rows,
-            0
-        );
         let strided = row_major.slice(s![..;2, ..;2]);
         let shared = BPanels {
             b: strided,

@@ -200,19 +200,14 @@ pub(crate) struct Tile<T> {
 }
 
 /// A region of an operand to prefetch: `rows` runs of `lines` 64-byte
-/// cache lines, from `base`, `stride` elements apart. The wide forward
-/// packs each `KC x NR` panel of `W1^T` from 32 rows of `W1` (12 KiB apart,
-/// in L3 or memory) right before use, and reading them took 20-24% of the
-/// product's time on a Zen 4 while the memory system idled during the
-/// tiles. The tiles of one panel now spread the next panel's lines among
-/// them, so the packer finds them in L2: 6-7% (perf samples), and the
-/// wide forward went from 72.0 to 81.4 GFLOP/s. With a shared, packed B
-/// (the wide weight gradient, 1024³) the tiles prefetch the next C tile
-/// this way instead of in one burst at its start, whose ten rows (12 KiB
-/// apart in `dW1`) fall in one 8-way L1 set: the wide weight gradient went
-/// from 71-76 to 79-84 GFLOP/s; a second region there carries each tile's
-/// share of the next A block, which is packed next (`pack_a`'s share of the
-/// wide eval's samples 3.2-3.8% -> 1.9-2.0%). Only prefetched, never
+/// cache lines, from `base`, `stride` elements apart. Tiles prefetch what
+/// the caller reads after them ([`Tile::ahead`]), spread over their
+/// reduction: the next B panel's source when each thread packs its own
+/// panels right before use (the wide forward's `W1`, read from L3 or
+/// memory: its packer fell from 20-24% to 6-7% of the samples on a Zen 4),
+/// else the next C tile (whose ten rows, 12 KiB apart in `dW1`, share one
+/// 8-way L1 set, so a burst at the tile's start evicted the current
+/// tile's lines) and the next A block. Only prefetched, never
 /// dereferenced, so any address is allowed.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Ahead<T> {
