@@ -163,8 +163,9 @@ impl Normaliser {
         normalise_row(&src[..n], &self.shift, &self.scale, &mut dst[..n]);
     }
 
-    /// [`Normaliser::row`] into `f32`, vectorised with AVX2 when the CPU has
-    /// it (the same IEEE operations lane by lane, so the same bits).
+    /// [`Normaliser::row`] into `f32`, vectorised with AVX-512F or AVX2 when
+    /// the CPU has it (the same IEEE operations lane by lane, so the same
+    /// bits).
     ///
     /// **Panics** if `src` or `dst` is shorter than [`Normaliser::len`].
     pub fn row_f32(&self, src: &[u8], dst: &mut [f32]) {
@@ -255,7 +256,7 @@ fn normalise_rows_avx512(srcs: &[&[u8]], shift: &[f64], scale: &[f64], dst: &mut
 }
 
 /// The row groups and feature chunks of the portable loop of
-/// [`Normaliser::rows_f32`], each piece by `row`, with the bytes of the
+/// [`Normaliser::rows_f32`], each piece by `row_fn`, with the bytes of the
 /// next chunk (or of the next group's first chunk) prefetched.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
@@ -362,7 +363,13 @@ mod tests {
         let rows: Vec<Vec<u8>> = (0..256)
             .map(|r| (0..n).map(|j| ((j + r) % 256) as u8).collect())
             .collect();
-        let srcs: Vec<&[u8]> = rows.iter().map(Vec::as_slice).take(37).collect();
+        // All 256 byte values at every feature, and a ragged last group.
+        let srcs: Vec<&[u8]> = rows
+            .iter()
+            .cycle()
+            .take(256 + 5)
+            .map(Vec::as_slice)
+            .collect();
         let mut want = vec![0f32; srcs.len() * n];
         for (src, dst) in srcs.iter().zip(want.chunks_exact_mut(n)) {
             normalise_row(src, &shift, &scale, dst);
