@@ -150,7 +150,7 @@ pub enum Slot {
 }
 
 macro_rules! impl_gemm_scalar {
-    ($t:ty, $scratch:ident) => {
+    ($t:ty, $scratch:ident, $avx512:ident) => {
         thread_local! {
             /// This thread's scratch buffers, one per [`Slot`].
             static $scratch: [Cell<Vec<$t>>; 3] =
@@ -169,9 +169,7 @@ macro_rules! impl_gemm_scalar {
             ) {
                 match kernel {
                     #[cfg(target_arch = "x86_64")]
-                    Kernel::Avx512 => {
-                        gemm_driver(crate::kernel::x86::Avx512, alpha, a, b, beta, c, run)
-                    }
+                    Kernel::Avx512 => $avx512(alpha, a, b, beta, c, run),
                     #[cfg(target_arch = "x86_64")]
                     Kernel::Avx2 => {
                         gemm_driver(crate::kernel::x86::Avx2, alpha, a, b, beta, c, run)
@@ -191,8 +189,68 @@ macro_rules! impl_gemm_scalar {
     };
 }
 
-impl_gemm_scalar!(f32, SCRATCH_F32);
-impl_gemm_scalar!(f64, SCRATCH_F64);
+impl_gemm_scalar!(f32, SCRATCH_F32, avx512_f32);
+impl_gemm_scalar!(f64, SCRATCH_F64, avx512_f64);
+
+/// The AVX-512 driver for f32: the 8 x 48 tiles of
+/// [`Avx512Thin`](crate::kernel::x86::Avx512Thin) for a thin product they
+/// suit (see [`thin_tiles_suit`]), else the 10 x 32 tiles. Both give the
+/// same bits.
+#[cfg(target_arch = "x86_64")]
+fn avx512_f32(
+    alpha: f32,
+    a: &ArrayView2<'_, f32>,
+    b: &ArrayView2<'_, f32>,
+    beta: f32,
+    c: &mut ArrayViewMut2<'_, f32>,
+    run: Run,
+) {
+    use crate::kernel::x86::{Avx512, Avx512Thin};
+    if thin_tiles_suit::<Avx512, Avx512Thin>(a, b, run) {
+        // Not direct: `Avx512` would not have taken it (checked).
+        let run = Run {
+            direct: false,
+            ..run
+        };
+        gemm_driver(Avx512Thin, alpha, a, b, beta, c, run)
+    } else {
+        gemm_driver(Avx512, alpha, a, b, beta, c, run)
+    }
+}
+
+/// The AVX-512 driver for f64 (10 x 16 tiles).
+#[cfg(target_arch = "x86_64")]
+fn avx512_f64(
+    alpha: f64,
+    a: &ArrayView2<'_, f64>,
+    b: &ArrayView2<'_, f64>,
+    beta: f64,
+    c: &mut ArrayViewMut2<'_, f64>,
+    run: Run,
+) {
+    gemm_driver(crate::kernel::x86::Avx512, alpha, a, b, beta, c, run)
+}
+
+/// Whether `thin`'s tiles can stand in for `wide`'s on this product: `wide`
+/// would run it on the blocked path (not the direct one) and the columns
+/// left after the dot-product tail fill one `thin` panel but more than one
+/// `wide` panel (with the same lanes and tail, `thin` then runs the same
+/// arithmetic in fewer, fuller tiles).
+#[cfg(target_arch = "x86_64")]
+fn thin_tiles_suit<K: MicroKernel<f32>, Thin: MicroKernel<f32>>(
+    a: &ArrayView2<'_, f32>,
+    b: &ArrayView2<'_, f32>,
+    run: Run,
+) -> bool {
+    let (m, k) = a.dim();
+    let n = b.ncols();
+    if run.direct && direct::eligible::<f32, K>(m, k, n) {
+        return false;
+    }
+    let main = n - dot_tail::<f32, K>(a, b);
+    let same_arithmetic = (Thin::LANES, Thin::DOT, Thin::KC_NR) == (K::LANES, K::DOT, K::NR);
+    same_arithmetic && K::NR < main && main <= Thin::NR
+}
 
 /// Runs `f` on a 64-byte aligned scratch slice of `len` elements, reusing this
 /// thread's buffer (no allocation once it is large enough). Re-entrant: a
@@ -232,12 +290,14 @@ fn blocking<T, K: MicroKernel<T>>(m: usize, n: usize, k: usize) -> Blocking {
     // L1 while it meets every A micro-panel of an `ic` block.
     let n_panels = n.div_ceil(nr);
     let few = n_panels <= FEW_PANELS;
+    // The bytes of a thin B's KC row (see `MicroKernel::KC_NR`).
+    let few_row_bytes = n.div_ceil(K::KC_NR) * K::KC_NR * size;
     let kc = if few && m <= FEW_LOCAL_ROWS {
-        KC_FEW_BYTES / (n_panels * nr * size)
+        KC_FEW_BYTES / few_row_bytes
     } else if few {
         // Many rows streaming past a thin B (evaluation): long KC blocks,
         // so each row of A is read in long runs and C is revisited rarely.
-        KC_FEW_STREAM_BYTES / (n_panels * nr * size)
+        KC_FEW_STREAM_BYTES / few_row_bytes
     } else {
         kc_bytes / (nr * size)
     };
@@ -1134,6 +1194,109 @@ mod tests {
             assert!(panicked.is_err());
             assert_eq!(threads(), 1);
         });
+    }
+
+    /// The 8 x 48 tiles give the bits of the 10 x 32 ones on every thin
+    /// product they take: `k` split or whole, beta zero or not, A read in
+    /// place by rows or columns or packed, B transposed or row-major, edge
+    /// row groups, 1 or 2 threads. (Fails if the thin kernel split `k`
+    /// elsewhere: with `KC_NR` = 48 the `k` = 3072 products differ.)
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn thin_tiles_give_the_bits_of_the_wide_ones() {
+        use super::{gemm_driver, thin_tiles_suit, Run};
+        use crate::kernel::x86::{Avx512, Avx512Thin};
+        use ndarray::ShapeBuilder;
+        if !crate::Kernel::Avx512.is_available() {
+            eprintln!("skipped: this CPU has no AVX-512F");
+            return;
+        }
+        let value = |i: usize| ((i * 7919) % 1013) as f32 / 1013.0 - 0.5;
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        let run = |n_threads| Run {
+            n_threads,
+            direct: false,
+        };
+        let mut covered = std::collections::BTreeSet::new();
+        for (m, k, n) in [
+            (100, 3072, 50),
+            (7, 3072, 40),
+            (333, 700, 48),
+            (31, 256, 33),
+        ] {
+            let a_row = Array2::from_shape_fn((m, k), |(i, p)| value(i * k + p));
+            let a_col = Array2::from_shape_fn((m, k).f(), |(i, p)| value(i * k + p));
+            let a_wide = Array2::from_shape_fn((m, 2 * k), |(i, p)| value(i * k + p));
+            let w = Array2::from_shape_fn((n, k), |(j, p)| value(j * 31 + p * 3));
+            let b_row = w.t().as_standard_layout().to_owned();
+            let c0 = Array2::from_shape_fn((m, n), |(i, j)| value(i + j * 5));
+            let a_views = [a_row.view(), a_col.view(), a_wide.slice(s![.., ..;2])];
+            let pairs = a_views
+                .iter()
+                .enumerate()
+                .flat_map(|(i, a)| [((i, 0), a, w.t()), ((i, 1), a, b_row.view())]);
+            for (layouts, a, b) in pairs {
+                // n = 50 leaves 48 columns only with the dot tail (row A, W1^T).
+                if !thin_tiles_suit::<Avx512, Avx512Thin>(a, &b, run(1)) {
+                    continue;
+                }
+                covered.insert(layouts);
+                for (alpha, beta) in [(1.0, 0.0), (0.7, 0.999)] {
+                    for threads in [1, 2] {
+                        let (mut wide, mut thin) = (c0.clone(), c0.clone());
+                        pool.install(|| {
+                            let r = run(threads);
+                            gemm_driver(Avx512, alpha, a, &b, beta, &mut wide.view_mut(), r);
+                            gemm_driver(Avx512Thin, alpha, a, &b, beta, &mut thin.view_mut(), r);
+                        });
+                        let same = wide
+                            .iter()
+                            .zip(&thin)
+                            .all(|(x, y)| x.to_bits() == y.to_bits());
+                        assert!(
+                            same,
+                            "{m}x{k}x{n}, A {:?}, B {:?}, beta {beta}, {threads} threads",
+                            a.strides(),
+                            b.strides()
+                        );
+                    }
+                }
+            }
+        }
+        assert_eq!(covered.len(), 6, "every A and B layout ran: {covered:?}");
+        // Only C of 33 to 48 columns past the dot tail, on the blocked path.
+        let a = Array2::<f32>::zeros((100, 3072));
+        for (n, suits) in [
+            (32, false),
+            (34, false),
+            (35, true),
+            (50, true),
+            (51, false),
+            (64, false),
+        ] {
+            let w = Array2::<f32>::zeros((n, 3072));
+            assert_eq!(
+                thin_tiles_suit::<Avx512, Avx512Thin>(&a.view(), &w.t(), run(1)),
+                suits,
+                "n {n}"
+            );
+        }
+        let (a, b) = (
+            Array2::<f32>::zeros((10, 50)),
+            Array2::<f32>::zeros((50, 40)),
+        );
+        let direct = Run {
+            n_threads: 1,
+            direct: true,
+        };
+        assert!(!thin_tiles_suit::<Avx512, Avx512Thin>(
+            &a.view(),
+            &b.view(),
+            direct
+        ));
     }
 
     /// Balanced blocks are whole `MR` panels, no bigger than the cache

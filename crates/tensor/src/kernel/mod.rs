@@ -308,6 +308,12 @@ pub(crate) trait MicroKernel<T>: Copy + Send + Sync + 'static {
     /// nothing to prefetch, so they keep only the burst of `c_next`.
     const AHEAD: bool = false;
 
+    /// Panel width a thin product's `KC` is computed from (see
+    /// `gemm::blocking`): `NR`, except for a kernel that stands in for
+    /// another on some shapes and must split `k` where that one does, so
+    /// that both give the same bits (`x86::Avx512Thin`).
+    const KC_NR: usize = Self::NR;
+
     /// Lanes of one vector: the narrow edge tile is `MR x LANES`.
     const LANES: usize = Self::NR;
 
