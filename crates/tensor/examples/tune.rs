@@ -4,7 +4,9 @@
 //! (TA / TB = 1: pass that operand as a transposed view). Environment:
 //! `F64=1` for f64; `BETA=x` accumulates into C (`C = AB + x C`, as the
 //! weight gradients do with 0.999; default 0); `BLOCKED=1` times ours without the direct small-product
-//! path (`gemm_blocked_with_kernel`); `FIXED=calls` runs exactly that many products of ours
+//! path (`gemm_blocked_with_kernel`); `SPLIT=1` times ours inside
+//! `with_small_products_split` (as the training step runs it: products
+//! above 1e7 flops use every thread); `FIXED=calls` runs exactly that many products of ours
 //! (or of matrixmultiply with `MM=1`) and prints their flops, for
 //! `perf stat -e task-clock` (CPU time is robust on a busy machine);
 //! `PAD=p` / `CPAD=p` give B / C rows p elements longer than they are wide;
@@ -84,8 +86,13 @@ fn run<T: Element>(args: &[usize]) {
     let flops = 2.0 * (m * n * k) as f64;
     let blocked = std::env::var("BLOCKED").is_ok();
     let beta = env::<f64>("BETA").map_or(T::zero(), |b| T::from(b).unwrap());
+    let split = std::env::var("SPLIT").is_ok();
     let ours = |c: &mut Array2<T>| {
-        if blocked {
+        if split {
+            tensor::with_small_products_split(|| {
+                tensor::gemm(T::one(), &av, &bv, beta, &mut c.view_mut())
+            });
+        } else if blocked {
             let kernel = tensor::Kernel::detect();
             tensor::gemm_blocked_with_kernel(kernel, T::one(), &av, &bv, beta, &mut c.view_mut())
                 .expect("detected kernel");

@@ -513,15 +513,37 @@ macro_rules! wrappers {
                     unsafe { $body::<$mr, 1, false, $ahead>(t) }
                 }
 
+                /// The short tile (`MR / 2` rows) for an edge row group
+                /// with at most that many valid rows (100 = 12 x 8 + 4 in
+                /// the 8 x 48 tiles): the same per-element arithmetic,
+                /// without the multiply-adds of rows that are not stored.
+                #[target_feature(enable = $features)]
+                unsafe fn short_rows(t: &Tile<$t>) {
+                    // SAFETY: as for the full tile; the body reads only the
+                    // first `MR / 2` rows, and `m_eff` is at most that.
+                    unsafe { $body::<{ $mr / 2 }, $nv, true, $ahead>(t) }
+                }
+
+                /// [`ALayout::Cols`] version of `short_rows` (a packed A
+                /// keeps its `MR`-row layout: `csa` steps over it).
+                #[target_feature(enable = $features)]
+                unsafe fn short_cols(t: &Tile<$t>) {
+                    // SAFETY: as above.
+                    unsafe { $body::<{ $mr / 2 }, $nv, false, $ahead>(t) }
+                }
+
                 let narrow = $nv > 1 && t.n_eff <= $lanes;
+                let short = $mr >= 8 && t.m_eff <= $mr / 2;
                 // SAFETY: the caller upholds the `tile` contract, including
                 // that the CPU has the features (checked by `Kernel::check`).
                 unsafe {
-                    match (layout, narrow) {
-                        (ALayout::Rows, false) => $rows(t),
-                        (ALayout::Cols, false) => $cols(t),
-                        (ALayout::Rows, true) => narrow_rows(t),
-                        (ALayout::Cols, true) => narrow_cols(t),
+                    match (layout, narrow, short) {
+                        (ALayout::Rows, true, _) => narrow_rows(t),
+                        (ALayout::Cols, true, _) => narrow_cols(t),
+                        (ALayout::Rows, false, true) => short_rows(t),
+                        (ALayout::Cols, false, true) => short_cols(t),
+                        (ALayout::Rows, false, false) => $rows(t),
+                        (ALayout::Cols, false, false) => $cols(t),
                     }
                 }
             }
