@@ -24,6 +24,7 @@ use ndarray::{Array2, ArrayView2};
 pub use openblas::OpenBlas;
 pub use shapes::{Shape, SHAPES};
 
+use crate::kernel::alone::TileData;
 use crate::{Element, Kernel};
 use timing::Contender;
 
@@ -106,6 +107,20 @@ pub struct Peak {
     pub two: Rate,
 }
 
+/// The f32 micro-kernel's tiles alone, without packing or the driver
+/// (see `kernel::alone`): its own ceiling, next to the peak and the
+/// products.
+#[derive(Clone, Debug)]
+pub struct TileAlone {
+    /// The tile and its reduction, e.g. "10x32, k 256".
+    pub tile: String,
+    /// The same tile on every call (operands in L1 and L2).
+    pub repeated: Rate,
+    /// Tiles sweeping a packed `MC x KC` A block (L2) and a C of 1024
+    /// columns, as inside a product.
+    pub sweep: Rate,
+}
+
 /// One table row: a shape and element type, every contender's rates.
 #[derive(Clone, Debug)]
 pub struct Row {
@@ -147,6 +162,8 @@ pub struct Report {
     pub samples: usize,
     /// FMA peak for f32 and f64.
     pub peaks: [Peak; 2],
+    /// The f32 micro-kernel alone on 1 thread (see [`TileAlone`]).
+    pub tile_alone: TileAlone,
     /// The table rows.
     pub rows: Vec<Row>,
 }
@@ -199,6 +216,15 @@ pub fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> Result<Report, 
         one: timing::fma_peak(kernel, is_f64, 1, 0.2),
         two: timing::fma_peak(kernel, is_f64, 2, 0.2),
     });
+    progress("timing the f32 micro-kernel alone ...");
+    let mut tiles =
+        crate::kernel::alone::TileBench::new(kernel).map_err(|e| BenchError(e.to_string()))?;
+    let tile_alone = TileAlone {
+        tile: tiles.label(),
+        repeated: timing::tile_alone(&mut tiles, TileData::Repeated, 0.2),
+        sweep: timing::tile_alone(&mut tiles, TileData::Sweep, 0.2),
+    };
+    drop(tiles);
     let mut rows = Vec::new();
     let only = options.only.as_deref().unwrap_or("");
     for shape in SHAPES.iter().filter(|s| s.name.contains(only)) {
@@ -219,6 +245,7 @@ pub fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> Result<Report, 
         openblas: openblas.map(|ob| format!("{} from {}", ob.identity, ob.path.display())),
         samples: options.samples,
         peaks,
+        tile_alone,
         rows,
     })
 }
@@ -443,6 +470,14 @@ mod tests {
             openblas: None,
             samples: 3,
             peaks: [peak, peak],
+            tile_alone: TileAlone {
+                tile: "10x32, k 256".into(),
+                repeated: rate,
+                sweep: Rate {
+                    wall: 0.5,
+                    cpu: 1.0,
+                },
+            },
             rows: vec![row("f32"), row("f64")],
         };
         let csv = report.csv();
@@ -458,6 +493,11 @@ mod tests {
         );
         let table = report.table();
         assert!(table.contains("Some CPU, 2 cores") && table.contains("wgrad G^T*X"));
+        assert!(lines[1].ends_with(",2.00,1.00"), "tile alone last: {csv}");
+        assert!(
+            table.contains("micro-kernel alone (10x32, k 256, 1 thread, by CPU time): repeated tile 2.0 GFLOP/s (100% of the peak)"),
+            "{table}"
+        );
         assert!(!table.contains("ours/ob"), "no OpenBLAS columns without it");
 
         // With OpenBLAS: its identity in the header and the CSV, its

@@ -95,6 +95,18 @@ impl Report {
             peak_line("f32", f32_peak),
             peak_line("f64", f64_peak)
         );
+        let t = &self.tile_alone;
+        let pct = |r: &Rate| 100.0 * r.cpu / f32_peak.one.cpu;
+        let _ = writeln!(
+            out,
+            "f32 micro-kernel alone ({}, 1 thread, by CPU time): repeated tile {:.1} GFLOP/s \
+             ({:.0}% of the peak), sweeping an MC x KC A block and a 1024-column C {:.1} ({:.0}%)",
+            t.tile,
+            t.repeated.cpu,
+            pct(&t.repeated),
+            t.sweep.cpu,
+            pct(&t.sweep)
+        );
         let _ = writeln!(
             out,
             "GFLOP/s, median of {} round-robin samples (at most {BIG_SAMPLES} above {BIG_FLOPS:e} flops), \
@@ -122,7 +134,7 @@ impl Report {
             "shape,m,k,n,beta,dtype,kernel,cpu_model,openblas,\
              ours_1t_wall,ours_2t_wall,mm_wall,dot_wall,blocked_1t_wall,openblas_1t_wall,openblas_2t_wall,\
              ours_1t_cpu,ours_2t_cpu,mm_cpu,dot_cpu,blocked_1t_cpu,openblas_1t_cpu,openblas_2t_cpu,\
-             peak_1t_wall,peak_2t_wall,peak_1t_cpu,peak_2t_cpu\n",
+             peak_1t_wall,peak_2t_wall,peak_1t_cpu,peak_2t_cpu,tile_alone_repeated_cpu,tile_alone_sweep_cpu\n",
         );
         let rate = |r: Rate| format!("{:.2},", r.wall);
         for r in &self.rows {
@@ -156,10 +168,12 @@ impl Report {
             for x in all {
                 let _ = write!(out, "{:.2},", x.cpu);
             }
+            // The f32 micro-kernel alone (the same on every row).
+            let t = &self.tile_alone;
             let _ = writeln!(
                 out,
-                "{:.2},{:.2},{:.2},{:.2}",
-                p.one.wall, p.two.wall, p.one.cpu, p.two.cpu
+                "{:.2},{:.2},{:.2},{:.2},{:.2},{:.2}",
+                p.one.wall, p.two.wall, p.one.cpu, p.two.cpu, t.repeated.cpu, t.sweep.cpu
             );
         }
         out

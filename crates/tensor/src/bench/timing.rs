@@ -3,6 +3,7 @@
 
 use super::clock::Stopwatch;
 use super::Rate;
+use crate::kernel::alone::{TileBench, TileData};
 use crate::kernel::{flops_per_round, fma_rounds};
 use crate::Kernel;
 
@@ -111,6 +112,34 @@ pub(super) fn fma_peak(kernel: Kernel, is_f64: bool, threads: usize, min_secs: f
         let work = per_round * iters as f64 * threads as f64 / 1e9;
         best.wall = best.wall.max(work / w);
         best.cpu = best.cpu.max(work / t * threads as f64);
+        runs += 1;
+    }
+    best
+}
+
+/// The best of three 1-thread rates of `bench`'s f32 tiles on `data`, each
+/// run at least `min_secs` long (whole sweeps, so each run covers all of C
+/// evenly), measured like [`fma_peak`].
+pub(super) fn tile_alone(bench: &mut TileBench, data: TileData, min_secs: f64) -> Rate {
+    let unit = bench.tiles_per_sweep();
+    bench.run(data, unit);
+    let mut calls = unit;
+    let mut best = Rate {
+        wall: 0.0,
+        cpu: 0.0,
+    };
+    let mut runs = 0;
+    while runs < 3 {
+        let sw = Stopwatch::start();
+        bench.run(data, calls);
+        let (w, t) = sw.elapsed();
+        if w < min_secs {
+            calls = calls.saturating_mul(2);
+            continue;
+        }
+        let work = bench.flops_per_tile() * calls as f64 / 1e9;
+        best.wall = best.wall.max(work / w);
+        best.cpu = best.cpu.max(work / t);
         runs += 1;
     }
     best

@@ -13,6 +13,8 @@
 
 use std::sync::OnceLock;
 
+#[cfg(any(test, feature = "bench"))]
+pub(crate) mod alone;
 #[cfg(target_arch = "x86_64")]
 mod avx2;
 pub(crate) mod portable;
