@@ -645,6 +645,18 @@ struct BPanels<'a, T> {
 }
 
 impl<'a, T: Element> BPanels<'a, T> {
+    /// Panel `q`'s rows from `p0` and their stride, when the tile that
+    /// reads it first can pack it as it goes (`fill`: the kernel can): a
+    /// local, full-width panel of a B with unit column stride.
+    fn in_place(&self, q: usize, p0: usize, fill: bool) -> Option<(*const T, isize)> {
+        let [rsb, csb] = [self.b.strides()[0], self.b.strides()[1]];
+        let full = (q + 1) * self.nr <= self.b.ncols();
+        (fill && self.local && csb == 1 && full).then(|| {
+            let origin = p0 as isize * rsb + (q * self.nr) as isize;
+            (self.b.as_ptr().wrapping_offset(origin), rsb)
+        })
+    }
+
     /// Micro-panels `q0..q1` for reduction rows `p0..p0 + kb`, each `kb x NR`
     /// row-major, consecutive; packed into `scratch` first when local.
     fn micro_panels<'s, K: MicroKernel<T>>(
@@ -732,6 +744,51 @@ struct MicroPanels<'s, T> {
 impl<T> MicroPanels<'_, T> {
     fn get(&self, q: usize) -> &[T] {
         &self.data[(q - self.first) * self.stride..]
+    }
+}
+
+/// Where a tile reads its `kb x NR` B micro-panel: rows `rsb` apart from
+/// `b`, copied to `fill` as they are read when that is not null (see
+/// `Tile::fill`).
+#[derive(Clone, Copy)]
+struct PanelRef<T> {
+    b: *const T,
+    rsb: isize,
+    fill: *mut T,
+}
+
+impl<T> PanelRef<T> {
+    /// A packed panel (`NR` apart), at least `kb x nr` long.
+    fn packed(panel: &[T], kb: usize, nr: usize) -> PanelRef<T> {
+        assert!(panel.len() >= kb * nr, "a packed B panel holds kb x NR");
+        PanelRef {
+            b: panel.as_ptr(),
+            rsb: nr as isize,
+            fill: std::ptr::null_mut(),
+        }
+    }
+
+    /// The first tile reads `source` (rows `rsb` apart) and packs it into
+    /// `scratch`, which the tiles after it read.
+    fn fill(
+        (source, rsb): (*const T, isize),
+        scratch: &mut [T],
+        kb: usize,
+        nr: usize,
+    ) -> (PanelRef<T>, PanelRef<T>) {
+        assert!(scratch.len() >= kb * nr, "the fill scratch holds kb x NR");
+        let fill = scratch.as_mut_ptr();
+        let first = PanelRef {
+            b: source,
+            rsb,
+            fill,
+        };
+        let rest = PanelRef {
+            b: fill.cast_const(),
+            rsb: nr as isize,
+            fill: std::ptr::null_mut(),
+        };
+        (first, rest)
     }
 }
 
@@ -874,7 +931,7 @@ impl<T: Element, K: MicroKernel<T>> Job<K, T> {
                         };
                         let tile = |i0: usize,
                                     q: usize,
-                                    b_panel: &[T],
+                                    b_panel: PanelRef<T>,
                                     next: Option<(usize, usize)>,
                                     ahead: [Ahead<T>; 2]| {
                             let (a_ptr, layout, rsa, csa) = a_panel(i0);
@@ -886,27 +943,30 @@ impl<T: Element, K: MicroKernel<T>> Job<K, T> {
                                 a: a_ptr,
                                 rsa,
                                 csa,
-                                b: b_panel.as_ptr(),
-                                rsb: nr as isize,
+                                b: b_panel.b,
+                                rsb: b_panel.rsb,
                                 c: c_ptr
                                     .wrapping_offset((ic + i0) as isize * rsc + j0 as isize * csc),
                                 rsc,
                                 csc,
                                 c_next,
                                 ahead,
+                                fill: b_panel.fill,
                                 m_eff: mr.min(mb - i0),
                                 n_eff: nr.min(n - j0),
                                 alpha: self.alpha,
                                 beta,
                             };
-                            debug_assert!(b_panel.len() >= kb * nr);
                             // SAFETY: the tile lies inside C (i0 < mb, j0 < n,
                             // m_eff / n_eff clipped); A rows ic + i0 .. + m_eff
                             // cover kb steps from pc in place, or the packed
                             // panel is padded to MR rows; the B micro-panel
-                            // holds kb rows of NR (padded); the kernel was
-                            // checked available by `gemm_with_kernel`; C is a
-                            // unique borrow, so it aliases neither A nor B.
+                            // holds kb rows of NR (padded), or is a full-width
+                            // panel of B read in place while `fill` (kb * NR
+                            // scratch elements) receives it (see `PanelRef`);
+                            // the kernel was checked available by
+                            // `gemm_with_kernel`; C is a unique borrow, so it
+                            // aliases neither A nor B, nor the scratch.
                             unsafe { self.kernel.tile(layout, &tile) };
                         };
                         if a_outer {
@@ -922,7 +982,8 @@ impl<T: Element, K: MicroKernel<T>> Job<K, T> {
                                     // No prefetch ahead: a thin B's next KC
                                     // block is small and usually in L2 (the
                                     // thin forward measured no better with it).
-                                    tile(i0, q, panels.get(q), next, [Ahead::NONE; 2]);
+                                    let panel = PanelRef::packed(panels.get(q), kb, nr);
+                                    tile(i0, q, panel, next, [Ahead::NONE; 2]);
                                 }
                             }
                         } else {
@@ -932,8 +993,23 @@ impl<T: Element, K: MicroKernel<T>> Job<K, T> {
                             let a_next = block_lines(&a, next_rows, pc..pc + kb);
 
                             for q in 0..n_panels {
-                                let panels =
-                                    b.micro_panels(self.kernel, (q, q + 1), (pc, kb), b_scratch);
+                                // The first tile reads B in place and packs
+                                // it as it goes for the others (see
+                                // `Tile::fill`), or all read a panel packed
+                                // up front.
+                                let (first, rest) = match b.in_place(q, pc, K::FILL) {
+                                    Some(source) => PanelRef::fill(source, b_scratch, kb, nr),
+                                    None => {
+                                        let panels = b.micro_panels(
+                                            self.kernel,
+                                            (q, q + 1),
+                                            (pc, kb),
+                                            b_scratch,
+                                        );
+                                        let panel = PanelRef::packed(panels.get(q), kb, nr);
+                                        (panel, panel)
+                                    }
+                                };
                                 // The panel packed next: the next one of this
                                 // KC block, else the first of the next block.
                                 let ahead = if q + 1 < n_panels {
@@ -947,9 +1023,10 @@ impl<T: Element, K: MicroKernel<T>> Job<K, T> {
                                     } else {
                                         (q + 1 < n_panels).then_some((0, q + 1))
                                     };
+                                    let panel = if t == 0 { first } else { rest };
                                     if b.local || !K::AHEAD {
                                         let ahead = [ahead.part(t, tiles), Ahead::NONE];
-                                        tile(i0, q, panels.get(q), next, ahead);
+                                        tile(i0, q, panel, next, ahead);
                                     } else {
                                         // B is packed already: prefetch the
                                         // next tile's C instead, spread over
@@ -962,7 +1039,7 @@ impl<T: Element, K: MicroKernel<T>> Job<K, T> {
                                             lines_at(c_at(i, q).cast_const(), dims, [rsc, csc])
                                         });
                                         let a_next = a_next.part(q * tiles + t, n_panels * tiles);
-                                        tile(i0, q, panels.get(q), None, [c_next, a_next]);
+                                        tile(i0, q, panel, None, [c_next, a_next]);
                                     }
                                 }
                             }
@@ -1297,6 +1374,73 @@ mod tests {
             &b.view(),
             direct
         ));
+    }
+
+    /// A row-major B that the first tile of each panel reads in place and
+    /// packs for the others (`Tile::fill`) gives the bits of the same B
+    /// packed up front (a column-major copy, which the transposing packer
+    /// takes): a few or many rows (a first tile shorter than `MR`), `k`
+    /// split into `KC` blocks, a ragged last panel, beta zero or not, f32
+    /// and f64, every SIMD kernel, 1 and 2 threads.
+    #[test]
+    fn panels_packed_by_their_first_tile_give_the_bits_of_packed_ones() {
+        use ndarray::ShapeBuilder;
+        fn check<T: crate::Element>(kernel: crate::Kernel) {
+            let value = |i: usize| T::from(((i * 7919) % 1013) as f64 / 1013.0 - 0.5).unwrap();
+            let pools = [1, 2].map(|n| {
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(n)
+                    .build()
+                    .unwrap()
+            });
+            let shapes = [
+                (50, 100, 3072),
+                (3, 700, 100),
+                (23, 300, 77),
+                (100, 700, 1000),
+            ];
+            for (m, k, n) in shapes {
+                let a = Array2::from_shape_fn((k, m), |(p, i)| value(i * k + p));
+                let b_row = Array2::from_shape_fn((k, n), |(p, j)| value(p * 31 + j * 3));
+                let b_col = Array2::from_shape_fn((k, n).f(), |(p, j)| value(p * 31 + j * 3));
+                let c0 = Array2::from_shape_fn((m, n), |(i, j)| value(i + j * 5));
+                for beta in [T::zero(), T::from(0.999).unwrap()] {
+                    for pool in &pools {
+                        let run = |b: &Array2<T>| {
+                            let mut c = c0.clone();
+                            pool.install(|| {
+                                let (a, b) = (a.t(), b.view());
+                                crate::gemm_blocked_with_kernel(
+                                    kernel,
+                                    T::one(),
+                                    &a,
+                                    &b,
+                                    beta,
+                                    &mut c.view_mut(),
+                                )
+                            })
+                            .unwrap();
+                            c
+                        };
+                        let (filled, packed) = (run(&b_row), run(&b_col));
+                        let same = filled.iter().zip(&packed).all(|(x, y)| {
+                            x.to_f64().unwrap().to_bits() == y.to_f64().unwrap().to_bits()
+                        });
+                        assert!(
+                            same,
+                            "{kernel:?} {m}x{k}x{n} beta {beta:?}, {} threads",
+                            pool.current_num_threads()
+                        );
+                    }
+                }
+            }
+        }
+        for kernel in crate::available_kernels() {
+            if kernel != crate::Kernel::Portable {
+                check::<f32>(kernel);
+                check::<f64>(kernel);
+            }
+        }
     }
 
     /// Balanced blocks are whole `MR` panels, no bigger than the cache

@@ -114,6 +114,7 @@ pub(super) fn gemm_tiles<T: Element, K: MicroKernel<T>>(
                     csc,
                     c_next: std::ptr::null(),
                     ahead: [Ahead::NONE; 2],
+                    fill: std::ptr::null_mut(),
                     m_eff: rows,
                     n_eff: nr.min(n - j0),
                     alpha,

@@ -121,6 +121,7 @@ impl TileBench {
                 csc: 1,
                 c_next: std::ptr::null(),
                 ahead: [Ahead::NONE; 2],
+                fill: std::ptr::null_mut(),
                 m_eff: mr,
                 n_eff: nr,
                 alpha: 1.0,
@@ -149,6 +150,11 @@ mod tests {
         for kernel in available_kernels() {
             let mut bench = TileBench::new(kernel).unwrap();
             let (mr, nr, k) = (bench.mr, bench.nr, bench.k as f32);
+            assert_eq!(bench.label(), format!("{mr}x{nr}, k {k}"));
+            assert_eq!(
+                bench.flops_per_tile(),
+                2.0 * (mr * nr) as f64 * f64::from(k)
+            );
             bench.run(TileData::Repeated, 3);
             assert_eq!(bench.c(mr - 1, nr - 1), 3.0 * k, "{kernel:?}");
             assert_eq!(bench.c(0, nr), 0.0, "{kernel:?}");

@@ -191,6 +191,12 @@ pub(crate) struct Tile<T> {
     /// a time while it computes, the first region first, if
     /// [`MicroKernel::AHEAD`] (see [`Ahead`]); [`Ahead::NONE`] for none.
     pub ahead: [Ahead<T>; 2],
+    /// Where to copy each `NR`-element B row the kernel loads, `NR` apart,
+    /// or null for nowhere. With `b` and `rsb` pointing at B's source rows,
+    /// the first tile of a panel packs it while it computes, for the tiles
+    /// after it (only with [`MicroKernel::FILL`], and only for a full-width
+    /// panel).
+    pub fill: *mut T,
     /// Valid rows of the tile (`1..=MR`); rows beyond are computed but not stored.
     pub m_eff: usize,
     /// Valid columns of the tile (`1..=NR`).
@@ -310,6 +316,12 @@ pub(crate) trait MicroKernel<T>: Copy + Send + Sync + 'static {
     /// nothing to prefetch, so they keep only the burst of `c_next`.
     const AHEAD: bool = false;
 
+    /// Whether [`MicroKernel::tile`] honours [`Tile::fill`]. The SIMD
+    /// kernels do: a row-major B panel read by few tiles (the report's
+    /// weight gradient, 50 rows = 5 tiles per panel) then needs no pass of
+    /// its own to pack it, which took 11% of that product on a Zen 4.
+    const FILL: bool = false;
+
     /// Panel width a thin product's `KC` is computed from (see
     /// `gemm::blocking`): `NR`, except for a kernel that stands in for
     /// another on some shapes and must split `k` where that one does, so
@@ -350,6 +362,8 @@ pub(crate) trait MicroKernel<T>: Copy + Send + Sync + 'static {
     /// 3. `k` rows of `NR` contiguous B elements are readable at stride `rsb`.
     /// 4. The `m_eff x n_eff` C tile is valid for writes (and reads when
     ///    `beta != 0`), and aliases neither A nor B.
+    /// 5. If `fill` is not null: `FILL` is true, `n_eff == NR`, and `fill`
+    ///    is valid for `k * NR` writes and aliases none of A, B and C.
     unsafe fn tile(self, layout: ALayout, t: &Tile<T>);
 
     /// Packs one panel of a transposed B (columns contiguous) with SIMD, if

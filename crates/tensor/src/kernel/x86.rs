@@ -15,9 +15,10 @@ const C_PREFETCH: bool = true;
 /// Reduction steps per trip of the micro-kernel loop.
 const UNROLL: usize = 4;
 
-/// Defines `$name::<MR, NV, ROWS, AHEAD>`: an `MR x (NV * lanes)` register
-/// tile; `AHEAD`: whether it prefetches [`Tile::ahead`] (see
-/// [`MicroKernel::AHEAD`]).
+/// Defines `$name::<MR, NV, ROWS, AHEAD, FILL>`: an `MR x (NV * lanes)`
+/// register tile; `AHEAD`: whether it prefetches [`Tile::ahead`] (see
+/// [`MicroKernel::AHEAD`]); `FILL`: whether it copies the B rows it loads
+/// to [`Tile::fill`].
 macro_rules! simd_body {
     ($name:ident, $t:ty, $lanes:expr, $zero:ident, $set1:ident, $load:ident, $store:ident,
      $fmadd:ident, $mul:ident, $load_n:ident, $store_n:ident) => {
@@ -27,7 +28,13 @@ macro_rules! simd_body {
         /// The contract of [`MicroKernel::tile`], and it must be inlined into a
         /// function compiled with the matching target features.
         #[inline(always)]
-        unsafe fn $name<const MR: usize, const NV: usize, const ROWS: bool, const AHEAD: bool>(
+        unsafe fn $name<
+            const MR: usize,
+            const NV: usize,
+            const ROWS: bool,
+            const AHEAD: bool,
+            const FILL: bool,
+        >(
             t: &Tile<$t>,
         ) {
             let mut acc = [[$zero(); NV]; MR];
@@ -63,6 +70,7 @@ macro_rules! simd_body {
             }
             let mut bp = t.b;
             let mut ap = t.a;
+            let mut fp = t.fill;
             // One reduction step: a row of B times a column of A into the tile.
             macro_rules! step {
                 ($p:expr) => {{
@@ -70,6 +78,12 @@ macro_rules! simd_body {
                     let mut bv = [$zero(); NV];
                     for (v, x) in bv.iter_mut().enumerate() {
                         *x = $load(bp.add(v * $lanes));
+                    }
+                    if FILL {
+                        for (v, x) in bv.iter().enumerate() {
+                            $store(fp.add(v * $lanes), *x);
+                        }
+                        fp = fp.add(NV * $lanes);
                     }
                     for r in 0..MR {
                         let x = if ROWS { *rows[r].add(p) } else { *ap.add(r) };
@@ -431,13 +445,13 @@ macro_rules! wrappers {
         unsafe fn $rows(t: &Tile<$t>) {
             // SAFETY: forwarded contract of `MicroKernel::tile`; this function
             // carries the target features the body needs.
-            unsafe { $body::<$mr, $nv, true, $ahead>(t) }
+            unsafe { $body::<$mr, $nv, true, $ahead, false>(t) }
         }
 
         #[target_feature(enable = $features)]
         unsafe fn $cols(t: &Tile<$t>) {
             // SAFETY: as above.
-            unsafe { $body::<$mr, $nv, false, $ahead>(t) }
+            unsafe { $body::<$mr, $nv, false, $ahead, false>(t) }
         }
 
         impl MicroKernel<$t> for $kernel {
@@ -447,6 +461,7 @@ macro_rules! wrappers {
             const KC_NR: usize = $kc_nr;
             const DOT: (usize, usize) = $dot;
             const AHEAD: bool = $ahead;
+            const FILL: bool = true;
             const KC_BYTES: usize = $blocking.0;
             const A_BLOCK_BYTES: usize = $blocking.1;
             const B_BLOCK_BYTES: usize = $blocking.2;
@@ -503,14 +518,14 @@ macro_rules! wrappers {
                 unsafe fn narrow_rows(t: &Tile<$t>) {
                     // SAFETY: as for the full tile; the body reads only the
                     // first vector of each B row.
-                    unsafe { $body::<$mr, 1, true, $ahead>(t) }
+                    unsafe { $body::<$mr, 1, true, $ahead, false>(t) }
                 }
 
                 /// [`ALayout::Cols`] version of `narrow_rows`.
                 #[target_feature(enable = $features)]
                 unsafe fn narrow_cols(t: &Tile<$t>) {
                     // SAFETY: as above.
-                    unsafe { $body::<$mr, 1, false, $ahead>(t) }
+                    unsafe { $body::<$mr, 1, false, $ahead, false>(t) }
                 }
 
                 /// The short tile (`MR / 2` rows) for an edge row group
@@ -521,7 +536,7 @@ macro_rules! wrappers {
                 unsafe fn short_rows(t: &Tile<$t>) {
                     // SAFETY: as for the full tile; the body reads only the
                     // first `MR / 2` rows, and `m_eff` is at most that.
-                    unsafe { $body::<{ $mr / 2 }, $nv, true, $ahead>(t) }
+                    unsafe { $body::<{ $mr / 2 }, $nv, true, $ahead, false>(t) }
                 }
 
                 /// [`ALayout::Cols`] version of `short_rows` (a packed A
@@ -529,7 +544,23 @@ macro_rules! wrappers {
                 #[target_feature(enable = $features)]
                 unsafe fn short_cols(t: &Tile<$t>) {
                     // SAFETY: as above.
-                    unsafe { $body::<{ $mr / 2 }, $nv, false, $ahead>(t) }
+                    unsafe { $body::<{ $mr / 2 }, $nv, false, $ahead, false>(t) }
+                }
+
+                /// The full tile that also packs the B rows it loads (see
+                /// [`Tile::fill`]).
+                #[target_feature(enable = $features)]
+                unsafe fn fill_rows(t: &Tile<$t>) {
+                    // SAFETY: as for the full tile; `fill` holds `k * NR`
+                    // elements (the `tile` contract).
+                    unsafe { $body::<$mr, $nv, true, $ahead, true>(t) }
+                }
+
+                /// [`ALayout::Cols`] version of `fill_rows`.
+                #[target_feature(enable = $features)]
+                unsafe fn fill_cols(t: &Tile<$t>) {
+                    // SAFETY: as above.
+                    unsafe { $body::<$mr, $nv, false, $ahead, true>(t) }
                 }
 
                 let narrow = $nv > 1 && t.n_eff <= $lanes;
@@ -537,6 +568,13 @@ macro_rules! wrappers {
                 // SAFETY: the caller upholds the `tile` contract, including
                 // that the CPU has the features (checked by `Kernel::check`).
                 unsafe {
+                    if !t.fill.is_null() {
+                        debug_assert_eq!(t.n_eff, $nv * $lanes);
+                        return match layout {
+                            ALayout::Rows => fill_rows(t),
+                            ALayout::Cols => fill_cols(t),
+                        };
+                    }
                     match (layout, narrow, short) {
                         (ALayout::Rows, true, _) => narrow_rows(t),
                         (ALayout::Cols, true, _) => narrow_cols(t),
