@@ -92,29 +92,11 @@ pub(super) fn fma_peak(kernel: Kernel, is_f64: bool, threads: usize, min_secs: f
             for _ in 0..threads {
                 s.spawn(move || std::hint::black_box(fma_rounds(kernel, is_f64, iters)));
             }
-        })
+        });
+        per_round * iters as f64 * threads as f64 / 1e9
     };
     run(100_000);
-    let mut iters: u64 = 1_000_000;
-    let mut best = Rate {
-        wall: 0.0,
-        cpu: 0.0,
-    };
-    let mut runs = 0;
-    while runs < 3 {
-        let sw = Stopwatch::start();
-        run(std::hint::black_box(iters));
-        let (w, t) = sw.elapsed();
-        if w < min_secs {
-            iters = iters.saturating_mul(2);
-            continue;
-        }
-        let work = per_round * iters as f64 * threads as f64 / 1e9;
-        best.wall = best.wall.max(work / w);
-        best.cpu = best.cpu.max(work / t * threads as f64);
-        runs += 1;
-    }
-    best
+    best_of_three(1_000_000, threads, min_secs, run)
 }
 
 /// The best of three 1-thread rates of `bench`'s f32 tiles on `data`, each
@@ -122,8 +104,25 @@ pub(super) fn fma_peak(kernel: Kernel, is_f64: bool, threads: usize, min_secs: f
 /// evenly), measured like [`fma_peak`].
 pub(super) fn tile_alone(bench: &mut TileBench, data: TileData, min_secs: f64) -> Rate {
     let unit = bench.tiles_per_sweep();
-    bench.run(data, unit);
-    let mut calls = unit;
+    let mut run = |calls: u64| {
+        bench.run(data, calls as usize);
+        bench.flops_per_tile() * calls as f64 / 1e9
+    };
+    run(unit as u64);
+    best_of_three(unit as u64, 1, min_secs, run)
+}
+
+/// The best wall and CPU rates of three runs of `run(units)` (which does
+/// that many units of work on `threads` threads and returns the GFLOP done)
+/// lasting at least `min_secs` each, doubling `units` from `start` until a
+/// run is long enough. The CPU rate is per thread times `threads`.
+fn best_of_three(
+    start: u64,
+    threads: usize,
+    min_secs: f64,
+    mut run: impl FnMut(u64) -> f64,
+) -> Rate {
+    let mut units = start;
     let mut best = Rate {
         wall: 0.0,
         cpu: 0.0,
@@ -131,15 +130,14 @@ pub(super) fn tile_alone(bench: &mut TileBench, data: TileData, min_secs: f64) -
     let mut runs = 0;
     while runs < 3 {
         let sw = Stopwatch::start();
-        bench.run(data, calls);
+        let work = run(std::hint::black_box(units));
         let (w, t) = sw.elapsed();
         if w < min_secs {
-            calls = calls.saturating_mul(2);
+            units = units.saturating_mul(2);
             continue;
         }
-        let work = bench.flops_per_tile() * calls as f64 / 1e9;
         best.wall = best.wall.max(work / w);
-        best.cpu = best.cpu.max(work / t);
+        best.cpu = best.cpu.max(work / t * threads as f64);
         runs += 1;
     }
     best
