@@ -248,7 +248,8 @@ fn thin_tiles_suit<K: MicroKernel<f32>, Thin: MicroKernel<f32>>(
         return false;
     }
     let main = n - dot_tail::<f32, K>(a, b);
-    let same_arithmetic = (Thin::LANES, Thin::DOT, Thin::KC_NR) == (K::LANES, K::DOT, K::NR);
+    // The same lanes and tail, and the same thin `KC` (see `blocking`).
+    let same_arithmetic = (Thin::LANES, Thin::DOT, Thin::KC_NR) == (K::LANES, K::DOT, K::KC_NR);
     same_arithmetic && K::NR < main && main <= Thin::NR
 }
 

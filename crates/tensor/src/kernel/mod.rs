@@ -311,7 +311,8 @@ pub(crate) trait MicroKernel<T>: Copy + Send + Sync + 'static {
     /// Bytes of the shared `KC x NC` slice of packed B (sets `NC`).
     const B_BLOCK_BYTES: usize = 1 << 20;
     /// Whether [`MicroKernel::tile`] prefetches [`Tile::ahead`] (spread
-    /// over its reduction). The AVX-512 kernels do; in the AVX2 ones (16
+    /// over its reduction). The AVX-512 kernels do (but not the thin one,
+    /// whose path passes no region); in the AVX2 ones (16
     /// registers) the extra loop state cost 10-20% on a Zen 4 even with
     /// nothing to prefetch, so they keep only the burst of `c_next`.
     const AHEAD: bool = false;
