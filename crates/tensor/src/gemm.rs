@@ -272,15 +272,17 @@ fn with_scratch<T: Element, R>(slot: Slot, len: usize, f: impl FnOnce(&mut [T]) 
 
 /// Cache-blocking sizes for one call (independent of the thread count).
 #[derive(Clone, Copy, Debug)]
-struct Blocking {
-    kc: usize,
+pub(crate) struct Blocking {
+    pub(crate) kc: usize,
     nc: usize,
-    mc: usize,
+    pub(crate) mc: usize,
     /// Loop `ir` outside `jr` (few B panels).
     a_outer: bool,
 }
 
-fn blocking<T, K: MicroKernel<T>>(m: usize, n: usize, k: usize) -> Blocking {
+/// The blocking `K` uses on an `m x k` by `k x n` product (also the shape
+/// of `kernel::alone`'s tile benchmark).
+pub(crate) fn blocking<T, K: MicroKernel<T>>(m: usize, n: usize, k: usize) -> Blocking {
     let size = std::mem::size_of::<T>();
     let (mr, nr) = (K::MR, K::NR);
     let (kc_bytes, a_block_bytes, b_block_bytes) =
