@@ -131,10 +131,12 @@ fn measure(settings: &Settings, train: &Split, n_hidden: usize) -> anyhow::Resul
         best_of(&mut || {
             let model = mlp::Mlp::<f32>::init(d, n_hidden, k, 1);
             let mut t = mlp::train::Trainer::with_model(as_data(train), model, &config)?;
-            for _ in 0..n_steps {
-                t.step(eta)?;
-            }
-            Ok(())
+            tensor::with_spinning_partners(|| {
+                for _ in 0..n_steps {
+                    t.step(eta)?;
+                }
+                Ok(())
+            })
         })
     };
     let epoch = time_epoch(mlp::data::Augment::NONE)?;
@@ -156,26 +158,29 @@ fn measure(settings: &Settings, train: &Split, n_hidden: usize) -> anyhow::Resul
     let grad_logits = Array2::<f32>::from_elem((n, k), 0.01);
     let mut grad_hidden = Array2::<f32>::zeros((n, n_hidden));
     let (alpha, beta) = (-(eta / n as f64) as f32, (1.0 - 2.0 * eta * lambda) as f32);
+    // With the same spinning partners as the epoch.
     let matmul = best_of(&mut || {
-        for _ in 0..n_steps {
-            tensor::gemm(1.0, &x.view(), &w1.t(), 0.0, &mut hidden.view_mut());
-            tensor::gemm(1.0, &hidden.view(), &w2.t(), 0.0, &mut logits.view_mut());
-            tensor::gemm(
-                1.0,
-                &grad_logits.view(),
-                &w2.view(),
-                0.0,
-                &mut grad_hidden.view_mut(),
-            );
-            tensor::gemm(
-                alpha,
-                &grad_logits.t(),
-                &hidden.view(),
-                beta,
-                &mut w2_upd.view_mut(),
-            );
-            tensor::gemm(alpha, &grad_hidden.t(), &x.view(), beta, &mut w1.view_mut());
-        }
+        tensor::with_spinning_partners(|| {
+            for _ in 0..n_steps {
+                tensor::gemm(1.0, &x.view(), &w1.t(), 0.0, &mut hidden.view_mut());
+                tensor::gemm(1.0, &hidden.view(), &w2.t(), 0.0, &mut logits.view_mut());
+                tensor::gemm(
+                    1.0,
+                    &grad_logits.view(),
+                    &w2.view(),
+                    0.0,
+                    &mut grad_hidden.view_mut(),
+                );
+                tensor::gemm(
+                    alpha,
+                    &grad_logits.t(),
+                    &hidden.view(),
+                    beta,
+                    &mut w2_upd.view_mut(),
+                );
+                tensor::gemm(alpha, &grad_hidden.t(), &x.view(), beta, &mut w1.view_mut());
+            }
+        });
         Ok(())
     })?;
     std::hint::black_box((&w1, &w2_upd, &logits));

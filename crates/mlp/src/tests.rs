@@ -212,6 +212,51 @@ fn run(
     train::train(train_set.data(), val_set.data(), &valid, observer)
 }
 
+/// A dedicated 2-thread pool (as `cargo xtask train` runs one training)
+/// splits the report's step products on a spinning partner between the
+/// curve points; the run repeats the 1-thread one bit for bit.
+#[test]
+fn training_with_spinning_partners_is_bit_identical_to_one_thread() {
+    // The report's shapes (3072 inputs, 50 hidden, batch 100): 3e7-flop
+    // products, which split inside the dedicated scope.
+    let all = clustered(700, 3072, 1.0, 5);
+    let train_set = Set {
+        images: all.images.slice(ndarray::s![..550, ..]).to_owned(),
+        labels: all.labels[..550].to_vec(),
+    };
+    let val_set = Set {
+        images: all.images.slice(ndarray::s![550.., ..]).to_owned(),
+        labels: all.labels[550..].to_vec(),
+    };
+    let mut config = small_config(
+        ScheduleSpec::Triangular {
+            eta_min: 1e-4,
+            eta_max: 0.05,
+            n_s: 6,
+            n_cycles: 1,
+        },
+        0.005,
+    );
+    config.settings.n_hidden = 50;
+    config.settings.batch_size = 100;
+    config.settings.records_per_cycle = 3;
+    let one = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap()
+        .install(|| run(&train_set, &val_set, &config, &mut Silent).unwrap());
+    let two = tensor::pool::pool_builder(2).build().unwrap().install(|| {
+        tensor::with_small_products_split(|| {
+            run(&train_set, &val_set, &config, &mut Silent).unwrap()
+        })
+    });
+    assert_eq!(one.model, two.model);
+    assert_eq!(one.curve, two.curve);
+    // Every step ran and each point sits where the schedule puts it.
+    let steps: Vec<u64> = one.curve.iter().map(|p| p.step).collect();
+    assert_eq!(steps, vec![0, 4, 8, 12]);
+}
+
 #[test]
 fn training_is_bit_identical_for_one_and_two_threads() {
     // 2300 rows: three evaluation blocks and a short last mini-batch.

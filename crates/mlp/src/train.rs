@@ -587,15 +587,28 @@ pub fn train(
             return Err(TrainError::Stopped { step: 0, curve });
         }
     }
-    for t in 0..n_steps {
-        let eta = schedule.eta(t);
-        trainer.step(eta)?;
-        observer.on_step(t + 1, n_steps, eta);
-        if records.get(next_record) == Some(&(t + 1)) {
-            record(trainer.model(), t + 1, &mut curve, observer)?;
+    let mut t = 0;
+    while t < n_steps {
+        // The steps up to the next record run with the pool's other workers
+        // kept awake for their split products (a record's evaluation needs
+        // them free for its own parallel blocks).
+        let until = records
+            .get(next_record)
+            .map_or(n_steps, |&r| r.min(n_steps));
+        tensor::with_spinning_partners(|| {
+            while t < until {
+                let eta = schedule.eta(t);
+                trainer.step(eta)?;
+                t += 1;
+                observer.on_step(t, n_steps, eta);
+            }
+            Ok::<(), TrainError>(())
+        })?;
+        if records.get(next_record) == Some(&t) {
+            record(trainer.model(), t, &mut curve, observer)?;
             next_record += 1;
             if observer.stop() {
-                return Err(TrainError::Stopped { step: t + 1, curve });
+                return Err(TrainError::Stopped { step: t, curve });
             }
         }
     }

@@ -63,7 +63,8 @@ thread_local! {
 /// Not for a pool shared by concurrent trials: there the other thread is
 /// busy, and a half-product waits for it (`final-train` took 20.2 s instead
 /// of 18.1 s). Results do not change: which thread computes a block never
-/// changes its arithmetic.
+/// changes its arithmetic. Inside it, [`crate::with_spinning_partners`]
+/// also keeps the pool's other workers awake for those splits.
 pub fn with_small_products_split<R>(f: impl FnOnce() -> R) -> R {
     /// Restores the previous threshold, also when `f` panics.
     struct Restore(f64);
@@ -74,6 +75,11 @@ pub fn with_small_products_split<R>(f: impl FnOnce() -> R) -> R {
     }
     let _restore = Restore(MIN_SPLIT_FLOPS.with(|t| t.replace(DEDICATED_MIN_FLOPS)));
     f()
+}
+
+/// Whether this thread is inside [`with_small_products_split`].
+pub(crate) fn splits_small_products() -> bool {
+    MIN_SPLIT_FLOPS.with(|t| t.get()) == DEDICATED_MIN_FLOPS
 }
 
 /// The threads a product of `m x k` by `k x n` uses in the current rayon
@@ -549,7 +555,7 @@ fn pack_b_panels<T: Element, K: MicroKernel<T>>(
         let half = n_panels / 2;
         let (lo, hi) = packed.split_at_mut(half * k * nr);
         let left = n_threads / 2;
-        rayon::join(
+        crate::partners::join(
             || pack_b_panels(kernel, b, lo, first, nr, left),
             || pack_b_panels(kernel, b, hi, first + half, nr, n_threads - left),
         );
@@ -831,7 +837,7 @@ impl<T: Element, K: MicroKernel<T>> Job<K, T> {
                 Some((lo, hi)) => (Some(lo), Some(hi)),
                 None => (None, None),
             };
-            rayon::join(
+            crate::partners::join(
                 || self.run_parallel(a_lo, b, c_lo, t_lo, left),
                 || self.run_parallel(a_hi, b, c_hi, t_hi, n_threads - left),
             );
@@ -839,7 +845,7 @@ impl<T: Element, K: MicroKernel<T>> Job<K, T> {
             // The dot tail (C's last columns) goes with the right half.
             let split = (n_panels * left / n_threads).max(1);
             let (c_lo, c_hi) = c.split_at(Axis(1), split * K::NR);
-            rayon::join(
+            crate::partners::join(
                 || self.run_parallel(a, b, c_lo, None, left),
                 || self.run_parallel(a, b.starting_at(split), c_hi, tail, n_threads - left),
             );

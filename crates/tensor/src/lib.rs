@@ -27,7 +27,9 @@
 //! computed by the same sequence of operations whatever the thread count, and
 //! results are bit-identical for 1 or N threads. Results do differ (in the
 //! last bits) between kernels. [`pool::pool_builder`] builds pools whose
-//! workers keep a core each, so a split product really runs on two cores.
+//! workers keep a core each, so a split product really runs on two cores;
+//! [`with_spinning_partners`] keeps them awake through a run of training
+//! steps, whose splits then skip rayon's wake-up.
 //!
 //! Everything here is allocation-free in steady state: callers pass output
 //! buffers, and the GEMM packing buffers are per-thread and reused.
@@ -39,6 +41,7 @@ pub mod bench;
 mod gemm;
 mod kernel;
 mod ops;
+pub mod partners;
 pub mod pool;
 pub mod reference;
 
@@ -50,6 +53,7 @@ pub use ops::{
     add_bias, add_bias_relu, argmax_rows, column_sums, relu_backward, softmax_cross_entropy,
     softmax_rows, LossSum,
 };
+pub use partners::with_spinning_partners;
 
 /// The element types the kernels support: `f32` for training, `f64` for
 /// gradient checks and references. Sealed (the hidden `GemmScalar` bound
