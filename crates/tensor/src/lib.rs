@@ -33,8 +33,10 @@
 //!
 //! Everything here is allocation-free in steady state: callers pass output
 //! buffers, and the GEMM packing buffers are per-thread and reused.
-//! `unsafe` lives only in the micro-kernels and packers (`kernel` module) and the
-//! few call sites in `gemm` that hand them raw pointers, each with a `// SAFETY:` comment.
+//! `unsafe` lives only in the micro-kernels and packers (`kernel` module), the
+//! few call sites in `gemm` that hand them raw pointers, and the hand-over of
+//! a half-product to a spinning partner (`partners`), each with a
+//! `// SAFETY:` comment.
 
 #[cfg(feature = "bench")]
 pub mod bench;
