@@ -26,6 +26,15 @@ pub(crate) struct Set {
 }
 
 impl Set {
+    /// The first `n` rows (training) and the rest (validation).
+    pub fn split_at(&self, n: usize) -> (Set, Set) {
+        let part = |rows: std::ops::Range<usize>| Set {
+            images: self.images.slice(ndarray::s![rows.clone(), ..]).to_owned(),
+            labels: self.labels[rows].to_vec(),
+        };
+        (part(0..n), part(n..self.labels.len()))
+    }
+
     /// As training data; rows of 64 features read as one 8 x 8 image.
     pub fn data(&self) -> Data<'_> {
         Data {
@@ -220,14 +229,7 @@ fn training_with_spinning_partners_is_bit_identical_to_one_thread() {
     // The report's shapes (3072 inputs, 50 hidden, batch 100): 3e7-flop
     // products, which split inside the dedicated scope.
     let all = clustered(700, 3072, 1.0, 5);
-    let train_set = Set {
-        images: all.images.slice(ndarray::s![..550, ..]).to_owned(),
-        labels: all.labels[..550].to_vec(),
-    };
-    let val_set = Set {
-        images: all.images.slice(ndarray::s![550.., ..]).to_owned(),
-        labels: all.labels[550..].to_vec(),
-    };
+    let (train_set, val_set) = all.split_at(550);
     let mut config = small_config(
         ScheduleSpec::Triangular {
             eta_min: 1e-4,
@@ -261,14 +263,7 @@ fn training_with_spinning_partners_is_bit_identical_to_one_thread() {
 fn training_is_bit_identical_for_one_and_two_threads() {
     // 2300 rows: three evaluation blocks and a short last mini-batch.
     let all = clustered(3400, 64, 1.0, 7);
-    let train_set = Set {
-        images: all.images.slice(ndarray::s![..2300, ..]).to_owned(),
-        labels: all.labels[..2300].to_vec(),
-    };
-    let val_set = Set {
-        images: all.images.slice(ndarray::s![2300.., ..]).to_owned(),
-        labels: all.labels[2300..].to_vec(),
-    };
+    let (train_set, val_set) = all.split_at(2300);
     let config = small_config(
         ScheduleSpec::Triangular {
             eta_min: 1e-4,
@@ -553,14 +548,7 @@ fn dropout_and_label_smoothing_gradients_match_finite_differences() {
 #[test]
 fn full_recipe_is_deterministic_and_learns() {
     let all = clustered(1500, 64, 1.0, 31);
-    let train_set = Set {
-        images: all.images.slice(ndarray::s![..1200, ..]).to_owned(),
-        labels: all.labels[..1200].to_vec(),
-    };
-    let val_set = Set {
-        images: all.images.slice(ndarray::s![1200.., ..]).to_owned(),
-        labels: all.labels[1200..].to_vec(),
-    };
+    let (train_set, val_set) = all.split_at(1200);
     let mut config = small_config(
         ScheduleSpec::OneCycle {
             eta_max: 0.05,
