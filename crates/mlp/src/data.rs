@@ -314,6 +314,11 @@ impl Transform {
     }
 }
 
+/// A mini-batch gathered from a [`RowSource`] is split in two at a multiple
+/// of this many rows (the batch fill's row group), when it has at least
+/// twice as many.
+const SPLIT_ROWS: usize = 16;
+
 /// Copy the rows `indices` of `features` into `out` (a preallocated
 /// mini-batch buffer); a [`RowSource`] fills a contiguous buffer with one
 /// [`RowSource::fill_rows`] call.
@@ -327,7 +332,19 @@ pub fn gather_rows<T: Element>(features: &Features<'_, T>, indices: &[usize], ou
         "mini-batch buffer shape"
     );
     if let (Features::Rows(r), Some(flat)) = (features, out.as_slice_mut()) {
-        return r.fill_rows(indices, flat);
+        // Two halves, the second on an awake partner inside a training
+        // step's partner scope (else both here): each row depends only on
+        // its index, so the batch is the same whoever fills which rows.
+        let half = indices.len() / 2 / SPLIT_ROWS * SPLIT_ROWS;
+        if half == 0 || !tensor::partners::partners_awake() {
+            return r.fill_rows(indices, flat);
+        }
+        let (lo, hi) = flat.split_at_mut(half * features.ncols());
+        let (first, second) = indices.split_at(half);
+        return tensor::partners::join_with_partner(
+            || r.fill_rows(first, lo),
+            || r.fill_rows(second, hi),
+        );
     }
     for (mut dst, &idx) in out.rows_mut().into_iter().zip(indices) {
         match dst.as_slice_mut() {
@@ -591,9 +608,12 @@ pub(crate) mod tests {
     }
 
     /// [`Copied`] with its own [`RowSource::fill_rows`] (rows written last
-    /// to first), recording the indices of each call; it has no
-    /// `fill_row`.
-    struct Batched(Copied, std::sync::Mutex<Vec<Vec<usize>>>);
+    /// to first), recording the indices and the thread of each call; it has
+    /// no `fill_row`.
+    struct Batched(Copied, std::sync::Mutex<Vec<Call>>);
+
+    /// The indices and the thread of one `fill_rows` call.
+    type Call = (Vec<usize>, std::thread::ThreadId);
 
     impl RowSource<f32> for Batched {
         fn n_rows(&self) -> usize {
@@ -606,7 +626,8 @@ pub(crate) mod tests {
             panic!("a batch must be filled by fill_rows");
         }
         fn fill_rows(&self, indices: &[usize], dst: &mut [f32]) {
-            self.1.lock().unwrap().push(indices.to_vec());
+            let call = (indices.to_vec(), std::thread::current().id());
+            self.1.lock().unwrap().push(call);
             let d = self.n_features();
             for (&i, row) in indices.iter().zip(dst.chunks_exact_mut(d)).rev() {
                 self.0.fill_row(i, row);
@@ -630,7 +651,51 @@ pub(crate) mod tests {
         let mut default = vec![f32::NAN; 20];
         Copied(m.clone()).fill_rows(&indices, &mut default);
         assert_eq!(default, want.iter().copied().collect::<Vec<_>>());
-        assert_eq!(*source.1.lock().unwrap(), vec![indices.to_vec()]);
+        let calls = source.1.lock().unwrap();
+        assert_eq!(calls.iter().map(|c| &c.0).collect::<Vec<_>>(), [&indices]);
+    }
+
+    /// With a spinning partner awake (a training step of a dedicated pool),
+    /// a 100-row batch is filled in two calls, 48 rows here and 52 on the
+    /// partner; the batch is the one gathered from the matrix.
+    #[test]
+    fn a_batch_is_filled_in_two_halves_when_a_partner_is_awake() {
+        let m = Array2::from_shape_fn((300, 24), |(i, j)| (i * 100 + j) as f32);
+        let indices: Vec<usize> = (0..100).map(|i| (i * 37 + 11) % 300).collect();
+        let mut want = Array2::zeros((100, 24));
+        gather_rows(&Features::Matrix(m.view()), &indices, &mut want);
+        let source = Batched(Copied(m.clone()), Default::default());
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        let split_on_two_threads = pool.install(|| {
+            tensor::with_small_products_split(|| {
+                tensor::with_spinning_partners(|| {
+                    // Until the partner has taken its place (at most 10 s).
+                    let start = std::time::Instant::now();
+                    loop {
+                        source.1.lock().unwrap().clear();
+                        let mut out = Array2::from_elem((100, 24), f32::NAN);
+                        gather_rows(&Features::Rows(&source), &indices, &mut out);
+                        assert_eq!(out, want);
+                        let calls = source.1.lock().unwrap().clone();
+                        let halves = [&indices[..48], &indices[48..]];
+                        assert_eq!(calls.iter().map(|c| &c.0[..]).collect::<Vec<_>>(), halves);
+                        if calls[0].1 != calls[1].1 || start.elapsed().as_secs() > 10 {
+                            break calls[0].1 != calls[1].1;
+                        }
+                    }
+                })
+            })
+        });
+        assert!(split_on_two_threads, "the partner never filled a half");
+        // Without partners: one call, as before.
+        source.1.lock().unwrap().clear();
+        let mut out = Array2::zeros((100, 24));
+        pool.install(|| gather_rows(&Features::Rows(&source), &indices, &mut out));
+        assert_eq!(out, want);
+        assert_eq!(source.1.lock().unwrap().len(), 1);
     }
 
     #[test]

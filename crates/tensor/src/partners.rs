@@ -14,7 +14,9 @@
 //! `SPIN_LIMIT` after its last job (longer than those gaps), then asleep
 //! until a job comes. The crate's splits call `join`, which hands the
 //! second closure to an idle partner (waking it if asleep), or runs both
-//! halves on the calling thread when none is free.
+//! halves on the calling thread when none is free. [`join_with_partner`]
+//! does the same for other work of the step (`mlp`'s mini-batch gather),
+//! and outside a scope runs both halves here instead of calling rayon.
 //!
 //! Only for a pool that runs one training alone (inside
 //! [`crate::with_small_products_split`]): the partners occupy their cores,
@@ -117,6 +119,9 @@ struct Partners {
 
 thread_local! {
     /// The partners this thread's [`join`] may use (null outside a scope).
+    /// Set only while its `Partners` lives (an `Activate` guard inside
+    /// `with_spinning_partners` or a partner's loop), so a join that reads
+    /// it non-null may use the `Partners` until it returns.
     static ACTIVE: Cell<*const Partners> = const { Cell::new(std::ptr::null()) };
 }
 
@@ -143,7 +148,7 @@ impl Drop for Activate {
 pub fn with_spinning_partners<R>(f: impl FnOnce() -> R) -> R {
     let n_threads = rayon::current_num_threads();
     let owner = rayon::current_thread_index();
-    let nested = ACTIVE.with(|a| !a.get().is_null());
+    let nested = partners_awake();
     let (Some(owner), false, true) = (owner, nested, crate::gemm::splits_small_products()) else {
         return f();
     };
@@ -258,11 +263,46 @@ where
     let active = ACTIVE.with(Cell::get);
     if active.is_null() {
         rayon::join(a, b);
-        return;
+    } else {
+        // SAFETY: see `ACTIVE`.
+        join_on(unsafe { &*active }, a, b);
     }
-    // SAFETY: ACTIVE is set only while its `Partners` lives (an `Activate`
-    // guard inside `with_spinning_partners` or a partner's loop).
-    let partners = unsafe { &*active };
+}
+
+/// Runs `a` on this thread and `b` on an idle spinning partner inside
+/// [`with_spinning_partners`]; anywhere else (or with no partner idle),
+/// `a` then `b` on this thread, never handing work to a rayon worker that
+/// may be busy with something else. For work outside the products that
+/// pays to split only when a partner is already awake: a mini-batch's
+/// gather. Panics of either are propagated after both have finished.
+pub fn join_with_partner<A, B>(a: A, b: B)
+where
+    A: FnOnce() + Send,
+    B: FnOnce() + Send,
+{
+    let active = ACTIVE.with(Cell::get);
+    if active.is_null() {
+        a();
+        b();
+    } else {
+        // SAFETY: see `ACTIVE`.
+        join_on(unsafe { &*active }, a, b);
+    }
+}
+
+/// Whether this thread is inside [`with_spinning_partners`] with partners
+/// (in a partner's job too): whether [`join_with_partner`] may run in
+/// parallel.
+pub fn partners_awake() -> bool {
+    ACTIVE.with(|a| !a.get().is_null())
+}
+
+/// [`join`] with `partners`: `b` to an idle one, or both here.
+fn join_on<A, B>(partners: &Partners, a: A, b: B)
+where
+    A: FnOnce() + Send,
+    B: FnOnce() + Send,
+{
     let claim = |from: u8| {
         partners.slots.iter().find(|slot| {
             slot.state
@@ -359,6 +399,35 @@ mod tests {
             std::thread::sleep(SPIN_LIMIT * 10);
             let (a, b) = join_threads();
             assert_ne!(a, b, "a sleeping partner was not woken");
+        });
+    }
+
+    #[test]
+    fn join_with_partner_hands_over_only_to_an_awake_partner() {
+        let threads = || {
+            let (mut a, mut b) = (None, None);
+            join_with_partner(
+                || a = Some(std::thread::current().id()),
+                || b = Some(std::thread::current().id()),
+            );
+            (a.unwrap(), b.unwrap())
+        };
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        // Outside a scope, both halves here, even with an idle worker.
+        let here = std::thread::current().id();
+        assert_eq!(threads(), (here, here));
+        let (a, b) = pool.install(threads);
+        assert_eq!(a, b);
+        assert!(!pool.install(partners_awake));
+        // Inside, the second half goes to the partner.
+        with_partners_on_two_threads(|| {
+            assert!(partners_awake());
+            assert!(until_a_partner_runs_b());
+            let (a, b) = threads();
+            assert_ne!(a, b);
         });
     }
 
