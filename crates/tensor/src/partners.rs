@@ -39,6 +39,13 @@ use std::time::{Duration, Instant};
 /// keeping its core busy.
 const SPIN_LIMIT: Duration = Duration::from_micros(200);
 
+/// How long a caller spins waiting for its partner's half before it
+/// sleeps until woken. Halves usually end within a few µs of each other;
+/// a partner that does not is likely off its CPU (a host that runs both
+/// vCPUs on one core for a while), and a caller spinning on that CPU would
+/// only delay it.
+const WAIT_SPIN_LIMIT: Duration = Duration::from_micros(50);
+
 /// Environment variable that turns spinning partners off when set to `0`.
 pub const SPIN_ENV: &str = "CIFAR_CLR_SPIN_PARTNERS";
 
@@ -62,12 +69,13 @@ const DONE: u8 = 4;
 const PARKED: u8 = 5;
 
 /// A job whose closure lives on the stack of the caller of [`join`].
-#[derive(Clone, Copy)]
 struct ErasedJob {
     /// Points to the caller's `Option<F>`.
     data: *mut (),
     /// Takes the `F` out of `data` and calls it.
     run: unsafe fn(*mut ()),
+    /// The caller, woken when the job is done (it may have gone to sleep).
+    waiter: std::thread::Thread,
 }
 
 /// Calls the `F` in the `Option<F>` at `data`.
@@ -249,6 +257,7 @@ fn run_posted(slot: &Slot) {
         *slot.panic.lock().unwrap_or_else(|e| e.into_inner()) = Some(payload);
     }
     slot.state.store(DONE, Ordering::Release);
+    job.waiter.unpark();
 }
 
 /// Runs `a` and `b`, in parallel when possible: on a spinning partner
@@ -323,6 +332,7 @@ where
     let job = ErasedJob {
         data: (&raw mut b).cast(),
         run: run_erased::<B>,
+        waiter: std::thread::current(),
     };
     // SAFETY: CLAIMED gives this thread the job cell until it stores READY.
     unsafe { *slot.job.get() = Some(job) };
@@ -334,9 +344,17 @@ where
             .unpark();
     }
     let a_result = panic::catch_unwind(AssertUnwindSafe(a));
-    // `b` lives on this stack frame: wait for the partner whatever `a` did.
+    // `b` lives on this stack frame: wait for the partner whatever `a` did;
+    // spinning at first, then asleep (the partner wakes us).
+    let waiting_since = Instant::now();
+    let mut polls = 0u32;
     while slot.state.load(Ordering::Acquire) != DONE {
-        std::hint::spin_loop();
+        if polls.is_multiple_of(64) && waiting_since.elapsed() > WAIT_SPIN_LIMIT {
+            std::thread::park_timeout(Duration::from_millis(1));
+        } else {
+            std::hint::spin_loop();
+        }
+        polls = polls.wrapping_add(1);
     }
     let b_panic = slot.panic.lock().unwrap_or_else(|e| e.into_inner()).take();
     slot.state.store(IDLE, Ordering::Release);
