@@ -155,12 +155,10 @@ impl Drop for Activate {
 /// inside another such scope (whose partners then serve `f`).
 pub fn with_spinning_partners<R>(f: impl FnOnce() -> R) -> R {
     let n_threads = rayon::current_num_threads();
-    let owner = rayon::current_thread_index();
-    let nested = partners_awake();
-    let (Some(owner), false, true) = (owner, nested, crate::gemm::splits_small_products()) else {
+    let Some(owner) = rayon::current_thread_index() else {
         return f();
     };
-    if n_threads < 2 || !enabled() {
+    if n_threads < 2 || partners_awake() || !crate::gemm::splits_small_products() || !enabled() {
         return f();
     }
     let partners = Box::new(Partners {
